@@ -1,0 +1,46 @@
+# The two commands a newcomer needs: `make run` and `make test` (see README.md).
+.DEFAULT_GOAL := help
+.PHONY: help run test lint format typecheck pytest venv clean
+
+PY := .venv/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+help:
+	@echo "make run    start the API on http://$(HOST):$(PORT) (embedded PostgreSQL unless DATABASE_URL is set)"
+	@echo "make test   lint, format check, type check and the test suite"
+
+venv:
+	@scripts/ensure-venv
+
+run: export CHATAPI_ENV ?= development
+run: venv
+	@$(PY) manage.py migrate --no-input -v 0
+	@TOKEN=$$($(PY) manage.py dev_token --email you@example.com --ttl 86400); \
+	echo ""; \
+	echo "chatapi: http://$(HOST):$(PORT)/api/v1   docs: http://$(HOST):$(PORT)/docs   admin: http://$(HOST):$(PORT)/admin/"; \
+	echo "Get a token (24 h):  TOKEN=\$$($(PY) manage.py dev_token --email you@example.com --ttl 86400)"; \
+	echo "Try it:              curl -H \"Authorization: Bearer $$TOKEN\" http://$(HOST):$(PORT)/api/v1/auth/me"; \
+	echo "Admin account:       $(PY) manage.py createsuperuser"; \
+	echo ""
+	@$(PY) manage.py runserver $(HOST):$(PORT)
+
+test: export CHATAPI_ENV ?= test
+test: venv lint typecheck pytest
+
+lint: venv
+	@.venv/bin/ruff check .
+	@.venv/bin/ruff format --check .
+
+format: venv
+	@.venv/bin/ruff check --fix .
+	@.venv/bin/ruff format .
+
+typecheck: venv
+	@.venv/bin/mypy .
+
+pytest: venv
+	@.venv/bin/pytest
+
+clean:
+	rm -rf .venv .devdata staticfiles .mypy_cache .ruff_cache .pytest_cache

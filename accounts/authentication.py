@@ -1,0 +1,90 @@
+"""The DRF adapter around accounts.tokens: `Authorization: Bearer <Supabase JWT>`."""
+
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.request import Request
+
+from accounts.models import User
+from accounts.services import user_get_or_create_from_claims
+from accounts.tokens import (
+    Claims,
+    InvalidTokenError,
+    KeysUnavailableError,
+    TokenVerifier,
+    VerifierConfig,
+)
+from chatapi.errors import ServiceUnavailableError
+
+
+@cache
+def token_verifier() -> TokenVerifier:
+    """One verifier per process, so the JWKS cache is shared by every request."""
+    return TokenVerifier(
+        VerifierConfig(
+            algorithms=tuple(settings.SUPABASE_JWT_ALGORITHMS),
+            secret=settings.SUPABASE_JWT_SECRET,
+            jwks_url=settings.SUPABASE_JWKS_URL,
+            audience=settings.SUPABASE_JWT_AUDIENCE,
+            issuer=settings.SUPABASE_JWT_ISSUER,
+            leeway_seconds=settings.SUPABASE_JWT_LEEWAY_SECONDS,
+            jwks_cache_seconds=settings.SUPABASE_JWKS_CACHE_SECONDS,
+            jwks_min_refresh_seconds=settings.SUPABASE_JWKS_MIN_REFRESH_SECONDS,
+            http_timeout_seconds=settings.SUPABASE_HTTP_TIMEOUT_SECONDS,
+        )
+    )
+
+
+def _reset_verifier(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith("SUPABASE_"):
+        token_verifier.cache_clear()
+
+
+setting_changed.connect(_reset_verifier)
+
+
+class SupabaseJWTAuthentication(BaseAuthentication):
+    def authenticate(self, request: Request) -> tuple[User, Claims] | None:
+        header = get_authorization_header(request).split()
+        if not header:
+            return None
+        if header[0].lower() != b"bearer":
+            raise AuthenticationFailed("Use an 'Authorization: Bearer <token>' header.")
+        if len(header) != 2:
+            raise AuthenticationFailed("The Authorization header must be 'Bearer <token>'.")
+        try:
+            token = header[1].decode("ascii")
+        except UnicodeDecodeError:
+            raise AuthenticationFailed("Token is malformed.") from None
+        try:
+            claims = token_verifier().verify(token)
+        except InvalidTokenError as exc:
+            raise AuthenticationFailed(exc.message) from None
+        except KeysUnavailableError as exc:
+            raise ServiceUnavailableError(exc.message) from None
+        user = user_get_or_create_from_claims(claims=claims)
+        if not user.is_active:
+            raise AuthenticationFailed("This account is disabled.")
+        return user, claims
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+
+def request_user(request: Request) -> User:
+    """The caller of a view that requires authentication (the default permission)."""
+    user = request.user
+    if not isinstance(user, User):
+        raise TypeError("request_user() needs an authenticated request")
+    return user
+
+
+def request_claims(request: Request) -> Claims:
+    claims = request.auth
+    if not isinstance(claims, Claims):
+        raise TypeError("request_claims() needs a request authenticated by a Supabase token")
+    return claims

@@ -1,0 +1,117 @@
+"""Sign-up, login, refresh and logout, proxied to Supabase Auth; and who am I."""
+
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework import status
+from rest_framework.authentication import get_authorization_header
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.authentication import request_claims, request_user
+from accounts.gotrue import gotrue_client
+from accounts.serializers import (
+    CredentialsSerializer,
+    LogoutSerializer,
+    MeSerializer,
+    RefreshSerializer,
+    RegisterResponseSerializer,
+    RegisterSerializer,
+    SessionSerializer,
+)
+
+_CREDENTIALS_EXAMPLE = OpenApiExample(
+    "credentials",
+    value={"email": "ada@example.com", "password": "correct horse battery"},
+    request_only=True,
+)
+
+
+class _PublicView(APIView):
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+
+
+class RegisterView(_PublicView):
+    @extend_schema(
+        operation_id="auth_register",
+        tags=["auth"],
+        auth=[],
+        request=RegisterSerializer,
+        responses={201: RegisterResponseSerializer},
+        examples=[_CREDENTIALS_EXAMPLE],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = RegisterSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = gotrue_client().sign_up(**serializer.validated_data)
+        body = {
+            "user": result.user.fields,
+            "session": result.session.as_json() if result.session else None,
+        }
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class LoginView(_PublicView):
+    @extend_schema(
+        operation_id="auth_login",
+        tags=["auth"],
+        auth=[],
+        request=CredentialsSerializer,
+        responses={200: SessionSerializer},
+        examples=[_CREDENTIALS_EXAMPLE],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = CredentialsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        session = gotrue_client().sign_in_with_password(**serializer.validated_data)
+        return Response(session.as_json())
+
+
+class RefreshView(_PublicView):
+    @extend_schema(
+        operation_id="auth_refresh",
+        tags=["auth"],
+        auth=[],
+        request=RefreshSerializer,
+        responses={200: SessionSerializer},
+        description="Trade a refresh token (single use) for a new session.",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = RefreshSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        session = gotrue_client().refresh_session(**serializer.validated_data)
+        return Response(session.as_json())
+
+
+class LogoutView(APIView):
+    @extend_schema(
+        operation_id="auth_logout",
+        tags=["auth"],
+        request=LogoutSerializer,
+        responses={204: None},
+        description="Revoke the caller's refresh tokens at Supabase Auth. Access tokens stay "
+        "valid until they expire.",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = LogoutSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        token = get_authorization_header(request).split()[1].decode("ascii")
+        gotrue_client().sign_out(access_token=token, scope=serializer.validated_data["scope"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeView(APIView):
+    @extend_schema(operation_id="auth_me", tags=["auth"], responses={200: MeSerializer})
+    def get(self, request: Request) -> Response:
+        user, claims = request_user(request), request_claims(request)
+        body = {
+            "id": user.pk,
+            "email": user.email,
+            "role": claims.role,
+            "aal": claims.aal,
+            "session_id": claims.session_id,
+            "is_anonymous": claims.is_anonymous,
+            "date_joined": user.date_joined,
+        }
+        return Response(MeSerializer(body).data)

@@ -1,0 +1,7 @@
+"""A pytest plugin loaded first (``-p chatapi.pytest_mode`` in pyproject.toml), before
+pytest-django reads the settings: tests run in "test" mode, with local defaults for
+secrets and the embedded PostgreSQL unless DATABASE_URL is set (CI sets it)."""
+
+import os
+
+os.environ.setdefault("CHATAPI_ENV", "test")

@@ -1,0 +1,209 @@
+"""Settings for chatapi, read from the environment (see .env.example for every variable).
+
+CHATAPI_ENV selects the mode: ``production`` (the default) demands every secret;
+``development`` (what ``make run`` sets) and ``test`` (what the test suite sets) fall
+back to clearly-insecure local defaults and to an embedded PostgreSQL.
+"""
+
+from pathlib import Path
+
+import dj_database_url
+import django_stubs_ext
+from django.core.exceptions import ImproperlyConfigured
+
+from chatapi.embedded_db import embedded_database
+from chatapi.env import env_bool, env_choice, env_int, env_list, env_required, env_str
+
+# Lets generic classes (ModelAdmin[User], QuerySet[...]) be subscripted at run time.
+django_stubs_ext.monkeypatch()
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+CHATAPI_ENV = env_choice("CHATAPI_ENV", "production", ("production", "development", "test"))
+DEV_MODE = CHATAPI_ENV != "production"
+
+SECRET_KEY = env_required(
+    "DJANGO_SECRET_KEY",
+    dev_default="django-insecure-development-only-key-never-use-in-production",
+    dev_mode=DEV_MODE,
+)
+DEBUG = env_bool("DEBUG", default=False)
+ALLOWED_HOSTS = env_list(
+    "ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"] if DEV_MODE else []
+)
+if not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("The environment variable ALLOWED_HOSTS must be set.")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    # daphne first: its runserver serves ASGI, so streams are not buffered in development.
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "accounts",
+    "conversations",
+    "messaging",
+    "usage",
+]
+
+MIDDLEWARE = [
+    "chatapi.middleware.request_id_middleware",
+    "chatapi.middleware.api_error_envelope_middleware",
+    "chatapi.middleware.api_trailing_slash_middleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "chatapi.urls"
+ASGI_APPLICATION = "chatapi.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# PostgreSQL only. Supabase in production; the embedded server when DATABASE_URL is unset
+# in development and test modes.
+_database_url = env_str("DATABASE_URL")
+if _database_url is not None:
+    if not _database_url.startswith(("postgres://", "postgresql://")):
+        raise ImproperlyConfigured("DATABASE_URL must be a postgres:// or postgresql:// URL.")
+    _default_db = dict(dj_database_url.parse(_database_url))
+elif DEV_MODE:
+    _default_db = embedded_database(
+        Path(env_str("EMBEDDED_DB_DIR") or BASE_DIR / ".devdata" / "postgres")
+    )
+else:
+    raise ImproperlyConfigured("The environment variable DATABASE_URL must be set.")
+_default_db["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
+_default_db["CONN_HEALTH_CHECKS"] = True
+DATABASES = {"default": _default_db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "accounts.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+# Production serves what `manage.py collectstatic` gathered; development and tests serve
+# straight from the apps (WhiteNoise's finders), with no collect step.
+STATIC_ROOT = None if DEV_MODE else BASE_DIR / "staticfiles"
+WHITENOISE_USE_FINDERS = DEV_MODE
+
+# --- API -------------------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.SupabaseJWTAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "chatapi.errors.api_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "chatapi",
+    "DESCRIPTION": (
+        "A REST API for AI conversations. Authenticate with a Supabase access token "
+        "(`Authorization: Bearer <jwt>`). Every error uses one envelope: "
+        '`{"type":"error","error":{"type","message","details"},"request_id"}`.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {},
+}
+
+# --- Supabase --------------------------------------------------------------------------------
+
+SUPABASE_URL = (env_str("SUPABASE_URL") or "").rstrip("/") or None
+# The anon (publishable) key GoTrue expects in the `apikey` header of proxied auth calls.
+SUPABASE_KEY = env_str("SUPABASE_KEY")
+# The legacy shared HS256 secret. JWT_SECRET_KEY is the older name, still honoured.
+SUPABASE_JWT_SECRET = env_str("SUPABASE_JWT_SECRET") or env_str("JWT_SECRET_KEY")
+if SUPABASE_JWT_SECRET is None and DEV_MODE:
+    SUPABASE_JWT_SECRET = "dev-only-insecure-supabase-jwt-secret-0123456789abcdef"  # noqa: S105
+SUPABASE_JWKS_URL = env_str("SUPABASE_JWKS_URL") or (
+    f"{SUPABASE_URL}/auth/v1/.well-known/jwks.json" if SUPABASE_URL else None
+)
+SUPABASE_JWT_ISSUER = env_str("SUPABASE_JWT_ISSUER") or (
+    f"{SUPABASE_URL}/auth/v1" if SUPABASE_URL else None
+)
+SUPABASE_JWT_AUDIENCE = env_str("SUPABASE_JWT_AUDIENCE") or "authenticated"
+_default_algorithms = (["HS256"] if SUPABASE_JWT_SECRET else []) + (
+    ["ES256", "RS256"] if SUPABASE_JWKS_URL else []
+)
+SUPABASE_JWT_ALGORITHMS = env_list("SUPABASE_JWT_ALGORITHMS", _default_algorithms)
+_unsupported = set(SUPABASE_JWT_ALGORITHMS) - {"HS256", "ES256", "RS256"}
+if _unsupported:
+    raise ImproperlyConfigured(
+        f"SUPABASE_JWT_ALGORITHMS has unsupported values: {', '.join(sorted(_unsupported))}."
+    )
+if not SUPABASE_JWT_ALGORITHMS:
+    raise ImproperlyConfigured(
+        "No way to verify access tokens: set SUPABASE_JWT_SECRET (HS256) "
+        "and/or SUPABASE_URL or SUPABASE_JWKS_URL (ES256/RS256)."
+    )
+if "HS256" in SUPABASE_JWT_ALGORITHMS and not SUPABASE_JWT_SECRET:
+    raise ImproperlyConfigured(
+        "SUPABASE_JWT_ALGORITHMS allows HS256 but SUPABASE_JWT_SECRET is unset."
+    )
+SUPABASE_JWT_LEEWAY_SECONDS = env_int("SUPABASE_JWT_LEEWAY_SECONDS", 10, minimum=0)
+SUPABASE_JWKS_CACHE_SECONDS = env_int("SUPABASE_JWKS_CACHE_SECONDS", 600, minimum=1)
+SUPABASE_JWKS_MIN_REFRESH_SECONDS = env_int("SUPABASE_JWKS_MIN_REFRESH_SECONDS", 30, minimum=0)
+SUPABASE_HTTP_TIMEOUT_SECONDS = env_int("SUPABASE_HTTP_TIMEOUT_SECONDS", 10, minimum=1)
+# How long a verified user's row is trusted before it is read again (deactivation takes
+# at most this long to apply). 0 reads the row on every request.
+AUTH_USER_CACHE_SECONDS = env_int("AUTH_USER_CACHE_SECONDS", 60, minimum=0)
+
+# --- Logging ---------------------------------------------------------------------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # The embedded database logs every process exit at INFO.
+    "loggers": {"pgserver": {"level": "WARNING"}},
+}

@@ -1,0 +1,80 @@
+"""Fixtures shared by every app's tests: users, tokens and authenticated API clients."""
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import jwt
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from accounts.models import User
+
+TokenFactory = Callable[..., str]
+
+
+@pytest.fixture
+def make_token() -> TokenFactory:
+    """Supabase-shaped HS256 access tokens signed with the configured secret."""
+
+    def make(
+        user: User | None = None,
+        *,
+        secret: str | None = None,
+        headers: dict[str, Any] | None = None,
+        **claims: Any,
+    ) -> str:
+        now = int(time.time())
+        payload: dict[str, Any] = {
+            "iss": settings.SUPABASE_JWT_ISSUER or "chatapi-test",
+            "aud": "authenticated",
+            "sub": str(user.pk if user else uuid.uuid4()),
+            "email": user.email if user else "someone@example.com",
+            "role": "authenticated",
+            "aal": "aal1",
+            "session_id": str(uuid.uuid4()),
+            "is_anonymous": False,
+            "iat": now,
+            "exp": now + 3600,
+        }
+        payload.update(claims)
+        payload = {key: value for key, value in payload.items() if value is not None}
+        key = secret or settings.SUPABASE_JWT_SECRET
+        return jwt.encode(payload, key, algorithm="HS256", headers=headers)
+
+    return make
+
+
+@pytest.fixture
+def user(db: None) -> User:
+    return User.objects.create(id=uuid.uuid4(), email="ada@example.com")
+
+
+@pytest.fixture
+def other_user(db: None) -> User:
+    return User.objects.create(id=uuid.uuid4(), email="mallory@example.com")
+
+
+def _client_for(user: User, make_token: TokenFactory) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_token(user)}")
+    return client
+
+
+@pytest.fixture
+def api_client(user: User, make_token: TokenFactory) -> APIClient:
+    """A client authenticated as `user`."""
+    return _client_for(user, make_token)
+
+
+@pytest.fixture
+def other_client(other_user: User, make_token: TokenFactory) -> APIClient:
+    """A client authenticated as `other_user`, for ownership tests."""
+    return _client_for(other_user, make_token)
+
+
+@pytest.fixture
+def anon_client() -> APIClient:
+    return APIClient()
