@@ -42,6 +42,7 @@ def make_token() -> TokenFactory:
         payload.update(claims)
         payload = {key: value for key, value in payload.items() if value is not None}
         key = secret or settings.SUPABASE_JWT_SECRET
+        assert key is not None
         return jwt.encode(payload, key, algorithm="HS256", headers=headers)
 
     return make

@@ -5,20 +5,9 @@ from django.db import connection
 from django.test import Client
 from rest_framework.test import APIClient
 
+from chatapi.testing import assert_error
+
 pytestmark = pytest.mark.django_db
-
-
-def assert_envelope(response, status: int, error_type: str) -> dict:
-    assert response.status_code == status
-    assert response["Content-Type"] == "application/json"
-    body = response.json()
-    assert body["type"] == "error"
-    assert body["error"]["type"] == error_type
-    assert isinstance(body["error"]["message"], str)
-    assert body["error"]["message"]
-    assert body["request_id"] == response["request-id"]
-    assert body["request_id"].startswith("req_")
-    return body
 
 
 def test_health_reports_database(anon_client: APIClient) -> None:
@@ -52,14 +41,14 @@ def test_request_id_on_non_api_routes() -> None:
 def test_unknown_api_route_is_404_envelope(anon_client: APIClient) -> None:
     response = anon_client.get("/api/v1/no-such-thing")
 
-    body = assert_envelope(response, 404, "not_found_error")
+    body = assert_error(response, 404, "not_found_error")
     assert body["error"]["message"] == "No resource at GET /api/v1/no-such-thing."
 
 
 def test_wrong_method_is_405_envelope(anon_client: APIClient) -> None:
     response = anon_client.delete("/api/v1/health")
 
-    body = assert_envelope(response, 405, "invalid_request_error")
+    body = assert_error(response, 405, "invalid_request_error")
     assert body["error"]["message"] == 'Method "DELETE" not allowed.'
     assert response["Allow"] == "GET, HEAD, OPTIONS"
 
@@ -69,14 +58,14 @@ def test_malformed_json_is_400_envelope(api_client: APIClient) -> None:
         "/api/v1/auth/logout", data="{not json", content_type="application/json"
     )
 
-    body = assert_envelope(response, 400, "invalid_request_error")
+    body = assert_error(response, 400, "invalid_request_error")
     assert "JSON parse error" in body["error"]["message"]
 
 
 def test_unauthenticated_is_401_with_bearer_challenge(anon_client: APIClient) -> None:
     response = anon_client.get("/api/v1/auth/me")
 
-    body = assert_envelope(response, 401, "authentication_error")
+    body = assert_error(response, 401, "authentication_error")
     assert body["error"]["message"] == "Authentication credentials were not provided."
     assert response["WWW-Authenticate"] == 'Bearer realm="api"'
 
@@ -95,5 +84,5 @@ def test_health_is_503_envelope_when_database_is_unreachable(anon_client: APICli
         connection.settings_dict.update(real)
 
     # then
-    body = assert_envelope(response, 503, "api_error")
+    body = assert_error(response, 503, "api_error")
     assert body["error"]["message"] == "The database is unreachable."
