@@ -18,7 +18,7 @@ from accounts.tokens import (
     TokenVerifier,
     VerifierConfig,
 )
-from chatapi.errors import ServiceUnavailableError
+from chatapi.errors import BEARER_CHALLENGE, ServiceUnavailableError
 
 
 @cache
@@ -72,7 +72,7 @@ class SupabaseJWTAuthentication(BaseAuthentication):
         return user, claims
 
     def authenticate_header(self, request: Request) -> str:
-        return 'Bearer realm="api"'
+        return BEARER_CHALLENGE
 
 
 def request_user(request: Request) -> User:

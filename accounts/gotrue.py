@@ -5,6 +5,7 @@ https://supabase.com/docs/reference/api (auth). GoTrue's answers become typed va
 and its errors become the API's own errors; nothing else reads GoTrue's JSON.
 """
 
+import logging
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -23,6 +24,8 @@ from chatapi.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
+
+logger = logging.getLogger(__name__)
 
 # GoTrue `error_code`s (https://supabase.com/docs/guides/auth/debugging/error-codes)
 # that mean "these credentials or this session are not good": the client must sign in.
@@ -191,6 +194,11 @@ def _error_from(response: httpx.Response) -> ApiError:
         )
     if status >= 500:
         return UpstreamError(f"Supabase Auth failed (HTTP {status}).")
+    if status == 401 and code is None and "msg" not in body:
+        # Not GoTrue but Supabase's API gateway in front of it, refusing SUPABASE_KEY
+        # ({"message": "Invalid API key", "hint": ...}): the server's fault, not the caller's.
+        logger.error("Supabase Auth refused the API key (SUPABASE_KEY): %s", message)
+        return UpstreamError("Supabase Auth refused this server's API key.")
     details = {"supabase_error_code": code} if isinstance(code, str) else None
     if code in _AUTHENTICATION_CODES or status == 401:
         return AuthenticationError(message or "Invalid credentials.", details=details)

@@ -120,8 +120,16 @@ class JWKSCache:
         except (httpx.HTTPError, ValueError) as exc:
             logger.warning("JWKS fetch from %s failed: %s", self._url, exc)
             return
+        entries = document.get("keys") if isinstance(document, dict) else None
+        if not isinstance(entries, list):
+            # Not a key set (a proxy's answer, say): a failed fetch, so cached keys stay.
+            logger.warning("JWKS fetch from %s returned no key set", self._url)
+            return
         keys: dict[str, jwt.PyJWK] = {}
-        for entry in document.get("keys", []) if isinstance(document, dict) else []:
+        for entry in entries:
+            if not isinstance(entry, dict):
+                logger.warning("Skipping a JWKS entry that is not an object")
+                continue
             try:
                 key = jwt.PyJWK(entry)
             except (jwt.PyJWKError, jwt.InvalidKeyError) as exc:
@@ -140,6 +148,7 @@ _FAILURE_MESSAGES: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
     (jwt.InvalidIssuerError, "Token issuer is not accepted."),
     (jwt.InvalidSignatureError, "Token signature is invalid."),
     (jwt.InvalidKeyError, "Token signature is invalid."),
+    (jwt.exceptions.InvalidSubjectError, "Token subject is not a user id."),
     (jwt.DecodeError, "Token is malformed."),
 )
 
@@ -190,9 +199,11 @@ class TokenVerifier:
 
     def _key_for(self, algorithm: str, kid: object) -> Any:
         if algorithm not in ASYMMETRIC_ALGORITHMS:
+            if not self.config.secret:
+                raise InvalidTokenError(f'Token algorithm "{algorithm}" is not accepted.')
             return self.config.secret
         if self._jwks is None:
-            raise InvalidTokenError(f"Token algorithm {algorithm} is not accepted.")
+            raise InvalidTokenError(f'Token algorithm "{algorithm}" is not accepted.')
         if not isinstance(kid, str) or not kid:
             raise InvalidTokenError("Token has no key id (kid).")
         jwk = self._jwks.get(kid)

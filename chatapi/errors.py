@@ -14,6 +14,8 @@ from rest_framework.response import Response
 
 logger = logging.getLogger(__name__)
 
+BEARER_CHALLENGE = 'Bearer realm="api"'
+
 ERROR_TYPE_BY_STATUS = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -188,6 +190,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     auth_header = getattr(exc, "auth_header", None)
     if auth_header:
         headers["WWW-Authenticate"] = auth_header
+    elif exc.status_code == status.HTTP_401_UNAUTHORIZED:
+        # RFC 7235: every 401 carries a challenge (login/refresh failures included).
+        headers["WWW-Authenticate"] = BEARER_CHALLENGE
     wait = getattr(exc, "wait", None)  # Throttled's seconds until a retry may succeed
     if wait is not None:
         headers["Retry-After"] = str(int(wait))
