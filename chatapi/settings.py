@@ -12,7 +12,15 @@ import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
 from chatapi.embedded_db import embedded_database
-from chatapi.env import env_bool, env_choice, env_int, env_list, env_required, env_str
+from chatapi.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_required,
+    env_str,
+)
 
 # Lets generic classes (ModelAdmin[User], QuerySet[...]) be subscripted at run time.
 django_stubs_ext.monkeypatch()
@@ -184,6 +192,11 @@ if not SUPABASE_JWT_ALGORITHMS:
         "No way to verify access tokens: set SUPABASE_JWT_SECRET (HS256) "
         "and/or SUPABASE_URL or SUPABASE_JWKS_URL (ES256/RS256)."
     )
+if {"ES256", "RS256"} & set(SUPABASE_JWT_ALGORITHMS) and not SUPABASE_JWKS_URL:
+    raise ImproperlyConfigured(
+        "SUPABASE_JWT_ALGORITHMS allows ES256/RS256 but there is no JWKS URL: "
+        "set SUPABASE_URL or SUPABASE_JWKS_URL."
+    )
 if "HS256" in SUPABASE_JWT_ALGORITHMS and not SUPABASE_JWT_SECRET:
     raise ImproperlyConfigured(
         "SUPABASE_JWT_ALGORITHMS allows HS256 but SUPABASE_JWT_SECRET is unset."
@@ -191,10 +204,31 @@ if "HS256" in SUPABASE_JWT_ALGORITHMS and not SUPABASE_JWT_SECRET:
 SUPABASE_JWT_LEEWAY_SECONDS = env_int("SUPABASE_JWT_LEEWAY_SECONDS", 10, minimum=0)
 SUPABASE_JWKS_CACHE_SECONDS = env_int("SUPABASE_JWKS_CACHE_SECONDS", 600, minimum=1)
 SUPABASE_JWKS_MIN_REFRESH_SECONDS = env_int("SUPABASE_JWKS_MIN_REFRESH_SECONDS", 30, minimum=0)
-SUPABASE_HTTP_TIMEOUT_SECONDS = env_int("SUPABASE_HTTP_TIMEOUT_SECONDS", 10, minimum=1)
-# How long a verified user's row is trusted before it is read again (deactivation takes
-# at most this long to apply). 0 reads the row on every request.
-AUTH_USER_CACHE_SECONDS = env_int("AUTH_USER_CACHE_SECONDS", 60, minimum=0)
+SUPABASE_HTTP_TIMEOUT_SECONDS = env_float("SUPABASE_HTTP_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+
+# --- Model providers -------------------------------------------------------------------------
+# Each catalog model names its provider. Any OpenAI-compatible server (OpenAI, vLLM, Ollama)
+# is one more entry here with its own base URL and key.
+
+GROQ_API_KEY = env_str("GROQ_API_KEY")
+if GROQ_API_KEY is None and not DEV_MODE:
+    raise ImproperlyConfigured("The environment variable GROQ_API_KEY must be set.")
+LLM_PROVIDERS: dict[str, dict[str, object]] = {
+    "groq": {
+        "class": "messaging.llm.openai_compat.GroqClient",
+        "base_url": env_str("GROQ_BASE_URL") or "https://api.groq.com/openai/v1",
+        "api_key": GROQ_API_KEY,
+        "connect_timeout": env_float("LLM_CONNECT_TIMEOUT_SECONDS", 5.0, minimum=0.1),
+        "read_timeout": env_float("LLM_READ_TIMEOUT_SECONDS", 60.0, minimum=0.1),
+        "max_retries": env_int("LLM_MAX_RETRIES", 2, minimum=0),
+        "retry_max_delay": env_float("LLM_RETRY_MAX_DELAY_SECONDS", 8.0, minimum=0),
+    },
+}
+if DEV_MODE:
+    # A canned, offline model so `make run` works without a key (messaging/llm/dev.py).
+    LLM_PROVIDERS["local"] = {"class": "messaging.llm.dev.DevEchoProvider"}
+# Seconds without upstream data before the stream sends a `ping` event.
+SSE_PING_SECONDS = env_float("SSE_PING_SECONDS", 15.0, minimum=0.01)
 
 # --- Logging ---------------------------------------------------------------------------------
 
@@ -207,3 +241,45 @@ LOGGING = {
     # The embedded database logs every process exit at INFO.
     "loggers": {"pgserver": {"level": "WARNING"}},
 }
+
+# --- Model catalog ---------------------------------------------------------------------------
+
+# The chat models a conversation may use, read through usage.catalog. Prices are USD per
+# million tokens as decimal strings (never floats), Groq's list prices as of 2026-08
+# (https://groq.com/pricing). Provisional: the usage issue moves the catalog to the database,
+# where an operator can change a price without a deploy.
+CHAT_MODELS = [
+    {
+        "id": "openai/gpt-oss-20b",
+        "display_name": "GPT-OSS 20B",
+        "context_window": 131_072,
+        "max_output_tokens": 65_536,
+        "input_usd_per_mtok": "0.075",
+        "output_usd_per_mtok": "0.30",
+        "reasoning": True,
+    },
+    {
+        "id": "openai/gpt-oss-120b",
+        "display_name": "GPT-OSS 120B",
+        "context_window": 131_072,
+        "max_output_tokens": 65_536,
+        "input_usd_per_mtok": "0.15",
+        "output_usd_per_mtok": "0.60",
+        "reasoning": True,
+    },
+    {
+        "id": "qwen/qwen3-32b",
+        "display_name": "Qwen3 32B",
+        "context_window": 131_072,
+        "max_output_tokens": 40_960,
+        "input_usd_per_mtok": "0.29",
+        "output_usd_per_mtok": "0.59",
+        "reasoning": True,
+    },
+]
+# The model of a conversation created without one.
+DEFAULT_CHAT_MODEL = env_str("DEFAULT_CHAT_MODEL") or "openai/gpt-oss-20b"
+if DEFAULT_CHAT_MODEL not in {entry["id"] for entry in CHAT_MODELS}:
+    raise ImproperlyConfigured(
+        f"DEFAULT_CHAT_MODEL={DEFAULT_CHAT_MODEL!r} is not in the model catalog (CHAT_MODELS)."
+    )

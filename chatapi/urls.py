@@ -9,6 +9,8 @@ api_v1: list[URLPattern | URLResolver] = [
     path("health", HealthView.as_view(), name="health"),
     path("openapi.json", OpenApiSchemaView.as_view(), name="openapi"),
     path("auth/", include("accounts.urls")),
+    path("", include("conversations.urls")),
+    path("", include("messaging.urls")),
 ]
 
 urlpatterns = [

@@ -1,0 +1,179 @@
+import json
+from typing import Any
+
+from rest_framework import serializers
+
+from chatapi.pagination import PageQuerySerializer
+from chatapi.serializers import StrictSerializer
+from conversations.models import Conversation, ReasoningEffort
+from usage.catalog import chat_model_get, chat_models, default_chat_model
+
+TITLE_MAX_LENGTH = 200
+SYSTEM_PROMPT_MAX_LENGTH = 32_000
+METADATA_MAX_BYTES = 16 * 1024
+METADATA_MAX_KEYS = 64
+TEMPERATURE_MAX = 2.0
+# The fields whose valid values depend on the model.
+_MODEL_DEPENDENT = ("model", "max_output_tokens", "reasoning_effort")
+
+
+def _unstorable_text(value: Any) -> str | None:
+    """Why PostgreSQL would refuse this JSON value (NUL and lone surrogates cannot be stored
+    in jsonb), or None. Iterative, so a deeply nested value cannot exhaust the stack."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return "Null characters are not allowed."
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "Surrogate characters are not allowed."
+    return None
+
+
+class ConversationCreateSerializer(StrictSerializer):
+    title = serializers.CharField(max_length=TITLE_MAX_LENGTH, required=False, allow_blank=True)
+    model = serializers.CharField(
+        max_length=100,
+        required=False,
+        help_text="A model id from the catalog; the default model when omitted.",
+    )
+    system_prompt = serializers.CharField(
+        max_length=SYSTEM_PROMPT_MAX_LENGTH,
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+    )
+    temperature = serializers.FloatField(
+        min_value=0,
+        max_value=TEMPERATURE_MAX,
+        required=False,
+        allow_null=True,
+        help_text="0 to 2; null for the provider's default.",
+    )
+    max_output_tokens = serializers.IntegerField(
+        min_value=1,
+        required=False,
+        allow_null=True,
+        help_text="1 to the model's max_output_tokens; null for the model's limit.",
+    )
+    reasoning_effort = serializers.ChoiceField(
+        choices=ReasoningEffort.choices,
+        required=False,
+        allow_null=True,
+        help_text="For reasoning models only; null for the provider's default.",
+    )
+    metadata = serializers.DictField(
+        required=False,
+        help_text=f"Free-form JSON object for the client: at most {METADATA_MAX_KEYS} keys "
+        f"and {METADATA_MAX_BYTES} bytes serialized.",
+    )
+
+    def validate_model(self, value: str) -> str:
+        if chat_model_get(value) is None:
+            available = ", ".join(model.id for model in chat_models())
+            raise serializers.ValidationError(
+                f"Unknown model '{value}'. Available models: {available}."
+            )
+        return value
+
+    def validate_reasoning_effort(self, value: str | None) -> str:
+        return value or ""
+
+    def validate_metadata(self, value: dict[str, Any]) -> dict[str, Any]:
+        if len(value) > METADATA_MAX_KEYS:
+            raise serializers.ValidationError(f"At most {METADATA_MAX_KEYS} keys are allowed.")
+        problem = _unstorable_text(value)  # first: the size is measured in UTF-8
+        if problem:
+            raise serializers.ValidationError(problem)
+        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+        if size > METADATA_MAX_BYTES:
+            raise serializers.ValidationError(
+                f"At most {METADATA_MAX_BYTES} bytes of JSON are allowed (got {size})."
+            )
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        current: Conversation | None = self.instance
+        if current is None:
+            attrs.setdefault("model", default_chat_model().id)
+        elif not any(field in attrs for field in _MODEL_DEPENDENT):
+            # A PATCH that leaves the model settings alone is not re-judged by them.
+            return attrs
+
+        def effective(field: str) -> Any:
+            if field in attrs:
+                return attrs[field]
+            return None if current is None else getattr(current, field)
+
+        model = chat_model_get(effective("model"))
+        if model is None:  # a stored model that has left the catalog; validate_model ran
+            return attrs
+        # Blame the field that was sent: when only the model changed, the conversation's
+        # stored settings may no longer fit it.
+        max_output_tokens = effective("max_output_tokens")
+        if max_output_tokens is not None and max_output_tokens > model.max_output_tokens:
+            field = "max_output_tokens" if "max_output_tokens" in attrs else "model"
+            raise serializers.ValidationError(
+                {
+                    field: [
+                        (
+                            f"{model.id} allows at most {model.max_output_tokens} output "
+                            f"tokens; max_output_tokens is {max_output_tokens}."
+                        )
+                    ]
+                }
+            )
+        if effective("reasoning_effort") and not model.reasoning:
+            field = "reasoning_effort" if "reasoning_effort" in attrs else "model"
+            raise serializers.ValidationError(
+                {field: [f"{model.id} is not a reasoning model; reasoning_effort must be null."]}
+            )
+        return attrs
+
+
+class ConversationUpdateSerializer(ConversationCreateSerializer):
+    """PATCH: only the fields sent change. Use with ``partial=True`` and the instance."""
+
+    archived = serializers.BooleanField(required=False)
+
+
+class ConversationSerializer(serializers.Serializer[Conversation]):
+    id = serializers.UUIDField()
+    title = serializers.CharField()
+    model = serializers.CharField()
+    system_prompt = serializers.CharField()
+    temperature = serializers.FloatField(allow_null=True)
+    max_output_tokens = serializers.IntegerField(allow_null=True)
+    reasoning_effort = serializers.ChoiceField(choices=ReasoningEffort.choices, allow_null=True)
+    metadata = serializers.DictField()
+    archived = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    last_message_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the last message was added; null before the first."
+    )
+
+    def to_representation(self, instance: Conversation) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(instance)
+        data["reasoning_effort"] = data["reasoning_effort"] or None
+        return data
+
+
+class ConversationListQuerySerializer(PageQuerySerializer):
+    archived = serializers.BooleanField(
+        required=False, help_text="Only archived (true) or only active (false) conversations."
+    )
+    q = serializers.CharField(
+        max_length=TITLE_MAX_LENGTH,
+        required=False,
+        allow_blank=True,
+        help_text="Only conversations whose title contains this text (case-insensitive).",
+    )

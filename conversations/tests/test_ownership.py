@@ -1,0 +1,139 @@
+"""Every conversation route answers another user's, a missing and a malformed id alike."""
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from accounts.models import User
+from chatapi.testing import assert_error
+from conversations.models import Conversation
+from conversations.tests.factories import make_conversation
+from messaging.models import Message
+from messaging.services import message_create
+
+pytestmark = pytest.mark.django_db
+
+Call = Callable[[APIClient, str], Any]
+
+ROUTES: dict[str, Call] = {
+    "GET conversation": lambda client, cid: client.get(f"/api/v1/conversations/{cid}"),
+    "PATCH conversation": lambda client, cid: client.patch(
+        f"/api/v1/conversations/{cid}", {"title": "pwned", "archived": True}, format="json"
+    ),
+    "DELETE conversation": lambda client, cid: client.delete(f"/api/v1/conversations/{cid}"),
+    "GET messages": lambda client, cid: client.get(f"/api/v1/conversations/{cid}/messages"),
+}
+
+NOT_FOUND = {"type": "not_found_error", "message": "Conversation not found."}
+
+
+@pytest.fixture
+def private_conversation(user: User) -> Conversation:
+    """``user``'s conversation, with a message, that ``other_client`` tries to reach."""
+    conversation = make_conversation(owner=user, title="Private", metadata={"k": "v"})
+    message_create(conversation=conversation, role=Message.Role.USER, content="secret")
+    return conversation
+
+
+def _snapshot() -> list[tuple[Any, ...]]:
+    conversations = Conversation.objects.order_by("id").values_list(
+        "id", "title", "archived", "updated_at", "metadata"
+    )
+    messages = Message.objects.order_by("id").values_list("id", "content")
+    return [*conversations, *messages]
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize(
+    "target",
+    ["another user's id", "a missing id", "a malformed id", "an upper-case missing id"],
+)
+def test_every_route_answers_404_and_changes_nothing(
+    other_client: APIClient, private_conversation: Conversation, route: str, target: str
+) -> None:
+    # given
+    conversation_id = {
+        "another user's id": str(private_conversation.id),
+        "a missing id": str(uuid.uuid4()),
+        "a malformed id": "not-a-uuid",
+        "an upper-case missing id": str(uuid.uuid4()).upper(),
+    }[target]
+    before = _snapshot()
+
+    # when
+    response = ROUTES[route](other_client, conversation_id)
+
+    # then
+    body = assert_error(response, 404, "not_found_error")
+    assert body["error"] == NOT_FOUND
+    assert set(body) == {"type", "error", "request_id"}
+    assert _snapshot() == before
+
+
+def _statements(context: CaptureQueriesContext, conversation_id: uuid.UUID) -> list[str]:
+    return [
+        query["sql"].replace(str(conversation_id), "<id>").replace(conversation_id.hex, "<id>")
+        for query in context.captured_queries
+    ]
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_another_users_id_runs_the_same_queries_as_a_missing_one(
+    other_client: APIClient, private_conversation: Conversation, route: str
+) -> None:
+    # given
+    missing_id = uuid.uuid4()
+    ROUTES[route](other_client, str(uuid.uuid4()))  # the caller's user row now exists
+
+    # when
+    with CaptureQueriesContext(connection) as foreign:
+        ROUTES[route](other_client, str(private_conversation.id))
+    with CaptureQueriesContext(connection) as missing:
+        ROUTES[route](other_client, str(missing_id))
+
+    # then: the same statements, differing only in the id
+    assert len(foreign) == 2  # the caller, the conversation
+    assert _statements(foreign, private_conversation.id) == _statements(missing, missing_id)
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_the_owner_reaches_every_route(
+    api_client: APIClient, private_conversation: Conversation, route: str
+) -> None:
+    response = ROUTES[route](api_client, str(private_conversation.id))
+
+    assert response.status_code in {200, 204}
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_every_route_requires_authentication(
+    anon_client: APIClient, private_conversation: Conversation, route: str
+) -> None:
+    before = _snapshot()
+
+    response = ROUTES[route](anon_client, str(private_conversation.id))
+
+    assert_error(response, 401, "authentication_error")
+    assert _snapshot() == before
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda client: client.get("/api/v1/conversations"),
+        lambda client: client.post("/api/v1/conversations", {}, format="json"),
+    ],
+    ids=["GET conversations", "POST conversations"],
+)
+def test_collection_routes_require_authentication(
+    anon_client: APIClient, call: Callable[[APIClient], Any]
+) -> None:
+    response = call(anon_client)
+
+    assert_error(response, 401, "authentication_error")
+    assert not Conversation.objects.exists()

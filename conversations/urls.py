@@ -1,0 +1,13 @@
+from django.urls import path
+
+from conversations import views
+
+urlpatterns = [
+    path("conversations", views.ConversationListView.as_view(), name="conversation-list"),
+    # str, not uuid: a malformed id reaches the ownership check and gets its 404 body.
+    path(
+        "conversations/<str:conversation_id>",
+        views.ConversationDetailView.as_view(),
+        name="conversation-detail",
+    ),
+]

@@ -1,0 +1,85 @@
+import uuid
+from typing import TypeAlias
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from conversations.models import Conversation
+
+
+# Module level so that Meta's constraints can name them; use them as Message.Role and
+# Message.Status.
+class MessageRole(models.TextChoices):
+    USER = "user"
+    ASSISTANT = "assistant"
+    SYSTEM = "system"
+
+
+class MessageStatus(models.TextChoices):
+    IN_PROGRESS = "in_progress"
+    COMPLETE = "complete"
+    INCOMPLETE = "incomplete"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+
+
+class Message(models.Model):
+    """One turn of a conversation, with what producing it cost.
+
+    Token counts and cost are per message and die with the conversation; what the user was
+    billed for is kept by the usage ledger, which must not cascade from here.
+    """
+
+    Role: TypeAlias = MessageRole  # noqa: UP040 (a `type` alias has no members at run time)
+    Status: TypeAlias = MessageStatus  # noqa: UP040
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # No index of its own: message_conversation_created leads with it.
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False
+    )
+    role = models.CharField(max_length=16, choices=MessageRole.choices)
+    content = models.TextField(blank=True)
+    reasoning = models.TextField(blank=True, default="")
+    status = models.CharField(
+        max_length=16, choices=MessageStatus.choices, default=MessageStatus.COMPLETE
+    )
+    # Anthropic's stop reasons: end_turn, max_tokens, stop_sequence, refusal, ...
+    stop_reason = models.CharField(max_length=40, blank=True)
+    model = models.CharField(max_length=100, blank=True)
+    input_tokens = models.PositiveIntegerField(null=True, blank=True)
+    output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # True when the counts are our estimate rather than the provider's report.
+    usage_estimated = models.BooleanField(default=False)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    # null: unknown (never 0 for unknown).
+    cost_usd = models.DecimalField(max_digits=18, decimal_places=10, null=True, blank=True)
+    # {"type": ..., "message": ...} when status is error.
+    error = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("created_at", "id")
+        indexes = [
+            models.Index(
+                fields=["conversation", "created_at", "id"], name="message_conversation_created"
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(role__in=MessageRole.values), name="message_role_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=MessageStatus.values), name="message_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(cost_usd__isnull=True) | Q(cost_usd__gte=0),
+                name="message_cost_usd_non_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role} message {self.id}"

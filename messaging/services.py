@@ -1,0 +1,67 @@
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from conversations.models import Conversation
+from messaging.models import Message
+
+
+def message_create(
+    *,
+    conversation: Conversation,
+    role: Message.Role,
+    content: str,
+    reasoning: str = "",
+    status: Message.Status = Message.Status.COMPLETE,
+    stop_reason: str = "",
+    model: str = "",
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    usage_estimated: bool = False,
+    latency_ms: int | None = None,
+    ttft_ms: int | None = None,
+    cost_usd: Decimal | None = None,
+    error: dict[str, Any] | None = None,
+    created_at: datetime | None = None,
+    completed_at: datetime | None = None,
+) -> Message:
+    """Add a message and bump the conversation's last_message_at and activity_at (its place
+    in the list), in one transaction.
+
+    The bump never moves the timestamps back, so messages created out of order (or with an
+    explicit ``created_at``) leave the latest one in place.
+    """
+    created_at = created_at or timezone.now()
+    with transaction.atomic():
+        message = Message.objects.create(
+            conversation=conversation,
+            role=role,
+            content=content,
+            reasoning=reasoning,
+            status=status,
+            stop_reason=stop_reason,
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            usage_estimated=usage_estimated,
+            latency_ms=latency_ms,
+            ttft_ms=ttft_ms,
+            cost_usd=cost_usd,
+            error=error,
+            created_at=created_at,
+            completed_at=completed_at,
+        )
+        # An UPDATE of the row, not a save() of the instance: concurrent changes to the
+        # conversation's other fields survive.
+        Conversation.objects.filter(pk=conversation.pk).update(
+            last_message_at=Greatest("last_message_at", created_at),
+            activity_at=Greatest("activity_at", created_at),
+        )
+    # The instance follows the row, as far as it knows.
+    conversation.last_message_at = max(conversation.last_message_at or created_at, created_at)
+    conversation.activity_at = max(conversation.activity_at, created_at)
+    return message

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from messaging import views
+
+urlpatterns = [
+    # str, not uuid: a malformed id reaches the ownership check and gets its 404 body.
+    path(
+        "conversations/<str:conversation_id>/messages",
+        views.ConversationMessagesView.as_view(),
+        name="conversation-messages",
+    ),
+]
