@@ -38,18 +38,14 @@ def _unstorable_text(value: Any) -> str | None:
     return None
 
 
-class ConversationCreateSerializer(StrictSerializer):
-    title = serializers.CharField(max_length=TITLE_MAX_LENGTH, required=False, allow_blank=True)
+class GenerationSettingsSerializer(StrictSerializer):
+    """The model and its generation settings, validated together: a conversation's, or a
+    single message's overrides (``instance`` is then the conversation they override)."""
+
     model = serializers.CharField(
         max_length=100,
         required=False,
         help_text="A model id from the catalog; the default model when omitted.",
-    )
-    system_prompt = serializers.CharField(
-        max_length=SYSTEM_PROMPT_MAX_LENGTH,
-        required=False,
-        allow_blank=True,
-        trim_whitespace=False,
     )
     temperature = serializers.FloatField(
         min_value=0,
@@ -70,11 +66,6 @@ class ConversationCreateSerializer(StrictSerializer):
         allow_null=True,
         help_text="For reasoning models only; null for the provider's default.",
     )
-    metadata = serializers.DictField(
-        required=False,
-        help_text=f"Free-form JSON object for the client: at most {METADATA_MAX_KEYS} keys "
-        f"and {METADATA_MAX_BYTES} bytes serialized.",
-    )
 
     def validate_model(self, value: str) -> str:
         if chat_model_get(value) is None:
@@ -86,19 +77,6 @@ class ConversationCreateSerializer(StrictSerializer):
 
     def validate_reasoning_effort(self, value: str | None) -> str:
         return value or ""
-
-    def validate_metadata(self, value: dict[str, Any]) -> dict[str, Any]:
-        if len(value) > METADATA_MAX_KEYS:
-            raise serializers.ValidationError(f"At most {METADATA_MAX_KEYS} keys are allowed.")
-        problem = _unstorable_text(value)  # first: the size is measured in UTF-8
-        if problem:
-            raise serializers.ValidationError(problem)
-        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
-        if size > METADATA_MAX_BYTES:
-            raise serializers.ValidationError(
-                f"At most {METADATA_MAX_BYTES} bytes of JSON are allowed (got {size})."
-            )
-        return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         current: Conversation | None = self.instance
@@ -137,6 +115,34 @@ class ConversationCreateSerializer(StrictSerializer):
                 {field: [f"{model.id} is not a reasoning model; reasoning_effort must be null."]}
             )
         return attrs
+
+
+class ConversationCreateSerializer(GenerationSettingsSerializer):
+    title = serializers.CharField(max_length=TITLE_MAX_LENGTH, required=False, allow_blank=True)
+    system_prompt = serializers.CharField(
+        max_length=SYSTEM_PROMPT_MAX_LENGTH,
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+    )
+    metadata = serializers.DictField(
+        required=False,
+        help_text=f"Free-form JSON object for the client: at most {METADATA_MAX_KEYS} keys "
+        f"and {METADATA_MAX_BYTES} bytes serialized.",
+    )
+
+    def validate_metadata(self, value: dict[str, Any]) -> dict[str, Any]:
+        if len(value) > METADATA_MAX_KEYS:
+            raise serializers.ValidationError(f"At most {METADATA_MAX_KEYS} keys are allowed.")
+        problem = _unstorable_text(value)  # first: the size is measured in UTF-8
+        if problem:
+            raise serializers.ValidationError(problem)
+        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+        if size > METADATA_MAX_BYTES:
+            raise serializers.ValidationError(
+                f"At most {METADATA_MAX_BYTES} bytes of JSON are allowed (got {size})."
+            )
+        return value
 
 
 class ConversationUpdateSerializer(ConversationCreateSerializer):
