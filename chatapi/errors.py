@@ -95,6 +95,20 @@ class ApiError(exceptions.APIException):
         self.headers = headers or {}
 
 
+def api_error(
+    status_code: int,
+    message: str,
+    *,
+    error_type: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> ApiError:
+    """An ApiError with a status known only at run time (e.g. mapped from an upstream)."""
+    error = ApiError(message, headers=headers)
+    error.status_code = status_code
+    error.error_type = error_type
+    return error
+
+
 class AuthenticationError(ApiError):
     status_code = status.HTTP_401_UNAUTHORIZED
     default_detail = "Authentication failed."

@@ -6,6 +6,7 @@ back to clearly-insecure local defaults and to an embedded PostgreSQL.
 """
 
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 import django_stubs_ext
@@ -101,15 +102,22 @@ _database_url = env_str("DATABASE_URL")
 if _database_url is not None:
     if not _database_url.startswith(("postgres://", "postgresql://")):
         raise ImproperlyConfigured("DATABASE_URL must be a postgres:// or postgresql:// URL.")
-    _default_db = dict(dj_database_url.parse(_database_url))
+    _default_db: dict[str, Any] = dict(dj_database_url.parse(_database_url))
 elif DEV_MODE:
     _default_db = embedded_database(
         Path(env_str("EMBEDDED_DB_DIR") or BASE_DIR / ".devdata" / "postgres")
     )
 else:
     raise ImproperlyConfigured("The environment variable DATABASE_URL must be set.")
-_default_db["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
-_default_db["CONN_HEALTH_CHECKS"] = True
+# Under ASGI every request runs its sync part in a thread of its own, so Django's persistent
+# connections (CONN_MAX_AGE) would pile up one per thread: a process-wide psycopg pool
+# serves them instead (https://docs.djangoproject.com/en/stable/ref/databases/#connection-pool).
+_default_db["CONN_MAX_AGE"] = 0
+_default_db.setdefault("OPTIONS", {})["pool"] = {
+    "min_size": env_int("DATABASE_POOL_MIN_SIZE", 2, minimum=0),
+    "max_size": env_int("DATABASE_POOL_MAX_SIZE", 20, minimum=1),
+    "timeout": env_float("DATABASE_POOL_TIMEOUT_SECONDS", 10.0, minimum=0.1),
+}
 DATABASES = {"default": _default_db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -257,6 +265,7 @@ CHAT_MODELS = [
         "input_usd_per_mtok": "0.075",
         "output_usd_per_mtok": "0.30",
         "reasoning": True,
+        "provider": "groq",
     },
     {
         "id": "openai/gpt-oss-120b",
@@ -266,6 +275,7 @@ CHAT_MODELS = [
         "input_usd_per_mtok": "0.15",
         "output_usd_per_mtok": "0.60",
         "reasoning": True,
+        "provider": "groq",
     },
     {
         "id": "qwen/qwen3-32b",
@@ -275,10 +285,28 @@ CHAT_MODELS = [
         "input_usd_per_mtok": "0.29",
         "output_usd_per_mtok": "0.59",
         "reasoning": True,
+        "provider": "groq",
     },
 ]
+# `make run` without a Groq key: a canned offline model (messaging/llm/dev.py), the default.
+_offline_dev = CHATAPI_ENV == "development" and GROQ_API_KEY is None
+if _offline_dev:
+    CHAT_MODELS.append(
+        {
+            "id": "local/dev-echo",
+            "provider": "local",
+            "display_name": "Local development model (canned replies, no network)",
+            "context_window": 8192,
+            "max_output_tokens": 1024,
+            "input_usd_per_mtok": "0",
+            "output_usd_per_mtok": "0",
+            "reasoning": False,
+        }
+    )
 # The model of a conversation created without one.
-DEFAULT_CHAT_MODEL = env_str("DEFAULT_CHAT_MODEL") or "openai/gpt-oss-20b"
+DEFAULT_CHAT_MODEL = env_str("DEFAULT_CHAT_MODEL") or (
+    "local/dev-echo" if _offline_dev else "openai/gpt-oss-20b"
+)
 if DEFAULT_CHAT_MODEL not in {entry["id"] for entry in CHAT_MODELS}:
     raise ImproperlyConfigured(
         f"DEFAULT_CHAT_MODEL={DEFAULT_CHAT_MODEL!r} is not in the model catalog (CHAT_MODELS)."

@@ -17,7 +17,7 @@ TEMPERATURE_MAX = 2.0
 _MODEL_DEPENDENT = ("model", "max_output_tokens", "reasoning_effort")
 
 
-def _unstorable_text(value: Any) -> str | None:
+def unstorable_text(value: Any) -> str | None:
     """Why PostgreSQL would refuse this JSON value (NUL and lone surrogates cannot be stored
     in jsonb), or None. Iterative, so a deeply nested value cannot exhaust the stack."""
     stack = [value]
@@ -134,7 +134,7 @@ class ConversationCreateSerializer(GenerationSettingsSerializer):
     def validate_metadata(self, value: dict[str, Any]) -> dict[str, Any]:
         if len(value) > METADATA_MAX_KEYS:
             raise serializers.ValidationError(f"At most {METADATA_MAX_KEYS} keys are allowed.")
-        problem = _unstorable_text(value)  # first: the size is measured in UTF-8
+        problem = unstorable_text(value)  # first: the size is measured in UTF-8
         if problem:
             raise serializers.ValidationError(problem)
         size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())

@@ -1,5 +1,9 @@
+import uuid
+from datetime import datetime
 from typing import Any
 
+from django.db.models import Case, F, Value, When
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from accounts.models import User
@@ -44,6 +48,22 @@ def conversation_create(
         reasoning_effort=reasoning_effort,
         metadata={} if metadata is None else metadata,
     )
+
+
+def conversation_touch(
+    *, conversation_id: uuid.UUID, at: datetime, title: str | None = None
+) -> None:
+    """Record activity at ``at``: the conversation's last message time and its place in the
+    list. An UPDATE of the row, not a save(), so concurrent changes to other fields survive;
+    it never moves the timestamps back, so messages stored out of order keep the latest.
+    ``title``, when given, is set only if the conversation has none yet."""
+    updates: dict[str, Any] = {
+        "last_message_at": Greatest("last_message_at", at),
+        "activity_at": Greatest("activity_at", at),
+    }
+    if title:
+        updates["title"] = Case(When(title="", then=Value(title)), default=F("title"))
+    Conversation.objects.filter(pk=conversation_id).update(**updates)
 
 
 def conversation_update(*, conversation: Conversation, data: dict[str, Any]) -> Conversation:

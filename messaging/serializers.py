@@ -2,6 +2,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from conversations.serializers import GenerationSettingsSerializer, unstorable_text
 from messaging.models import Message
 
 
@@ -48,3 +49,64 @@ class MessageSerializer(serializers.Serializer[Message]):
         data["stop_reason"] = data["stop_reason"] or None
         data["model"] = data["model"] or None
         return data
+
+
+MESSAGE_MAX_CHARS = 100_000
+
+
+class MessageCreateSerializer(GenerationSettingsSerializer):
+    """A user message, with optional overrides of the conversation's generation settings for
+    this turn. Validate with ``instance=conversation``: the overrides are judged against the
+    model that will answer."""
+
+    content = serializers.CharField(
+        max_length=MESSAGE_MAX_CHARS,
+        trim_whitespace=False,
+        help_text=f"The user's message, at most {MESSAGE_MAX_CHARS} characters.",
+    )
+    stream = serializers.BooleanField(
+        default=False,
+        help_text="Answer as a Server-Sent Events stream (also with Accept: text/event-stream).",
+    )
+    model = serializers.CharField(
+        max_length=100,
+        required=False,
+        help_text="Answer this turn with another catalog model; the conversation's otherwise.",
+    )
+
+    def validate_content(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("This field may not be blank.")
+        problem = unstorable_text(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value
+
+
+class ContentBlockSerializer(serializers.Serializer[dict[str, Any]]):
+    type = serializers.ChoiceField(choices=["thinking", "text"])
+    thinking = serializers.CharField(required=False)
+    text = serializers.CharField(required=False)
+
+
+class ReplyUsageSerializer(serializers.Serializer[dict[str, Any]]):
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+
+
+class AssistantReplySerializer(serializers.Serializer[dict[str, Any]]):
+    """An Anthropic Message, plus what this API adds about the turn."""
+
+    id = serializers.UUIDField(help_text="The stored assistant message's id.")
+    type = serializers.CharField(default="message")
+    role = serializers.CharField(default="assistant")
+    content = ContentBlockSerializer(many=True)
+    model = serializers.CharField()
+    stop_reason = serializers.CharField(allow_null=True)
+    stop_sequence = serializers.CharField(allow_null=True)
+    usage = ReplyUsageSerializer()
+    conversation_id = serializers.UUIDField()
+    user_message = MessageSerializer()
+    latency_ms = serializers.IntegerField()
+    ttft_ms = serializers.IntegerField(allow_null=True)
+    cost_usd = serializers.DecimalField(max_digits=18, decimal_places=10, allow_null=True)

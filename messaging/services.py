@@ -3,10 +3,10 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from conversations.models import Conversation
+from conversations.services import conversation_touch
 from messaging.models import Message
 
 
@@ -55,12 +55,7 @@ def message_create(
             created_at=created_at,
             completed_at=completed_at,
         )
-        # An UPDATE of the row, not a save() of the instance: concurrent changes to the
-        # conversation's other fields survive.
-        Conversation.objects.filter(pk=conversation.pk).update(
-            last_message_at=Greatest("last_message_at", created_at),
-            activity_at=Greatest("activity_at", created_at),
-        )
+        conversation_touch(conversation_id=conversation.pk, at=created_at)
     # The instance follows the row, as far as it knows.
     conversation.last_message_at = max(conversation.last_message_at or created_at, created_at)
     conversation.activity_at = max(conversation.activity_at, created_at)

@@ -9,4 +9,9 @@ urlpatterns = [
         views.ConversationMessagesView.as_view(),
         name="conversation-messages",
     ),
+    path(
+        "conversations/<str:conversation_id>/messages/stream",
+        views.ConversationMessagesStreamView.as_view(),
+        name="conversation-messages-stream",
+    ),
 ]

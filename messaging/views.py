@@ -1,15 +1,36 @@
-"""A conversation's messages."""
+"""A conversation's messages: the history, and sending a new one (JSON or SSE)."""
 
+import math
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.http import HttpResponseBase, StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from chatapi.errors import ApiError, api_error
 from chatapi.pagination import PageParams, PageQuerySerializer, page_body, page_schema
+from conversations.models import Conversation
 from conversations.views import INVALID_RESPONSE, NOT_FOUND_RESPONSE, ConversationScopedView
+from messaging.generation import Generation
+from messaging.llm.base import ProviderError
+from messaging.llm.registry import provider_get
+from messaging.models import Message
 from messaging.selectors import message_list
-from messaging.serializers import MessageSerializer
+from messaging.serializers import (
+    AssistantReplySerializer,
+    MessageCreateSerializer,
+    MessageSerializer,
+)
+from messaging.turns import GenerationSettings, TurnOutcome, TurnPlan, turn_prepare
+from usage.catalog import chat_model_get
 
 _MESSAGES_EXAMPLE: list[dict[str, Any]] = [
     {
@@ -49,7 +70,141 @@ _MESSAGES_EXAMPLE: list[dict[str, Any]] = [
 ]
 
 
-class ConversationMessagesView(ConversationScopedView):
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+_SEND_RESPONSES: dict[int | tuple[int, str], Any] = {
+    201: AssistantReplySerializer,
+    (200, "text/event-stream"): OpenApiResponse(
+        OpenApiTypes.STR,
+        description="With stream=true or Accept: text/event-stream: Anthropic Messages "
+        "streaming events (message_start, content_block_start/delta/stop, message_delta, "
+        "message_stop, ping, error), each with an SSE id. Headers conversation-id and "
+        "user-message-id name the conversation and the stored user message.",
+    ),
+    400: INVALID_RESPONSE,
+    404: NOT_FOUND_RESPONSE,
+    429: OpenApiResponse(description="The model provider's rate limit (with Retry-After)."),
+    502: OpenApiResponse(description="The model provider failed or refused this server."),
+    503: OpenApiResponse(description="The model provider is not configured or timed out."),
+}
+
+
+def _api_error_from(error: ProviderError) -> ApiError:
+    headers = {"Retry-After": str(math.ceil(error.retry_after))} if error.retry_after else None
+    return api_error(error.status, error.message, error_type=error.error_type, headers=headers)
+
+
+def _generation_settings(data: dict[str, Any], conversation: Conversation) -> GenerationSettings:
+    """This turn's settings: the message's overrides, else the conversation's."""
+
+    def pick(field: str) -> Any:
+        return data[field] if field in data else getattr(conversation, field)
+
+    return GenerationSettings(
+        temperature=pick("temperature"),
+        max_output_tokens=pick("max_output_tokens"),
+        reasoning_effort=pick("reasoning_effort") or None,
+    )
+
+
+async def _relay(generation: Generation) -> AsyncIterator[bytes]:
+    """The response body: follows the generation's event log. A client that goes away
+    (cancellation under ASGI, or the iterator closed) stops the generation."""
+    try:
+        async for chunk in generation.follow():
+            yield chunk
+    finally:
+        if not generation.finished:
+            generation.cancel()
+
+
+def _reply_body(plan: TurnPlan, outcome: TurnOutcome) -> dict[str, Any]:
+    content: list[dict[str, str]] = []
+    if outcome.reasoning:
+        content.append({"type": "thinking", "thinking": outcome.reasoning})
+    content.append({"type": "text", "text": outcome.content})
+    return {
+        "id": plan.assistant_message_id,
+        "type": "message",
+        "role": "assistant",
+        "content": content,
+        "model": outcome.model,
+        "stop_reason": outcome.stop_reason or None,
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": outcome.usage.input_tokens,
+            "output_tokens": outcome.usage.output_tokens,
+        },
+        "conversation_id": plan.conversation_id,
+        "user_message": plan.user_message,
+        "latency_ms": outcome.latency_ms,
+        "ttft_ms": outcome.ttft_ms,
+        "cost_usd": outcome.cost_usd,
+    }
+
+
+class ConversationMessageSendMixin:
+    """Sending a message. Everything that can fail as an ordinary HTTP error (validation,
+    the model, the provider refusing) happens before the first byte; after it, failures are
+    `error` events in the stream."""
+
+    conversation: Conversation
+
+    def perform_content_negotiation(
+        self, request: Request, force: bool = False
+    ) -> tuple[BaseRenderer, str]:
+        # Replies are JSON, or SSE written without a renderer; Accept: text/event-stream
+        # is a request for the stream, not grounds for a 406.
+        return JSONRenderer(), "application/json"
+
+    def send(self, request: Request, *, always_stream: bool) -> HttpResponseBase:
+        started_at = time.perf_counter()
+        serializer = MessageCreateSerializer(instance=self.conversation, data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        model = chat_model_get(data.get("model") or self.conversation.model)
+        if model is None:
+            raise ApiError(
+                f"The conversation's model '{self.conversation.model}' is no longer available;"
+                " pick another with the model field.",
+                details={"fields": {"model": ["Not an available model."]}},
+            )
+        try:
+            provider = provider_get(model.provider)
+        except ProviderError as exc:
+            raise _api_error_from(exc) from None
+        plan = turn_prepare(
+            conversation=self.conversation,
+            content=data["content"],
+            model=model,
+            generation=_generation_settings(data, self.conversation),
+            started_at=started_at,
+        )
+        generation = Generation(plan, provider, ping_seconds=settings.SSE_PING_SECONDS)
+        accept = request.headers.get("Accept", "")
+        if always_stream or data["stream"] or "text/event-stream" in accept:
+            try:
+                async_to_sync(generation.open)()
+            except ProviderError as exc:
+                raise _api_error_from(exc) from None
+            response = StreamingHttpResponse(_relay(generation), content_type="text/event-stream")
+            for name, value in SSE_HEADERS.items():
+                response[name] = value
+            response["conversation-id"] = str(plan.conversation_id)
+            response["user-message-id"] = str(plan.user_message.pk)
+            return response
+        try:
+            outcome = async_to_sync(generation.run_to_end)()
+        except ProviderError as exc:
+            raise _api_error_from(exc) from None
+        if outcome.status != Message.Status.COMPLETE:
+            error = outcome.error or {"type": "api_error", "message": "The answer failed."}
+            raise api_error(status.HTTP_502_BAD_GATEWAY, error["message"], error_type=error["type"])
+        body = AssistantReplySerializer(_reply_body(plan, outcome)).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class ConversationMessagesView(ConversationMessageSendMixin, ConversationScopedView):
     """``/conversations/{id}/messages``. The conversation is the caller's (see the base
     class); handlers use ``self.conversation``."""
 
@@ -85,3 +240,44 @@ class ConversationMessagesView(ConversationScopedView):
             conversation=self.conversation, page=PageParams.from_query(query.validated_data)
         )
         return Response(page_body(page, MessageSerializer))
+
+    @extend_schema(
+        operation_id="conversations_messages_create",
+        tags=["messages"],
+        summary="Send a message and get the assistant's answer",
+        description="The user message is stored before the model is called. Without "
+        "streaming: 201 with the answer as an Anthropic Message plus the stored user message, "
+        "latency, time to first token and cost. With stream=true or Accept: "
+        "text/event-stream: an SSE stream in Anthropic's Messages event format.",
+        request=MessageCreateSerializer,
+        responses=_SEND_RESPONSES,
+        examples=[
+            OpenApiExample(
+                "streamed",
+                value={"content": "Three things to see in Lisbon?", "stream": True},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "with overrides",
+                value={"content": "Again, shorter.", "temperature": 0.2, "max_output_tokens": 200},
+                request_only=True,
+            ),
+        ],
+    )
+    def post(self, request: Request, conversation_id: str) -> HttpResponseBase:
+        return self.send(request, always_stream=False)
+
+
+class ConversationMessagesStreamView(ConversationMessageSendMixin, ConversationScopedView):
+    """The older path: always streams."""
+
+    @extend_schema(
+        operation_id="conversations_messages_stream",
+        tags=["messages"],
+        summary="Send a message and stream the answer (older path)",
+        description="Same as POST /conversations/{id}/messages with stream=true.",
+        request=MessageCreateSerializer,
+        responses={k: v for k, v in _SEND_RESPONSES.items() if k != 201},
+    )
+    def post(self, request: Request, conversation_id: str) -> HttpResponseBase:
+        return self.send(request, always_stream=True)

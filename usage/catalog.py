@@ -21,6 +21,8 @@ class ChatModel:
     input_usd_per_mtok: Decimal
     output_usd_per_mtok: Decimal
     reasoning: bool
+    # Which entry of settings.LLM_PROVIDERS serves it.
+    provider: str = "groq"
 
 
 def _price(entry: dict[str, Any], key: str) -> Decimal:
@@ -67,6 +69,7 @@ def _chat_model(entry: dict[str, Any]) -> ChatModel:
         input_usd_per_mtok=_price(entry, "input_usd_per_mtok"),
         output_usd_per_mtok=_price(entry, "output_usd_per_mtok"),
         reasoning=reasoning,
+        provider=str(entry.get("provider") or "groq"),
     )
 
 

@@ -45,6 +45,10 @@ def test_conversation_routes_are_documented(schema: dict[str, Any]) -> None:
     }
     assert _operation_ids(schema, "/api/v1/conversations/{conversation_id}/messages") == {
         "get": "conversations_messages_list",
+        "post": "conversations_messages_create",
+    }
+    assert _operation_ids(schema, "/api/v1/conversations/{conversation_id}/messages/stream") == {
+        "post": "conversations_messages_stream",
     }
 
 

@@ -1,0 +1,342 @@
+"""Chat completions over any OpenAI-compatible streaming API; ``GroqClient`` is the default.
+
+Wire format: ../shared/reference/wire-formats.md section 1 and
+https://console.groq.com/docs/api-reference#chat-create. Data-only SSE, one JSON chunk per
+``data:`` line, ending with ``data: [DONE]``; usage arrives at the end either as a top-level
+``usage`` (with ``stream_options.include_usage``) or as ``x_groq.usage``.
+"""
+
+import asyncio
+import json
+import logging
+import random
+import weakref
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from messaging.llm.base import (
+    ChatProvider,
+    ChatRequest,
+    Finish,
+    ProviderError,
+    ReasoningDelta,
+    Started,
+    StreamEvent,
+    StreamFailed,
+    TextDelta,
+    Usage,
+)
+
+logger = logging.getLogger(__name__)
+
+STOP_REASONS = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "content_filter": "refusal",
+}
+
+# Upstream status -> (status we answer, envelope error type). Our server's key being refused
+# is our problem, not the caller's: 502. See the README's error table.
+_STATUS_MAP = {
+    400: (400, "invalid_request_error"),
+    401: (502, "api_error"),
+    403: (502, "api_error"),
+    404: (400, "invalid_request_error"),
+    413: (413, "request_too_large"),
+    422: (400, "invalid_request_error"),
+    424: (502, "api_error"),
+    429: (429, "rate_limit_error"),
+    498: (529, "overloaded_error"),
+    500: (502, "api_error"),
+    502: (502, "api_error"),
+    503: (529, "overloaded_error"),
+    504: (504, "timeout_error"),
+}
+_RETRYABLE_STATUSES = frozenset({429, 498, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    name: str
+    base_url: str
+    api_key: str
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0
+    max_retries: int = 2
+    retry_base_delay: float = 0.5
+    retry_max_delay: float = 8.0
+    max_connections: int = 1000
+
+
+class _Retry(Exception):  # noqa: N818 - a control-flow signal, not an error
+    def __init__(self, error: ProviderError) -> None:
+        self.error = error
+
+
+class OpenAICompatibleClient(ChatProvider):
+    """One pooled ``httpx.AsyncClient`` per event loop (one loop per server process)."""
+
+    def __init__(self, config: ProviderSettings) -> None:
+        self.name = config.name
+        self.config = config
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
+        self._clients = weakref.WeakKeyDictionary()
+
+    def _http(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = httpx.AsyncClient(
+                base_url=self.config.base_url.rstrip("/"),
+                headers={"Authorization": f"Bearer {self.config.api_key}"},
+                timeout=httpx.Timeout(
+                    self.config.read_timeout, connect=self.config.connect_timeout
+                ),
+                limits=httpx.Limits(
+                    max_connections=self.config.max_connections,
+                    max_keepalive_connections=self.config.max_connections,
+                ),
+            )
+            self._clients[loop] = client
+        return client
+
+    async def aclose(self) -> None:
+        loop = asyncio.get_running_loop()
+        client = self._clients.pop(loop, None)
+        if client is not None:
+            await client.aclose()
+
+    def request_body(self, request: ChatRequest) -> dict[str, Any]:
+        """The JSON body; a provider with other parameter names overrides this."""
+        body: dict[str, Any] = {
+            "model": request.model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.max_output_tokens is not None:
+            body["max_completion_tokens"] = request.max_output_tokens
+        if request.reasoning_effort is not None:
+            body["reasoning_effort"] = request.reasoning_effort
+        return body
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent]:
+        body = self.request_body(request)
+        attempt = 0
+        while True:
+            produced = False
+            try:
+                async for event in self._attempt(body):
+                    produced = True
+                    yield event
+                return
+            except _Retry as retry:
+                # Retries happen only before anything reached the caller.
+                if produced or attempt >= self.config.max_retries:
+                    raise retry.error from None
+                delay = self._backoff(attempt, retry.error.retry_after)
+                if delay is None:
+                    raise retry.error from None
+                attempt += 1
+                logger.warning("%s: %s; retry %d in %.2fs", self.name, retry.error, attempt, delay)
+                await asyncio.sleep(delay)
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float | None:
+        """Exponential backoff with full jitter; the upstream's retry-after wins, up to the cap
+        (beyond it, give up and let the client see the rate limit)."""
+        if retry_after is not None:
+            return retry_after if retry_after <= self.config.retry_max_delay else None
+        ceiling = min(self.config.retry_max_delay, self.config.retry_base_delay * 2**attempt)
+        return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
+
+    async def _attempt(self, body: dict[str, Any]) -> AsyncGenerator[StreamEvent]:
+        http = self._http()
+        try:
+            async with http.stream("POST", "/chat/completions", json=body) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    error = _error_from_response(response, self.name)
+                    if error.retryable:
+                        raise _Retry(error)
+                    raise error
+                async for event in _parse_stream(response):
+                    yield event
+        except httpx.TimeoutException as exc:
+            raise _Retry(
+                ProviderError(
+                    504,
+                    "timeout_error",
+                    f"The model provider ({self.name}) timed out.",
+                    retryable=True,
+                )
+            ) from exc
+        except httpx.TransportError as exc:
+            raise _Retry(
+                ProviderError(
+                    502,
+                    "api_error",
+                    f"The model provider ({self.name}) is unreachable.",
+                    retryable=True,
+                )
+            ) from exc
+
+
+class _StreamState:
+    __slots__ = ("done", "failed", "finish_reason", "model", "started", "usage")
+
+    def __init__(self) -> None:
+        self.started = False
+        self.done = False
+        self.failed = False
+        self.model: str | None = None
+        self.finish_reason: str | None = None
+        self.usage: Usage | None = None
+
+    def fail(self, message: str, error_type: str = "api_error") -> StreamFailed:
+        if not self.started:
+            # Nothing reached the caller yet: an ordinary HTTP error is still possible.
+            raise ProviderError(502, error_type, message)
+        self.failed = True
+        return StreamFailed(message, error_type=error_type)
+
+
+async def _parse_stream(response: httpx.Response) -> AsyncGenerator[StreamEvent]:
+    state = _StreamState()
+    try:
+        async for line in response.aiter_lines():
+            for event in _events_from_line(line, state):
+                yield event
+            if state.done or state.failed:
+                break
+    except httpx.TimeoutException:
+        if not state.started:
+            raise
+        yield state.fail("The model provider stopped sending.", "timeout_error")
+    except httpx.TransportError:
+        if not state.started:
+            raise
+        yield state.fail("The model provider closed the connection mid-stream.")
+    if state.failed:
+        return
+    if not state.done and state.finish_reason is None:
+        yield state.fail("The model provider ended the stream early.")
+        return
+    if not state.started:
+        yield Started(model="")
+    if state.usage is not None:
+        yield state.usage
+    yield Finish(STOP_REASONS.get(state.finish_reason or "stop", "end_turn"))
+
+
+def _events_from_line(line: str, state: _StreamState) -> list[StreamEvent]:
+    if not line.startswith("data:"):
+        return []  # blank separators, comments, other SSE fields
+    payload = line[5:].strip()
+    if payload == "[DONE]":
+        state.done = True
+        return []
+    try:
+        chunk = json.loads(payload)
+    except ValueError:
+        chunk = None
+    if not isinstance(chunk, dict):
+        return [state.fail("The model provider sent a malformed chunk.")]
+    return _events_from_chunk(chunk, state)
+
+
+def _events_from_chunk(chunk: Mapping[str, Any], state: _StreamState) -> list[StreamEvent]:
+    events: list[StreamEvent] = []
+    x_groq = chunk.get("x_groq")
+    if not isinstance(x_groq, dict):
+        x_groq = {}
+    if not state.started:
+        state.started = True
+        state.model = str(chunk.get("model") or "")
+        events.append(Started(model=state.model, upstream_id=x_groq.get("id") or chunk.get("id")))
+    if x_groq.get("error"):
+        events.append(state.fail(f"The model provider failed: {str(x_groq['error'])[:300]}"))
+        return events
+    choices = chunk.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        choice = choices[0]
+        delta = choice.get("delta")
+        if isinstance(delta, dict):
+            # Groq names it `reasoning`; vLLM and others `reasoning_content`.
+            reasoning = delta.get("reasoning") or delta.get("reasoning_content")
+            if isinstance(reasoning, str) and reasoning:
+                events.append(ReasoningDelta(reasoning))
+            content = delta.get("content")
+            if isinstance(content, str) and content:
+                events.append(TextDelta(content))
+        if choice.get("finish_reason"):
+            state.finish_reason = str(choice["finish_reason"])
+    usage = chunk.get("usage") or x_groq.get("usage")
+    if isinstance(usage, dict):
+        state.usage = _usage_from(usage)
+    return events
+
+
+def _usage_from(raw: Mapping[str, Any]) -> Usage:
+    def detail(key: str, field: str) -> int | None:
+        details = raw.get(key)
+        value = details.get(field) if isinstance(details, dict) else None
+        return int(value) if isinstance(value, int) else None
+
+    return Usage(
+        input_tokens=int(raw.get("prompt_tokens") or 0),
+        output_tokens=int(raw.get("completion_tokens") or 0),
+        reasoning_tokens=detail("completion_tokens_details", "reasoning_tokens"),
+        cached_input_tokens=detail("prompt_tokens_details", "cached_tokens"),
+    )
+
+
+def _error_from_response(response: httpx.Response, provider: str) -> ProviderError:
+    """Groq's error body is ``{"error": {"message", "type", "code"}}``."""
+    message = code = None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        message = body["error"].get("message")
+        code = body["error"].get("code")
+    upstream = response.status_code
+    status, error_type = _STATUS_MAP.get(
+        upstream, (502, "api_error") if upstream >= 500 else (400, "invalid_request_error")
+    )
+    if status == 502 and upstream in (401, 403):
+        # Never echo what the provider said about our key.
+        shown = f"The model provider ({provider}) rejected this server's credentials."
+    elif status >= 500 or status == 529:
+        shown = f"The model provider ({provider}) failed (HTTP {upstream})."
+    else:
+        shown = str(message)[:500] if message else f"The model provider refused (HTTP {upstream})."
+    return ProviderError(
+        status=status,
+        error_type=error_type,
+        message=shown,
+        retry_after=_retry_after(response.headers.get("retry-after")),
+        code=str(code) if code else None,
+        retryable=upstream in _RETRYABLE_STATUSES,
+    )
+
+
+def _retry_after(raw: str | None) -> float | None:
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return None
+
+
+class GroqClient(OpenAICompatibleClient):
+    """Groq's OpenAI-compatible endpoint. Nothing differs today beyond configuration; the
+    subclass names the provider and is where a Groq-only parameter would go."""

@@ -1,0 +1,41 @@
+"""Which provider serves a model: one client per provider per process, from settings."""
+
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.utils.module_loading import import_string
+
+from messaging.llm.base import ChatProvider, ProviderError
+from messaging.llm.openai_compat import OpenAICompatibleClient, ProviderSettings
+
+
+@cache
+def provider_get(name: str) -> ChatProvider:
+    """The configured provider called ``name``; ``ProviderError`` (503) when it is not
+    configured, so a request names what is missing instead of failing obscurely."""
+    config: dict[str, Any] = dict(settings.LLM_PROVIDERS.get(name) or {})
+    if not config:
+        raise ProviderError(503, "api_error", f"The model provider '{name}' is not configured.")
+    cls = import_string(str(config.pop("class")))
+    if issubclass(cls, OpenAICompatibleClient):
+        if not config.get("api_key"):
+            raise ProviderError(
+                503,
+                "api_error",
+                f"The model provider '{name}' has no API key on this server "
+                "(GROQ_API_KEY for Groq).",
+            )
+        provider: ChatProvider = cls(ProviderSettings(name=name, **config))
+    else:
+        provider = cls(**config)
+    return provider
+
+
+def _reset(*, setting: str, **kwargs: Any) -> None:
+    if setting == "LLM_PROVIDERS":
+        provider_get.cache_clear()
+
+
+setting_changed.connect(_reset)

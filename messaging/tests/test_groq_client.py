@@ -1,0 +1,317 @@
+"""The provider layer against a real HTTP server speaking Groq's wire format."""
+
+import asyncio
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+import pytest
+
+from messaging.llm.base import (
+    ChatMessage,
+    ChatRequest,
+    Finish,
+    ProviderError,
+    ReasoningDelta,
+    Started,
+    StreamEvent,
+    StreamFailed,
+    TextDelta,
+    Usage,
+)
+from messaging.llm.openai_compat import GroqClient, ProviderSettings
+from messaging.tests.fake_groq import ErrorReply, FakeGroq, Reply
+
+REQUEST = ChatRequest(
+    model="openai/gpt-oss-20b",
+    messages=(ChatMessage("system", "Be brief."), ChatMessage("user", "Hi")),
+    temperature=0.5,
+    max_output_tokens=100,
+    reasoning_effort="low",
+)
+
+
+def client_for(fake: FakeGroq, **overrides: object) -> GroqClient:
+    config = {
+        "name": "groq",
+        "base_url": fake.base_url,
+        "api_key": "gsk_test",
+        "read_timeout": 2.0,
+        "retry_base_delay": 0.01,
+        "retry_max_delay": 0.5,
+        **overrides,
+    }
+    return GroqClient(ProviderSettings(**config))  # type: ignore[arg-type]
+
+
+async def collect(client: GroqClient, request: ChatRequest = REQUEST) -> list[StreamEvent]:
+    try:
+        return [event async for event in client.stream(request)]
+    finally:
+        await client.aclose()
+
+
+def run[T](coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def test_streams_typed_events_and_sends_the_openai_body(fake_groq: FakeGroq) -> None:
+    # given
+    fake_groq.replies.append(Reply(reasoning=["Think."], text=["Hel", "lo"], prompt_tokens=21))
+
+    # when
+    events = run(collect(client_for(fake_groq)))
+
+    # then
+    assert events == [
+        Started(model="openai/gpt-oss-20b", upstream_id="req_fake"),
+        ReasoningDelta("Think."),
+        TextDelta("Hel"),
+        TextDelta("lo"),
+        Usage(input_tokens=21, output_tokens=3),
+        Finish("end_turn"),
+    ]
+    received = fake_groq.received[0]
+    assert received.headers["authorization"] == "Bearer gsk_test"
+    assert received.body == {
+        "model": "openai/gpt-oss-20b",
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Hi"},
+        ],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "temperature": 0.5,
+        "max_completion_tokens": 100,
+        "reasoning_effort": "low",
+    }
+
+
+@pytest.mark.parametrize("usage_form", ["both", "x_groq", "usage"])
+def test_reads_usage_in_either_form(fake_groq: FakeGroq, usage_form: str) -> None:
+    fake_groq.replies.append(Reply(usage_form=usage_form, prompt_tokens=7, completion_tokens=9))  # type: ignore[arg-type]
+
+    events = run(collect(client_for(fake_groq)))
+
+    assert [e for e in events if isinstance(e, Usage)] == [Usage(7, 9)]
+
+
+def test_no_usage_reported_yields_no_usage_event(fake_groq: FakeGroq) -> None:
+    fake_groq.replies.append(Reply(usage_form="none"))
+
+    events = run(collect(client_for(fake_groq)))
+
+    assert not [e for e in events if isinstance(e, Usage)]
+    assert events[-1] == Finish("end_turn")
+
+
+@pytest.mark.parametrize(("batch", "split"), [(5, False), (1, True), (3, True)])
+def test_batched_and_split_chunks_parse_the_same(
+    fake_groq: FakeGroq, batch: int, split: bool
+) -> None:
+    text = [f"w{i} " for i in range(12)]
+    fake_groq.replies.append(Reply(text=text, batch=batch, split=split))
+
+    events = run(collect(client_for(fake_groq)))
+
+    assert [e.text for e in events if isinstance(e, TextDelta)] == text
+
+
+@pytest.mark.parametrize(
+    ("finish_reason", "stop_reason"),
+    [
+        ("stop", "end_turn"),
+        ("length", "max_tokens"),
+        ("tool_calls", "tool_use"),
+        ("content_filter", "refusal"),
+    ],
+)
+def test_maps_finish_reasons(fake_groq: FakeGroq, finish_reason: str, stop_reason: str) -> None:
+    fake_groq.replies.append(Reply(finish_reason=finish_reason))
+
+    events = run(collect(client_for(fake_groq)))
+
+    assert events[-1] == Finish(stop_reason)
+
+
+def test_x_groq_error_mid_stream_is_a_stream_failure(fake_groq: FakeGroq) -> None:
+    fake_groq.replies.append(Reply(text=["a", "b", "c"], groq_error_after=2))
+
+    events = run(collect(client_for(fake_groq)))
+
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["a", "b"]
+    assert events[-1] == StreamFailed("The model provider failed: upstream model crashed")
+
+
+def test_malformed_chunk_mid_stream_is_a_stream_failure(fake_groq: FakeGroq) -> None:
+    fake_groq.replies.append(Reply(text=["a", "b"], malformed_after=1))
+
+    events = run(collect(client_for(fake_groq)))
+
+    assert events[-1] == StreamFailed("The model provider sent a malformed chunk.")
+
+
+def test_dropped_connection_mid_stream_is_a_stream_failure(fake_groq: FakeGroq) -> None:
+    fake_groq.replies.append(Reply(text=["a", "b", "c"], drop_after=1))
+
+    events = run(collect(client_for(fake_groq)))
+
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["a"]
+    assert isinstance(events[-1], StreamFailed)
+    assert events[-1].error_type == "api_error"
+
+
+def test_stall_past_read_timeout_is_a_timeout_failure(fake_groq: FakeGroq) -> None:
+    fake_groq.replies.append(Reply(text=["a", "b"], stall_after=1))
+
+    events = run(collect(client_for(fake_groq, read_timeout=0.3)))
+
+    assert events[-1] == StreamFailed("The model provider stopped sending.", "timeout_error")
+
+
+def test_stream_without_done_or_finish_is_a_failure(fake_groq: FakeGroq) -> None:
+    fake_groq.replies.append(Reply(text=["a"], done=False, finish_reason=""))
+
+    events = run(collect(client_for(fake_groq)))
+
+    assert events[-1] == StreamFailed("The model provider ended the stream early.")
+
+
+@pytest.mark.parametrize(
+    ("upstream", "status", "error_type"),
+    [
+        (400, 400, "invalid_request_error"),
+        (404, 400, "invalid_request_error"),
+        (413, 413, "request_too_large"),
+        (422, 400, "invalid_request_error"),
+    ],
+)
+def test_refusals_are_not_retried_and_keep_the_message(
+    fake_groq: FakeGroq, upstream: int, status: int, error_type: str
+) -> None:
+    fake_groq.replies.append(ErrorReply(upstream, message="Please reduce the length."))
+
+    with pytest.raises(ProviderError) as raised:
+        run(collect(client_for(fake_groq)))
+
+    assert (raised.value.status, raised.value.error_type) == (status, error_type)
+    assert raised.value.message == "Please reduce the length."
+    assert len(fake_groq.received) == 1
+
+
+def test_decommissioned_model_keeps_code(fake_groq: FakeGroq) -> None:
+    fake_groq.replies.append(
+        ErrorReply(
+            400,
+            message="The model `llama3-8b-8192` has been decommissioned",
+            code="model_decommissioned",
+        )
+    )
+
+    with pytest.raises(ProviderError) as raised:
+        run(collect(client_for(fake_groq)))
+
+    assert raised.value.code == "model_decommissioned"
+    assert raised.value.status == 400
+
+
+def test_invalid_key_is_502_without_echoing_the_provider(fake_groq: FakeGroq) -> None:
+    with pytest.raises(ProviderError) as raised:
+        run(collect(client_for(fake_groq, api_key="gsk_wrong_secret")))
+
+    assert raised.value.status == 502
+    assert raised.value.message == "The model provider (groq) rejected this server's credentials."
+    assert "gsk_wrong_secret" not in str(raised.value)
+
+
+@pytest.mark.parametrize("upstream", [429, 498, 500, 502, 503])
+def test_transient_errors_are_retried_before_the_first_token(
+    fake_groq: FakeGroq, upstream: int
+) -> None:
+    fake_groq.replies.extend([ErrorReply(upstream), ErrorReply(upstream), Reply(text=["ok"])])
+
+    events = run(collect(client_for(fake_groq, max_retries=2)))
+
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["ok"]
+    assert len(fake_groq.received) == 3
+
+
+def test_retries_give_up_with_the_mapped_error(fake_groq: FakeGroq) -> None:
+    fake_groq.replies.extend([ErrorReply(503)] * 3)
+
+    with pytest.raises(ProviderError) as raised:
+        run(collect(client_for(fake_groq, max_retries=2)))
+
+    assert (raised.value.status, raised.value.error_type) == (529, "overloaded_error")
+    assert len(fake_groq.received) == 3
+
+
+def test_retry_after_is_honoured(fake_groq: FakeGroq) -> None:
+    fake_groq.replies.extend(
+        [
+            ErrorReply(
+                429, type="tokens", code="rate_limit_exceeded", headers={"retry-after": "0.3"}
+            ),
+            Reply(text=["ok"]),
+        ]
+    )
+
+    started = time.perf_counter()
+    events = run(collect(client_for(fake_groq)))
+    elapsed = time.perf_counter() - started
+
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["ok"]
+    assert elapsed >= 0.3
+
+
+def test_retry_after_beyond_the_cap_is_passed_to_the_client(fake_groq: FakeGroq) -> None:
+    fake_groq.replies.append(
+        ErrorReply(429, message="Rate limit reached", headers={"retry-after": "30"})
+    )
+
+    with pytest.raises(ProviderError) as raised:
+        run(collect(client_for(fake_groq, retry_max_delay=1.0)))
+
+    assert (raised.value.status, raised.value.retry_after) == (429, 30.0)
+    assert len(fake_groq.received) == 1
+
+
+def test_unreachable_provider_is_502_after_retries() -> None:
+    config = ProviderSettings(
+        name="groq",
+        base_url="http://127.0.0.1:9/v1",
+        api_key="gsk_test",
+        max_retries=1,
+        retry_base_delay=0.01,
+    )
+
+    with pytest.raises(ProviderError) as raised:
+        run(collect(GroqClient(config)))
+
+    assert (raised.value.status, raised.value.error_type) == (502, "api_error")
+
+
+def test_slow_first_token_past_read_timeout_is_504(fake_groq: FakeGroq) -> None:
+    fake_groq.replies.extend([Reply(ttft=1.0)] * 2)
+
+    with pytest.raises(ProviderError) as raised:
+        run(collect(client_for(fake_groq, read_timeout=0.2, max_retries=1)))
+
+    assert (raised.value.status, raised.value.error_type) == (504, "timeout_error")
+
+
+def test_closing_the_stream_closes_the_upstream_connection(fake_groq: FakeGroq) -> None:
+    fake_groq.replies.append(Reply(text=["a"] * 50, interval=0.05))
+    client = client_for(fake_groq)
+
+    async def read_two_then_close() -> list[StreamEvent]:
+        stream = client.stream(REQUEST)
+        events = [await anext(stream), await anext(stream)]
+        await stream.aclose()
+        await client.aclose()
+        return events
+
+    events = run(read_two_then_close())
+
+    assert events[1] == TextDelta("a")
+    assert fake_groq.wait_for_disconnect(timeout=2.0)

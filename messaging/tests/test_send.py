@@ -1,0 +1,650 @@
+"""Sending a message: the SSE stream in Anthropic's event format, the JSON reply, and what is
+stored. The model provider is the fake Groq server on loopback; the app runs in-process under
+ASGI (messaging/tests/asgi.py), so streams are read chunk by chunk and can be disconnected."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from asgiref.sync import sync_to_async
+from django.db import connection
+
+from accounts.models import User
+from conversations.models import Conversation
+from conversations.services import conversation_create
+from messaging.models import Message
+from messaging.services import message_create
+from messaging.tests.asgi import ASGIRequest, parse_sse
+from messaging.tests.fake_groq import ErrorReply, FakeGroq, Reply
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+MODEL = "openai/gpt-oss-20b"
+
+
+@pytest.fixture(autouse=True)
+def providers(settings, fake_groq: FakeGroq) -> None:
+    settings.LLM_PROVIDERS = {
+        "groq": {
+            "class": "messaging.llm.openai_compat.GroqClient",
+            "base_url": fake_groq.base_url,
+            "api_key": "gsk_test",
+            "read_timeout": 2.0,
+            "max_retries": 1,
+            "retry_base_delay": 0.01,
+            "retry_max_delay": 0.05,
+        },
+    }
+    settings.SSE_PING_SECONDS = 15.0
+
+
+@pytest.fixture
+def conversation(user: User) -> Conversation:
+    return conversation_create(owner=user, model=MODEL, system_prompt="Be brief.")
+
+
+@pytest.fixture
+def auth(make_token, user: User) -> dict[str, str]:
+    return {"authorization": f"Bearer {make_token(user)}"}
+
+
+def send(
+    conversation: Conversation,
+    auth: dict[str, str],
+    body: dict[str, Any],
+    *,
+    path: str = "",
+    headers: dict[str, str] | None = None,
+) -> ASGIRequest:
+    return ASGIRequest(
+        "POST",
+        f"/api/v1/conversations/{conversation.pk}/messages{path}",
+        headers={**auth, **(headers or {})},
+        json_body=body,
+    )
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def close_worker_connection() -> AsyncIterator[None]:
+    """The tests' sync_to_async calls share one worker thread; close its connection after
+    each test so none outlives the test database."""
+    yield
+    await close_connection()
+
+
+@sync_to_async
+def close_connection() -> None:
+    connection.close()
+
+
+@sync_to_async
+def stored(conversation: Conversation) -> list[Message]:
+    return list(Message.objects.filter(conversation=conversation).order_by("created_at", "id"))
+
+
+async def settled(conversation: Conversation, wait: float = 5.0) -> list[Message]:
+    """The messages once no assistant message is in progress (a generation stores its outcome
+    just after its stream ends)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        messages = await stored(conversation)
+        if all(m.status != Message.Status.IN_PROGRESS for m in messages):
+            return messages
+        assert loop.time() < deadline, "the generation never settled"
+        await asyncio.sleep(0.02)
+
+
+async def test_stream_is_the_anthropic_event_sequence(
+    fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    # given
+    fake_groq.replies.append(
+        Reply(
+            reasoning=["Greet ", "back."],
+            text=["Hel", "lo!"],
+            prompt_tokens=30,
+            completion_tokens=9,
+        )
+    )
+
+    # when
+    response = await send(conversation, auth, {"content": "Hi", "stream": True}).start()
+    events = parse_sse(await response.read())
+
+    # then
+    user_message, assistant = await settled(conversation)
+    assert response.status == 200
+    assert response.headers["content-type"] == "text/event-stream"
+    assert response.headers["cache-control"] == "no-cache"
+    assert response.headers["x-accel-buffering"] == "no"
+    assert response.headers["conversation-id"] == str(conversation.pk)
+    assert response.headers["user-message-id"] == str(user_message.pk)
+    assert [e.id for e in events] == list(range(1, 12))
+    estimated_input = events[0].data["message"]["usage"]["input_tokens"]
+    assert estimated_input == 12  # "Be brief." 3 + 4, "Hi" 1 + 4: messaging/tokens.py
+    assert [e.data for e in events] == [
+        {
+            "type": "message_start",
+            "message": {
+                "id": str(assistant.pk),
+                "type": "message",
+                "role": "assistant",
+                "content": [],
+                "model": MODEL,
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {"input_tokens": 12, "output_tokens": 0},
+            },
+        },
+        {
+            "type": "content_block_start",
+            "index": 0,
+            "content_block": {"type": "thinking", "thinking": ""},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "thinking_delta", "thinking": "Greet "},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "thinking_delta", "thinking": "back."},
+        },
+        {"type": "content_block_stop", "index": 0},
+        {"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "Hel"}},
+        {"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "lo!"}},
+        {"type": "content_block_stop", "index": 1},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"input_tokens": 30, "output_tokens": 9},
+        },
+        {"type": "message_stop"},
+    ]
+
+
+async def test_stream_is_stored_with_every_field(
+    fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    # given: 1,000,000 tokens in and out at $0.075 / $0.30 per million
+    fake_groq.replies.append(
+        Reply(
+            reasoning=["Hmm."],
+            text=["Hi", " there"],
+            prompt_tokens=1_000_000,
+            completion_tokens=1_000_000,
+        )
+    )
+
+    # when
+    response = await send(conversation, auth, {"content": "Hello", "stream": True}).start()
+    await response.read()
+
+    # then
+    user_message, assistant = await settled(conversation)
+    assert (user_message.role, user_message.content, user_message.status) == (
+        "user",
+        "Hello",
+        "complete",
+    )
+    assert assistant.role == "assistant"
+    assert assistant.status == "complete"
+    assert assistant.content == "Hi there"
+    assert assistant.reasoning == "Hmm."
+    assert assistant.stop_reason == "end_turn"
+    assert assistant.model == MODEL
+    assert (assistant.input_tokens, assistant.output_tokens) == (1_000_000, 1_000_000)
+    assert assistant.usage_estimated is False
+    assert assistant.cost_usd == Decimal("0.3750000000")
+    assert assistant.ttft_ms is not None
+    assert assistant.latency_ms is not None
+    assert 0 <= assistant.ttft_ms <= assistant.latency_ms
+    assert assistant.error is None
+    assert assistant.completed_at is not None
+    refreshed = await sync_to_async(Conversation.objects.get)(pk=conversation.pk)
+    assert refreshed.title == "Hello"
+    assert refreshed.last_message_at == assistant.completed_at
+
+
+async def test_first_event_arrives_before_the_upstream_finishes(
+    fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    # given: an upstream that takes 0.2 s between chunks
+    fake_groq.replies.append(Reply(text=["a", "b", "c", "d", "e"], interval=0.2))
+
+    # when
+    response = await send(conversation, auth, {"content": "Hi", "stream": True}).start()
+    chunks = response.chunks()
+    received = b""
+    while b"text_delta" not in received:
+        received += await anext(chunks)
+
+    # then: the first text delta is here while the upstream is still sending
+    assert received.startswith(b"id: 1\nevent: message_start\n")
+    assert b'"text_delta","text":"a"' in received
+    assert b'"text":"b"' not in received
+    assert fake_groq.completed_streams == 0
+    rest = b"".join([chunk async for chunk in chunks])
+    assert rest.endswith(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
+    await settled(conversation)
+
+
+async def test_accept_event_stream_header_streams(
+    fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    response = await send(
+        conversation, auth, {"content": "Hi"}, headers={"accept": "text/event-stream"}
+    ).start()
+    events = parse_sse(await response.read())
+
+    assert response.status == 200
+    assert events[-1].event == "message_stop"
+    await settled(conversation)
+
+
+async def test_older_stream_path_always_streams(
+    fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    response = await send(conversation, auth, {"content": "Hi"}, path="/stream").start()
+    events = parse_sse(await response.read())
+
+    assert response.status == 200
+    assert events[0].event == "message_start"
+    assert events[-1].event == "message_stop"
+    await settled(conversation)
+
+
+async def test_non_streaming_reply_is_an_anthropic_message(
+    fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    # given
+    fake_groq.replies.append(
+        Reply(reasoning=["Think."], text=["Hello", "!"], prompt_tokens=20, completion_tokens=4)
+    )
+
+    # when
+    response = await send(conversation, auth, {"content": "Hi"}).start()
+    body = await response.json()
+
+    # then
+    user_message, assistant = await stored(conversation)
+    assert response.status == 201
+    assert response.headers["content-type"] == "application/json"
+    assert body["id"] == str(assistant.pk)
+    assert body["type"] == "message"
+    assert body["role"] == "assistant"
+    assert body["content"] == [
+        {"type": "thinking", "thinking": "Think."},
+        {"type": "text", "text": "Hello!"},
+    ]
+    assert body["model"] == MODEL
+    assert body["stop_reason"] == "end_turn"
+    assert body["stop_sequence"] is None
+    assert body["usage"] == {"input_tokens": 20, "output_tokens": 4}
+    assert body["conversation_id"] == str(conversation.pk)
+    assert body["user_message"]["id"] == str(user_message.pk)
+    assert body["user_message"]["content"] == "Hi"
+    assert body["cost_usd"] == "0.0000027000"
+    assert body["latency_ms"] == assistant.latency_ms
+    assert body["ttft_ms"] == assistant.ttft_ms
+    assert assistant.status == "complete"
+
+
+async def test_upstream_refusal_is_an_http_error_and_both_messages_are_kept(
+    fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    # given
+    fake_groq.replies.append(
+        ErrorReply(
+            400, message="The model `x` has been decommissioned", code="model_decommissioned"
+        )
+    )
+
+    # when
+    response = await send(conversation, auth, {"content": "Hi", "stream": True}).start()
+    body = await response.json()
+
+    # then
+    assert response.status == 400
+    assert body["type"] == "error"
+    assert body["error"] == {
+        "type": "invalid_request_error",
+        "message": "The model `x` has been decommissioned",
+    }
+    assert body["request_id"] == response.headers["request-id"]
+    user_message, assistant = await stored(conversation)
+    assert (user_message.content, user_message.status) == ("Hi", "complete")
+    assert assistant.status == "error"
+    assert assistant.error == {
+        "type": "invalid_request_error",
+        "message": "The model `x` has been decommissioned",
+    }
+    assert (assistant.input_tokens, assistant.output_tokens, assistant.cost_usd) == (
+        0,
+        0,
+        Decimal("0E-10"),
+    )
+
+
+async def test_rate_limit_passes_retry_after_to_the_client(
+    fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    fake_groq.replies.append(
+        ErrorReply(
+            429,
+            message="Rate limit reached",
+            type="tokens",
+            code="rate_limit_exceeded",
+            headers={"retry-after": "42"},
+        )
+    )
+
+    response = await send(conversation, auth, {"content": "Hi"}).start()
+    body = await response.json()
+
+    assert response.status == 429
+    assert response.headers["retry-after"] == "42"
+    assert body["error"]["type"] == "rate_limit_error"
+
+
+async def test_error_mid_stream_is_an_error_event_and_partial_content_is_kept(
+    fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    # given
+    fake_groq.replies.append(Reply(text=["Par", "tial", "never"], groq_error_after=2))
+
+    # when
+    response = await send(conversation, auth, {"content": "Hi", "stream": True}).start()
+    events = parse_sse(await response.read())
+
+    # then
+    assert response.status == 200
+    assert [e.event for e in events] == [
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_delta",
+        "error",
+    ]
+    assert events[-1].data == {
+        "type": "error",
+        "error": {
+            "type": "api_error",
+            "message": "The model provider failed: upstream model crashed",
+        },
+    }
+    _, assistant = await settled(conversation)
+    assert assistant.status == "error"
+    assert assistant.content == "Partial"
+    assert assistant.error == events[-1].data["error"]
+    assert assistant.usage_estimated is True
+    assert assistant.output_tokens == 2
+
+
+async def test_error_before_completion_without_streaming_is_a_502(
+    fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    fake_groq.replies.append(Reply(text=["a", "b", "c"], drop_after=1))
+
+    response = await send(conversation, auth, {"content": "Hi"}).start()
+    body = await response.json()
+
+    assert response.status == 502
+    assert body["error"] == {
+        "type": "api_error",
+        "message": "The model provider closed the connection mid-stream.",
+    }
+    _, assistant = await stored(conversation)
+    assert (assistant.status, assistant.content) == ("error", "a")
+
+
+async def test_disconnect_closes_the_upstream_and_keeps_the_partial_answer(
+    fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    # given: a long, slow answer
+    fake_groq.replies.append(Reply(text=[f"w{i} " for i in range(100)], interval=0.05))
+    response = await send(conversation, auth, {"content": "Hi", "stream": True}).start()
+    chunks = response.chunks()
+    received = b""
+    while received.count(b"text_delta") < 2:
+        received += await anext(chunks)
+
+    # when: the client goes away
+    await response.disconnect()
+
+    # then: the fake upstream sees its connection closed, and the partial answer is stored
+    assert await asyncio.to_thread(fake_groq.wait_for_disconnect, 3.0)
+    _, assistant = await settled(conversation)
+    assert assistant.status == "incomplete"
+    assert assistant.content.startswith("w0 w1 ")
+    assert assistant.usage_estimated is True
+    assert assistant.output_tokens is not None
+    assert assistant.output_tokens > 0
+    assert assistant.completed_at is not None
+    assert fake_groq.completed_streams == 0
+
+
+async def test_ping_after_idle_upstream(
+    settings, fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    # given
+    settings.SSE_PING_SECONDS = 0.1
+    fake_groq.replies.append(Reply(text=["slow", " answer"], interval=0.35))
+
+    # when
+    response = await send(conversation, auth, {"content": "Hi", "stream": True}).start()
+    events = parse_sse(await response.read())
+
+    # then
+    assert "ping" in [e.event for e in events]
+    assert [e.id for e in events] == list(range(1, len(events) + 1))
+    assert events[-1].event == "message_stop"
+    await settled(conversation)
+
+
+async def test_context_keeps_the_newest_history_that_fits(
+    settings, fake_groq: FakeGroq, user: User, auth: dict[str, str]
+) -> None:
+    # given: a model with a tiny context window and a long history
+    settings.CHAT_MODELS = [
+        {
+            "id": "tiny",
+            "provider": "groq",
+            "context_window": 120,
+            "max_output_tokens": 40,
+            "input_usd_per_mtok": "1",
+            "output_usd_per_mtok": "1",
+            "reasoning": False,
+        }
+    ]
+    settings.DEFAULT_CHAT_MODEL = "tiny"
+
+    @sync_to_async
+    def make_history() -> Conversation:
+        conversation = conversation_create(owner=user, model="tiny", system_prompt="Sys.")
+        for i in range(20):
+            message_create(
+                conversation=conversation,
+                role=Message.Role.USER,
+                content=f"question {i:02d} " + "x" * 40,
+            )
+            message_create(
+                conversation=conversation,
+                role=Message.Role.ASSISTANT,
+                content=f"answer {i:02d} " + "y" * 40,
+            )
+        return conversation
+
+    conversation = await make_history()
+
+    # when
+    response = await send(
+        conversation, auth, {"content": "newest", "max_output_tokens": 40}
+    ).start()
+    await response.read()
+
+    # then: the system prompt, the newest history that fits, the new message. The budget is
+    # 120 - 40 (output) - 5 (system) - 6 (new) = 69 estimated tokens, and each old message
+    # costs 17 (52 or 50 bytes / 4, plus 4): four fit.
+    sent = fake_groq.received[0].body["messages"]
+    assert sent == [
+        {"role": "system", "content": "Sys."},
+        {"role": "user", "content": "question 18 " + "x" * 40},
+        {"role": "assistant", "content": "answer 18 " + "y" * 40},
+        {"role": "user", "content": "question 19 " + "x" * 40},
+        {"role": "assistant", "content": "answer 19 " + "y" * 40},
+        {"role": "user", "content": "newest"},
+    ]
+
+
+async def test_message_too_long_for_the_context_is_a_400(
+    settings, fake_groq: FakeGroq, user: User, auth: dict[str, str]
+) -> None:
+    settings.CHAT_MODELS = [
+        {
+            "id": "tiny",
+            "provider": "groq",
+            "context_window": 50,
+            "max_output_tokens": 40,
+            "input_usd_per_mtok": "1",
+            "output_usd_per_mtok": "1",
+            "reasoning": False,
+        }
+    ]
+    conversation = await sync_to_async(conversation_create)(owner=user, model="tiny")
+
+    response = await send(conversation, auth, {"content": "z" * 400}).start()
+    body = await response.json()
+
+    assert response.status == 400
+    assert body["error"]["type"] == "invalid_request_error"
+    assert body["error"]["details"] == {
+        "fields": {"content": ["Too long for the model's context window."]}
+    }
+    assert await stored(conversation) == []
+    assert fake_groq.received == []
+
+
+async def test_two_concurrent_sends_both_complete(
+    fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    fake_groq.default_reply = Reply(text=["x", "y", "z"], interval=0.05)
+
+    first = send(conversation, auth, {"content": "one", "stream": True})
+    second = send(conversation, auth, {"content": "two", "stream": True})
+    await asyncio.gather(first.start(), second.start())
+    bodies = await asyncio.gather(first.read(), second.read())
+
+    assert [parse_sse(body)[-1].event for body in bodies] == ["message_stop", "message_stop"]
+    messages = await settled(conversation)
+    assert sorted(m.content for m in messages) == ["one", "two", "xyz", "xyz"]
+    assert {m.status for m in messages} == {"complete"}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"content": ""}, "content"),
+        ({"content": "   "}, "content"),
+        ({}, "content"),
+        ({"content": "hi", "colour": "red"}, "colour"),
+        ({"content": "hi", "temperature": 3}, "temperature"),
+        ({"content": "hi", "max_output_tokens": 10**6}, "max_output_tokens"),
+        ({"content": "hi", "model": "nope/nope"}, "model"),
+        ({"content": "hi", "stream": "sometimes"}, "stream"),
+        ({"content": "a\x00b"}, "content"),
+    ],
+)
+async def test_invalid_sends_are_400_and_store_nothing(
+    fake_groq: FakeGroq,
+    conversation: Conversation,
+    auth: dict[str, str],
+    body: dict[str, Any],
+    field: str,
+) -> None:
+    response = await send(conversation, auth, body).start()
+    payload = await response.json()
+
+    assert response.status == 400
+    assert payload["error"]["type"] == "invalid_request_error"
+    assert field in payload["error"]["details"]["fields"]
+    assert await stored(conversation) == []
+    assert fake_groq.received == []
+
+
+async def test_another_users_conversation_is_404_and_nothing_is_sent(
+    fake_groq: FakeGroq, other_user: User, auth: dict[str, str]
+) -> None:
+    theirs = await sync_to_async(conversation_create)(owner=other_user, model=MODEL)
+
+    response = await send(theirs, auth, {"content": "Hi", "stream": True}).start()
+    body = await response.json()
+
+    assert response.status == 404
+    assert body["error"] == {"type": "not_found_error", "message": "Conversation not found."}
+    assert await stored(theirs) == []
+    assert fake_groq.received == []
+
+
+async def test_unconfigured_provider_is_503_before_anything_is_stored(
+    settings, fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    settings.LLM_PROVIDERS = {
+        "groq": {
+            "class": "messaging.llm.openai_compat.GroqClient",
+            "base_url": fake_groq.base_url,
+            "api_key": None,
+        }
+    }
+
+    response = await send(conversation, auth, {"content": "Hi"}).start()
+    body = await response.json()
+
+    assert response.status == 503
+    assert body["error"]["message"] == (
+        "The model provider 'groq' has no API key on this server (GROQ_API_KEY for Groq)."
+    )
+    assert await stored(conversation) == []
+
+
+async def test_local_development_model_streams_offline(
+    settings, user: User, auth: dict[str, str]
+) -> None:
+    # given: make run's catalog without a Groq key
+    settings.LLM_PROVIDERS = {
+        "local": {"class": "messaging.llm.dev.DevEchoProvider", "delay_seconds": 0.001}
+    }
+    settings.CHAT_MODELS = [
+        {
+            "id": "local/dev-echo",
+            "provider": "local",
+            "context_window": 8192,
+            "max_output_tokens": 1024,
+            "input_usd_per_mtok": "0",
+            "output_usd_per_mtok": "0",
+        }
+    ]
+    conversation = await sync_to_async(conversation_create)(owner=user, model="local/dev-echo")
+
+    # when
+    response = await send(conversation, auth, {"content": "ping?", "stream": True}).start()
+    events = parse_sse(await response.read())
+
+    # then
+    text = "".join(e.data["delta"]["text"] for e in events if e.event == "content_block_delta")
+    assert text == (
+        "This is chatapi's local development model (no GROQ_API_KEY is set), "
+        "so this reply is canned. You said: ping?"
+    )
+    _, assistant = await settled(conversation)
+    assert (assistant.status, assistant.model, assistant.cost_usd) == (
+        "complete",
+        "local/dev-echo",
+        Decimal("0E-10"),
+    )

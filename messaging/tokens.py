@@ -1,0 +1,25 @@
+"""Offline token estimates, for context budgeting before a call and for usage when the
+provider reports none (a dropped stream). Provider-reported counts always replace them.
+
+No tokenizer download at run time (tiktoken fetches its files; servers here are offline):
+UTF-8 bytes / 4 over-counts English by about a quarter and is close for code and CJK
+(3 bytes a character), so it errs on the side of leaving room in the context window.
+"""
+
+from collections.abc import Iterable
+
+from messaging.llm.base import ChatMessage
+
+BYTES_PER_TOKEN = 4
+# Chat templates add role markers and separators around every message.
+TOKENS_PER_MESSAGE = 4
+
+
+def estimate_tokens(text: str) -> int:
+    if not text:
+        return 0
+    return -(-len(text.encode("utf-8")) // BYTES_PER_TOKEN)
+
+
+def estimate_messages_tokens(messages: Iterable[ChatMessage]) -> int:
+    return sum(estimate_tokens(m.content) + TOKENS_PER_MESSAGE for m in messages)

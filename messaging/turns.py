@@ -1,0 +1,202 @@
+"""The database side of a turn: what happens before the first byte (``turn_prepare``) and
+when the answer ends (``turn_record``). Both are synchronous and each runs in one thread hop.
+"""
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import cast
+
+from django.db import transaction
+from django.utils import timezone
+
+from chatapi.errors import ApiError
+from conversations.models import Conversation
+from conversations.services import conversation_touch
+from messaging.llm.base import ChatMessage, ChatRequest, ReasoningEffort, Role, Usage
+from messaging.models import Message
+from messaging.tokens import TOKENS_PER_MESSAGE, estimate_messages_tokens, estimate_tokens
+from usage.catalog import ChatModel
+
+TITLE_MAX_CHARS = 60
+# Statuses whose content is part of the conversation the model sees next time.
+_CONTEXT_STATUSES = (Message.Status.COMPLETE, Message.Status.INCOMPLETE, Message.Status.CANCELLED)
+_HISTORY_PAGE = 100
+_MICRO = Decimal(1_000_000)
+_COST_QUANTUM = Decimal("0.0000000001")
+
+
+@dataclass(frozen=True)
+class TurnPlan:
+    conversation_id: uuid.UUID
+    user_message: Message
+    assistant_message_id: uuid.UUID
+    model: ChatModel
+    request: ChatRequest
+    estimated_input_tokens: int
+    started_at: float  # time.perf_counter() when the request arrived
+
+
+@dataclass(frozen=True)
+class TurnOutcome:
+    status: str
+    content: str
+    reasoning: str
+    model: str
+    stop_reason: str
+    usage: Usage
+    usage_estimated: bool
+    cost_usd: Decimal
+    latency_ms: int
+    ttft_ms: int | None
+    error: dict[str, str] | None
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    temperature: float | None
+    max_output_tokens: int | None
+    reasoning_effort: ReasoningEffort | None
+
+
+def turn_cost(*, model: ChatModel, usage: Usage) -> Decimal:
+    """Exact cost in USD from the catalog's per-million-token prices."""
+    cost = (
+        usage.input_tokens * model.input_usd_per_mtok
+        + usage.output_tokens * model.output_usd_per_mtok
+    ) / _MICRO
+    return cost.quantize(_COST_QUANTUM)
+
+
+def _context_messages(*, conversation: Conversation, budget: int) -> tuple[list[ChatMessage], int]:
+    """The newest history that fits ``budget`` estimated tokens, oldest first."""
+    picked: list[ChatMessage] = []
+    used = 0
+    history = (
+        Message.objects.filter(conversation=conversation, status__in=_CONTEXT_STATUSES)
+        .exclude(role=Message.Role.SYSTEM)
+        .order_by("-created_at", "-id")
+        .values_list("role", "content")
+    )
+    offset = 0
+    while True:
+        page = list(history[offset : offset + _HISTORY_PAGE])
+        for role, content in page:
+            if not content:
+                continue
+            cost = estimate_tokens(content) + TOKENS_PER_MESSAGE
+            if used + cost > budget:
+                return picked[::-1], used
+            picked.append(ChatMessage(role=cast("Role", role), content=content))
+            used += cost
+        if len(page) < _HISTORY_PAGE:
+            return picked[::-1], used
+        offset += _HISTORY_PAGE
+
+
+def _title_from(content: str) -> str:
+    line = " ".join(content.split())
+    if len(line) <= TITLE_MAX_CHARS:
+        return line
+    cut = line[:TITLE_MAX_CHARS].rsplit(" ", 1)[0] or line[:TITLE_MAX_CHARS]
+    return f"{cut}…"
+
+
+def turn_prepare(
+    *,
+    conversation: Conversation,
+    content: str,
+    model: ChatModel,
+    generation: GenerationSettings,
+    started_at: float | None = None,
+) -> TurnPlan:
+    """Store the user message (committed before any upstream call) and an ``in_progress``
+    assistant message, and build the provider request from the history that fits the
+    model's context window minus the output budget."""
+    system = (
+        [ChatMessage(role="system", content=conversation.system_prompt)]
+        if conversation.system_prompt
+        else []
+    )
+    new_message = ChatMessage(role="user", content=content)
+    output_budget = generation.max_output_tokens or model.max_output_tokens
+    budget = (
+        model.context_window
+        - output_budget
+        - estimate_messages_tokens(system)
+        - estimate_messages_tokens([new_message])
+    )
+    if budget < 0:
+        raise ApiError(
+            f"The message is too long for {model.id}: its context window is "
+            f"{model.context_window} tokens and {output_budget} are reserved for the answer.",
+            details={"fields": {"content": ["Too long for the model's context window."]}},
+        )
+    history, history_tokens = _context_messages(conversation=conversation, budget=budget)
+    messages = (*system, *history, new_message)
+    estimated_input = (
+        estimate_messages_tokens(system)
+        + history_tokens
+        + estimate_tokens(content)
+        + TOKENS_PER_MESSAGE
+    )
+
+    now = timezone.now()
+    user_message = Message(
+        conversation=conversation,
+        role=Message.Role.USER,
+        content=content,
+        status=Message.Status.COMPLETE,
+        created_at=now,
+        completed_at=now,
+    )
+    assistant = Message(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.IN_PROGRESS,
+        model=model.id,
+        # Strictly after the user message, so (created_at, id) order never swaps them.
+        created_at=now + timedelta(microseconds=1),
+    )
+    with transaction.atomic():
+        Message.objects.bulk_create([user_message, assistant])
+        conversation_touch(conversation_id=conversation.pk, at=now, title=_title_from(content))
+    return TurnPlan(
+        conversation_id=conversation.pk,
+        user_message=user_message,
+        assistant_message_id=assistant.pk,
+        model=model,
+        request=ChatRequest(
+            model=model.id,
+            messages=messages,
+            temperature=generation.temperature,
+            max_output_tokens=generation.max_output_tokens,
+            reasoning_effort=generation.reasoning_effort if model.reasoning else None,
+        ),
+        estimated_input_tokens=estimated_input,
+        started_at=started_at if started_at is not None else time.perf_counter(),
+    )
+
+
+def turn_record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
+    """Store how the turn ended: the assistant message with everything measured."""
+    now = timezone.now()
+    with transaction.atomic():
+        Message.objects.filter(pk=plan.assistant_message_id).update(
+            status=outcome.status,
+            content=outcome.content,
+            reasoning=outcome.reasoning,
+            model=outcome.model,
+            stop_reason=outcome.stop_reason,
+            input_tokens=outcome.usage.input_tokens,
+            output_tokens=outcome.usage.output_tokens,
+            usage_estimated=outcome.usage_estimated,
+            latency_ms=outcome.latency_ms,
+            ttft_ms=outcome.ttft_ms,
+            cost_usd=outcome.cost_usd,
+            error=outcome.error,
+            completed_at=now,
+        )
+        conversation_touch(conversation_id=plan.conversation_id, at=now)
