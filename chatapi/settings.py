@@ -238,6 +238,25 @@ if DEV_MODE:
 # Seconds without upstream data before the stream sends a `ping` event.
 SSE_PING_SECONDS = env_float("SSE_PING_SECONDS", 15.0, minimum=0.01)
 
+# --- Redis ------------------------------------------------------------------------------------
+# Shared state between server processes (rate-limit counters, generation event logs). Unset:
+# each process keeps that state in its own memory, which is right for a single process.
+REDIS_URL = env_str("REDIS_URL")
+
+# --- Generations --------------------------------------------------------------------------------
+# Keep generating (and storing the answer) when the client that started a stream goes away;
+# the client can resume it. Off: a disconnect stops the generation, as the Stop button does.
+GENERATION_CONTINUE_ON_DISCONNECT = env_bool("GENERATION_CONTINUE_ON_DISCONNECT", default=True)
+# How long a finished generation's event log stays replayable (after that, a resume replays
+# the stored message).
+GENERATION_EVENT_LOG_TTL_SECONDS = env_int("GENERATION_EVENT_LOG_TTL_SECONDS", 3600, minimum=1)
+# A running generation refreshes its heartbeat this often; one silent for the stale period
+# belongs to a dead process and the sweeper finishes its message as `incomplete`.
+GENERATION_HEARTBEAT_SECONDS = env_float("GENERATION_HEARTBEAT_SECONDS", 5.0, minimum=0.05)
+GENERATION_STALE_SECONDS = env_float("GENERATION_STALE_SECONDS", 30.0, minimum=0.1)
+# How long an Idempotency-Key on POST .../messages is remembered.
+IDEMPOTENCY_KEY_TTL_SECONDS = env_int("IDEMPOTENCY_KEY_TTL_SECONDS", 86400, minimum=1)
+
 # --- Logging ---------------------------------------------------------------------------------
 
 LOGGING = {
