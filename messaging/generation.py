@@ -1,9 +1,11 @@
 """One assistant turn as a unit that runs on its own: provider events in, Anthropic SSE
-events out into an in-memory log, the outcome stored at the end.
+events out, the outcome stored at the end.
 
-The HTTP response only *follows* the log (``follow``), so the generation does not depend on
-the response that started it. Today a client disconnect cancels it (and the partial answer is
-stored as ``incomplete``); resumable generations build on the same log.
+A generation runs in a task of its own, detached from the HTTP request that started it. Its
+events go to an in-memory list (``events``, followed by responses in this process) and, with
+Redis, to the message's event log (followed by any process: ``messaging.eventlog``). An HTTP
+response only *follows* those events, so a client can disconnect and resume, and a generation
+can be cancelled from anywhere (``messaging.workers``).
 """
 
 import asyncio
@@ -15,9 +17,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import connection
 
 from messaging import sse
+from messaging.eventlog import RedisLogWriter, redis_enabled
 from messaging.llm.base import (
     ChatProvider,
     Finish,
@@ -32,8 +36,18 @@ from messaging.llm.base import (
 from messaging.models import Message
 from messaging.tokens import estimate_tokens
 from messaging.turns import TurnOutcome, TurnPlan, turn_cost, turn_record
+from messaging.workers import generation_forget, generation_register, worker_ensure_running
 
 logger = logging.getLogger(__name__)
+
+CANCELLED_STOP_REASON = "cancelled"
+DISCONNECTED_ERROR = {
+    "type": "api_error",
+    "message": "The client disconnected and the generation was stopped; the answer is incomplete.",
+}
+# A finished generation stays in memory this long for same-process resumes (Redis serves
+# later ones; without Redis, memory is the only log, kept for the log TTL).
+_KEEP_FINISHED_SECONDS_WITH_REDIS = 60.0
 
 
 @sync_to_async(thread_sensitive=False)
@@ -52,14 +66,16 @@ class Generation:
     ) -> None:
         self.plan = plan
         self.ping_seconds = ping_seconds
-        self.log: list[sse.SSEEvent] = []
+        self.events: list[sse.SSEEvent] = []
         self.finished = False
         self.outcome: TurnOutcome | None = None
         self._stream = provider.stream(plan.request)
+        self._writer: RedisLogWriter | None = None
         self._task: asyncio.Task[TurnOutcome] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._waiters: list[asyncio.Future[None]] = []
         self._last_event_at = time.perf_counter()
+        self._cancel_status = Message.Status.CANCELLED
         # What the answer is made of so far.
         self.model = plan.model.id
         self.text: list[str] = []
@@ -78,6 +94,7 @@ class Generation:
         Raises ``ProviderError`` while nothing has been sent, so the caller can still answer
         with an ordinary HTTP error; the assistant message is then stored as ``error``.
         """
+        worker_ensure_running()
         try:
             first = await anext(self._stream)
         except StopAsyncIteration:
@@ -85,12 +102,18 @@ class Generation:
         except ProviderError as exc:
             await self._store(Message.Status.ERROR, error=exc, refused=True)
             raise
+        except Exception:
+            logger.exception("generation %s failed to start", self.plan.assistant_message_id)
+            first = None
         if not isinstance(first, Started):
             error = ProviderError(502, "api_error", "The model provider sent no answer.")
             await self._store(Message.Status.ERROR, error=error, refused=True)
             raise error
         if first.model:
             self.model = first.model
+        if redis_enabled():
+            self._writer = RedisLogWriter(self.plan.assistant_message_id)
+        generation_register(self)
         self._emit(
             sse.message_start(
                 message_id=str(self.plan.assistant_message_id),
@@ -103,21 +126,29 @@ class Generation:
         self._heartbeat = asyncio.create_task(self._beat(), context=contextvars.Context())
         return self._task
 
-    def cancel(self) -> None:
-        """Stop generating: the upstream connection closes and the partial answer is kept."""
+    def cancel(self, status: Message.Status = Message.Status.CANCELLED) -> None:
+        """Stop generating: the upstream connection closes and the partial answer is kept,
+        as ``cancelled`` (the user's Stop) or ``incomplete`` (the client went away)."""
         if self._task is not None and not self._task.done():
+            self._cancel_status = status
             self._task.cancel()
 
     async def run_to_end(self) -> TurnOutcome:
         """Open and wait for the whole answer (the non-streaming path)."""
         return await asyncio.shield(await self.open())
 
+    async def wait(self) -> TurnOutcome:
+        """The outcome, once the generation has ended (it must have been opened)."""
+        if self._task is None:
+            raise RuntimeError("wait() before open()")
+        return await asyncio.shield(self._task)
+
     async def follow(self, after: int = 0) -> AsyncIterator[bytes]:
         """The SSE bytes of every event with an id above ``after``, live until the end."""
         position = after
         while True:
-            while position < len(self.log):
-                yield self.log[position].encode()
+            while position < len(self.events):
+                yield self.events[position].raw
                 position += 1
             if self.finished:
                 return
@@ -136,7 +167,7 @@ class Generation:
                     status, error = Message.Status.ERROR, failure
                     break
         except asyncio.CancelledError:
-            status = Message.Status.INCOMPLETE
+            status = self._cancel_status
         except Exception:
             logger.exception("generation %s failed", self.plan.assistant_message_id)
             status = Message.Status.ERROR
@@ -145,23 +176,39 @@ class Generation:
             await self._stream.aclose()  # closes the upstream connection if still open
             if self._heartbeat is not None:
                 self._heartbeat.cancel()
-        if status == Message.Status.COMPLETE:
+        if status in (Message.Status.COMPLETE, Message.Status.CANCELLED):
             self._close_block()
             usage = self._final_usage()
+            stop_reason = self.stop_reason or "end_turn"
             self._emit(
                 sse.message_delta(
-                    stop_reason=self.stop_reason or "end_turn",
+                    stop_reason=(
+                        stop_reason if status == Message.Status.COMPLETE else CANCELLED_STOP_REASON
+                    ),
                     input_tokens=usage.input_tokens,
                     output_tokens=usage.output_tokens,
                 )
             )
+        elif status == Message.Status.INCOMPLETE:
+            error = ProviderError(499, DISCONNECTED_ERROR["type"], DISCONNECTED_ERROR["message"])
+            self._emit(sse.error(error_type=error.error_type, message=error.message))
         elif error is not None:
             self._emit(sse.error(error_type=error.error_type, message=error.message))
         outcome = await self._store(status, error=error)
-        if status == Message.Status.COMPLETE:
+        if status in (Message.Status.COMPLETE, Message.Status.CANCELLED):
             self._emit(sse.message_stop())
         self.finished = True
         self._wake()
+        if self._writer is not None:
+            await self._writer.close()
+        generation_forget(
+            self.plan.assistant_message_id,
+            after_seconds=(
+                _KEEP_FINISHED_SECONDS_WITH_REDIS
+                if self._writer is not None
+                else settings.GENERATION_EVENT_LOG_TTL_SECONDS
+            ),
+        )
         return outcome
 
     def _apply(self, event: StreamEvent) -> ProviderError | None:
@@ -204,7 +251,8 @@ class Generation:
             return self.usage
         return Usage(
             input_tokens=self.plan.estimated_input_tokens,
-            output_tokens=estimate_tokens("".join(self.reasoning) + "".join(self.text)),
+            output_tokens=estimate_tokens("".join(self.reasoning))
+            + estimate_tokens("".join(self.text)),
         )
 
     async def _beat(self) -> None:
@@ -220,7 +268,10 @@ class Generation:
     # --- plumbing ----------------------------------------------------------------------------
 
     def _emit(self, data: dict[str, Any]) -> None:
-        self.log.append(sse.SSEEvent(id=len(self.log) + 1, data=data))
+        event = sse.SSEEvent.build(len(self.events) + 1, data)
+        self.events.append(event)
+        if self._writer is not None:
+            self._writer.push(event)
         self._last_event_at = time.perf_counter()
         self._wake()
 

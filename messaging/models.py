@@ -60,6 +60,8 @@ class Message(models.Model):
     error = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # The server process generating it (GenerationWorker.id), while in progress.
+    worker_id = models.CharField(max_length=100, blank=True)
 
     class Meta:
         ordering = ("created_at", "id")
@@ -67,8 +69,20 @@ class Message(models.Model):
             models.Index(
                 fields=["conversation", "created_at", "id"], name="message_conversation_created"
             ),
+            # The sweeper's question: which messages are still being generated, and where.
+            models.Index(
+                fields=["worker_id"],
+                condition=Q(status=MessageStatus.IN_PROGRESS),
+                name="message_in_progress_worker",
+            ),
         ]
         constraints = [
+            # At most one generation in progress per conversation; a second send meets this.
+            models.UniqueConstraint(
+                fields=["conversation"],
+                condition=Q(status=MessageStatus.IN_PROGRESS),
+                name="message_one_in_progress_per_conversation",
+            ),
             models.CheckConstraint(
                 condition=Q(role__in=MessageRole.values), name="message_role_valid"
             ),
@@ -83,3 +97,15 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role} message {self.id}"
+
+
+class GenerationWorker(models.Model):
+    """A server process that runs generations, and when it last said it was alive. A message
+    in progress on a worker that stopped beating is finished by the sweeper."""
+
+    id = models.CharField(primary_key=True, max_length=100)
+    started_at = models.DateTimeField(default=timezone.now)
+    heartbeat_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return self.id

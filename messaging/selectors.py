@@ -1,3 +1,6 @@
+from uuid import UUID
+
+from chatapi.errors import NotFoundError
 from chatapi.pagination import Page, PageParams, keyset_page
 from conversations.models import Conversation
 from messaging.models import Message
@@ -12,3 +15,16 @@ def message_list(*, conversation: Conversation, page: PageParams) -> Page[Messag
         sort_field="created_at",
         descending=False,
     )
+
+
+def message_get_in_conversation(*, conversation: Conversation, message_id: str) -> Message:
+    """A message of a conversation the caller owns; NotFoundError for any other id
+    (another conversation's, missing, malformed), with the same body."""
+    try:
+        pk = UUID(message_id)
+    except ValueError:
+        raise NotFoundError("Message not found.") from None
+    message = Message.objects.filter(pk=pk, conversation=conversation).first()
+    if message is None:
+        raise NotFoundError("Message not found.")
+    return message

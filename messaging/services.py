@@ -1,13 +1,16 @@
+import time
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.db import transaction
 from django.utils import timezone
 
 from conversations.models import Conversation
 from conversations.services import conversation_touch
 from messaging.models import Message
+from messaging.workers import generation_cancel, worker_is_alive
 
 
 def message_create(
@@ -59,4 +62,29 @@ def message_create(
     # The instance follows the row, as far as it knows.
     conversation.last_message_at = max(conversation.last_message_at or created_at, created_at)
     conversation.activity_at = max(conversation.activity_at, created_at)
+    return message
+
+
+CANCEL_CONFIRM_SECONDS = 2.0
+_CANCEL_POLL_SECONDS = 0.02
+
+
+def message_cancel(*, message: Message) -> Message:
+    """Stop the generation of ``message`` wherever it runs, and wait (briefly) until its
+    process has stored it as cancelled. A message whose process is gone is cancelled here.
+    Returns the message as stored now (still ``in_progress`` if the process is slow)."""
+    async_to_sync(generation_cancel)(message.pk)
+    deadline = time.monotonic() + CANCEL_CONFIRM_SECONDS
+    while True:
+        message.refresh_from_db()
+        if message.status != Message.Status.IN_PROGRESS or time.monotonic() >= deadline:
+            break
+        time.sleep(_CANCEL_POLL_SECONDS)
+    if message.status == Message.Status.IN_PROGRESS and not worker_is_alive(
+        worker_id=message.worker_id
+    ):
+        Message.objects.filter(pk=message.pk, status=Message.Status.IN_PROGRESS).update(
+            status=Message.Status.CANCELLED, completed_at=timezone.now()
+        )
+        message.refresh_from_db()
     return message

@@ -13,17 +13,33 @@ from typing import Any
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
+# Events after which a message's stream has nothing more to say.
+TERMINAL_TYPES = frozenset({"message_stop", "error"})
+
+
 @dataclass(frozen=True, slots=True)
 class SSEEvent:
+    """One event as it goes on the wire: encoded once, then sent to every follower (and
+    stored in the event log) as the same bytes."""
+
     id: int
-    data: dict[str, Any]
+    type: str
+    raw: bytes
+
+    @classmethod
+    def build(cls, event_id: int, data: dict[str, Any]) -> "SSEEvent":
+        event_type = str(data["type"])
+        raw = f"id: {event_id}\nevent: {event_type}\ndata: {_dumps(data)}\n\n".encode()
+        return cls(id=event_id, type=event_type, raw=raw)
 
     @property
-    def type(self) -> str:
-        return str(self.data["type"])
+    def terminal(self) -> bool:
+        return self.type in TERMINAL_TYPES
 
-    def encode(self) -> bytes:
-        return f"id: {self.id}\nevent: {self.data['type']}\ndata: {_dumps(self.data)}\n\n".encode()
+    def data(self) -> dict[str, Any]:
+        line = self.raw.split(b"\ndata: ", 1)[1]
+        parsed: dict[str, Any] = json.loads(line)
+        return parsed
 
 
 def message_start(*, message_id: str, model: str, input_tokens: int) -> dict[str, Any]:

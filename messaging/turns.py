@@ -9,21 +9,23 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import cast
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from chatapi.errors import ApiError
+from chatapi.errors import ApiError, ConflictError
 from conversations.models import Conversation
 from conversations.services import conversation_touch
 from messaging.llm.base import ChatMessage, ChatRequest, ReasoningEffort, Role, Usage
 from messaging.models import Message
 from messaging.tokens import TOKENS_PER_MESSAGE, estimate_messages_tokens, estimate_tokens
+from messaging.workers import WORKER_ID
 from usage.catalog import ChatModel
 
 TITLE_MAX_CHARS = 60
 # Statuses whose content is part of the conversation the model sees next time.
 _CONTEXT_STATUSES = (Message.Status.COMPLETE, Message.Status.INCOMPLETE, Message.Status.CANCELLED)
 _HISTORY_PAGE = 100
+ONE_IN_PROGRESS_CONSTRAINT = "message_one_in_progress_per_conversation"
 _MICRO = Decimal(1_000_000)
 _COST_QUANTUM = Decimal("0.0000000001")
 
@@ -104,6 +106,19 @@ def _title_from(content: str) -> str:
     return f"{cut}…"
 
 
+def _in_progress_conflict(conversation: Conversation) -> ConflictError:
+    running = (
+        Message.objects.filter(conversation=conversation, status=Message.Status.IN_PROGRESS)
+        .values_list("id", flat=True)
+        .first()
+    )
+    return ConflictError(
+        f"An answer is already being generated in this conversation (message {running}); "
+        "resume it with GET .../messages/{id}/stream or cancel it first.",
+        details={"in_progress_message_id": str(running) if running else None},
+    )
+
+
 def turn_prepare(
     *,
     conversation: Conversation,
@@ -159,10 +174,16 @@ def turn_prepare(
         model=model.id,
         # Strictly after the user message, so (created_at, id) order never swaps them.
         created_at=now + timedelta(microseconds=1),
+        worker_id=WORKER_ID,
     )
-    with transaction.atomic():
-        Message.objects.bulk_create([user_message, assistant])
-        conversation_touch(conversation_id=conversation.pk, at=now, title=_title_from(content))
+    try:
+        with transaction.atomic():
+            Message.objects.bulk_create([user_message, assistant])
+            conversation_touch(conversation_id=conversation.pk, at=now, title=_title_from(content))
+    except IntegrityError as exc:
+        if ONE_IN_PROGRESS_CONSTRAINT not in str(exc):
+            raise
+        raise _in_progress_conflict(conversation) from None
     return TurnPlan(
         conversation_id=conversation.pk,
         user_message=user_message,

@@ -10,6 +10,16 @@ urlpatterns = [
         name="conversation-messages",
     ),
     path(
+        "conversations/<str:conversation_id>/messages/<str:message_id>/stream",
+        views.ConversationMessageStreamView.as_view(),
+        name="conversation-message-stream",
+    ),
+    path(
+        "conversations/<str:conversation_id>/messages/<str:message_id>/cancel",
+        views.ConversationMessageCancelView.as_view(),
+        name="conversation-message-cancel",
+    ),
+    path(
         "conversations/<str:conversation_id>/messages/stream",
         views.ConversationMessagesStreamView.as_view(),
         name="conversation-messages-stream",

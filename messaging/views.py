@@ -9,13 +9,18 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.http import HttpResponseBase, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+)
 from rest_framework import status
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from chatapi.errors import ApiError, api_error
+from chatapi.errors import ApiError, ConflictError, api_error
 from chatapi.pagination import PageParams, PageQuerySerializer, page_body, page_schema
 from conversations.models import Conversation
 from conversations.views import INVALID_RESPONSE, NOT_FOUND_RESPONSE, ConversationScopedView
@@ -23,12 +28,14 @@ from messaging.generation import Generation
 from messaging.llm.base import ProviderError
 from messaging.llm.registry import provider_get
 from messaging.models import Message
-from messaging.selectors import message_list
+from messaging.resume import message_events
+from messaging.selectors import message_get_in_conversation, message_list
 from messaging.serializers import (
     AssistantReplySerializer,
     MessageCreateSerializer,
     MessageSerializer,
 )
+from messaging.services import message_cancel
 from messaging.turns import GenerationSettings, TurnOutcome, TurnPlan, turn_prepare
 from usage.catalog import chat_model_get
 
@@ -108,14 +115,22 @@ def _generation_settings(data: dict[str, Any], conversation: Conversation) -> Ge
 
 
 async def _relay(generation: Generation) -> AsyncIterator[bytes]:
-    """The response body: follows the generation's event log. A client that goes away
-    (cancellation under ASGI, or the iterator closed) stops the generation."""
+    """The response body: follows the generation's events. When the client goes away
+    (cancellation under ASGI, or the iterator closed) the generation goes on, to be resumed,
+    unless GENERATION_CONTINUE_ON_DISCONNECT is off."""
     try:
         async for chunk in generation.follow():
             yield chunk
     finally:
-        if not generation.finished:
-            generation.cancel()
+        if not generation.finished and not settings.GENERATION_CONTINUE_ON_DISCONNECT:
+            generation.cancel(Message.Status.INCOMPLETE)
+
+
+def _event_stream_response(body: AsyncIterator[bytes]) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(body, content_type="text/event-stream")
+    for name, value in SSE_HEADERS.items():
+        response[name] = value
+    return response
 
 
 def _reply_body(plan: TurnPlan, outcome: TurnOutcome) -> dict[str, Any]:
@@ -187,9 +202,7 @@ class ConversationMessageSendMixin:
                 async_to_sync(generation.open)()
             except ProviderError as exc:
                 raise _api_error_from(exc) from None
-            response = StreamingHttpResponse(_relay(generation), content_type="text/event-stream")
-            for name, value in SSE_HEADERS.items():
-                response[name] = value
+            response = _event_stream_response(_relay(generation))
             response["conversation-id"] = str(plan.conversation_id)
             response["user-message-id"] = str(plan.user_message.pk)
             return response
@@ -281,3 +294,99 @@ class ConversationMessagesStreamView(ConversationMessageSendMixin, ConversationS
     )
     def post(self, request: Request, conversation_id: str) -> HttpResponseBase:
         return self.send(request, always_stream=True)
+
+
+def _last_event_id(request: Request) -> int:
+    raw = request.headers.get("Last-Event-ID") or request.query_params.get("after") or "0"
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ApiError(
+            "Last-Event-ID (or after) must be a non-negative event id.",
+            details={"fields": {"after": ["Must be a non-negative integer."]}},
+        )
+    return value
+
+
+_MESSAGE_ID_PARAMETER = OpenApiParameter(
+    "message_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The message's id."
+)
+
+
+class ConversationMessageStreamView(ConversationScopedView):
+    """Resume (or replay) an assistant message's stream."""
+
+    def perform_content_negotiation(
+        self, request: Request, force: bool = False
+    ) -> tuple[BaseRenderer, str]:
+        return JSONRenderer(), "application/json"
+
+    @extend_schema(
+        operation_id="conversations_messages_stream_resume",
+        tags=["messages"],
+        summary="Resume an answer's stream",
+        description="The events after Last-Event-ID (header) or ?after=, then live until the "
+        "end, from any server process. Across a disconnect and a resume the client sees "
+        "exactly the bytes of one uninterrupted stream. A finished message whose event log "
+        "has expired is replayed from storage as a fresh, complete sequence (ids from 1).",
+        parameters=[
+            _MESSAGE_ID_PARAMETER,
+            OpenApiParameter("after", OpenApiTypes.INT, description="Last event id received."),
+            OpenApiParameter(
+                "Last-Event-ID",
+                OpenApiTypes.INT,
+                OpenApiParameter.HEADER,
+                description="Last event id received (what EventSource sends on reconnect).",
+            ),
+        ],
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR),
+            400: INVALID_RESPONSE,
+            404: NOT_FOUND_RESPONSE,
+        },
+    )
+    def get(self, request: Request, conversation_id: str, message_id: str) -> HttpResponseBase:
+        after = _last_event_id(request)
+        message = message_get_in_conversation(conversation=self.conversation, message_id=message_id)
+        if message.role != Message.Role.ASSISTANT:
+            raise ApiError("Only an assistant message has a stream.")
+        response = _event_stream_response(message_events(message, after=after))
+        response["conversation-id"] = str(self.conversation.pk)
+        return response
+
+
+class ConversationMessageCancelView(ConversationScopedView):
+    """Stop a generation, on whichever server process runs it."""
+
+    @extend_schema(
+        operation_id="conversations_messages_cancel",
+        tags=["messages"],
+        summary="Cancel an answer being generated",
+        description="The upstream request is closed, and the message is stored as cancelled "
+        "with its partial content and usage; live followers get a message_delta with "
+        "stop_reason 'cancelled' and message_stop. 202 if the generating process has not "
+        "confirmed yet; 409 if the message is not in progress.",
+        parameters=[_MESSAGE_ID_PARAMETER],
+        request=None,
+        responses={
+            200: MessageSerializer,
+            202: MessageSerializer,
+            404: NOT_FOUND_RESPONSE,
+            409: OpenApiResponse(description="The message is not in progress."),
+        },
+    )
+    def post(self, request: Request, conversation_id: str, message_id: str) -> Response:
+        message = message_get_in_conversation(conversation=self.conversation, message_id=message_id)
+        if message.status != Message.Status.IN_PROGRESS:
+            raise ConflictError(
+                f"The message is not in progress (it is {message.status}).",
+                details={"status": message.status},
+            )
+        message = message_cancel(message=message)
+        done = message.status != Message.Status.IN_PROGRESS
+        return Response(
+            MessageSerializer(message).data,
+            status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED,
+        )

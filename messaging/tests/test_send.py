@@ -3,6 +3,7 @@ stored. The model provider is the fake Groq server on loopback; the app runs in-
 ASGI (messaging/tests/asgi.py), so streams are read chunk by chunk and can be disconnected."""
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
@@ -404,10 +405,32 @@ async def test_error_before_completion_without_streaming_is_a_502(
     assert (assistant.status, assistant.content) == ("error", "a")
 
 
-async def test_disconnect_closes_the_upstream_and_keeps_the_partial_answer(
+async def test_disconnect_goes_on_generating_and_stores_the_answer(
     fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
 ) -> None:
-    # given: a long, slow answer
+    # given: an answer in progress (GENERATION_CONTINUE_ON_DISCONNECT is on by default)
+    fake_groq.replies.append(Reply(text=[f"w{i} " for i in range(10)], interval=0.02))
+    response = await send(conversation, auth, {"content": "Hi", "stream": True}).start()
+    chunks = response.chunks()
+    received = b""
+    while b"text_delta" not in received:
+        received += await anext(chunks)
+
+    # when: the client goes away
+    await response.disconnect()
+
+    # then: the answer completes upstream and is stored whole
+    _, assistant = await settled(conversation)
+    assert assistant.status == "complete"
+    assert assistant.content == "".join(f"w{i} " for i in range(10))
+    assert fake_groq.disconnects == 0
+
+
+async def test_disconnect_with_continue_off_closes_the_upstream_and_keeps_the_partial_answer(
+    settings, fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    # given: a long, slow answer, and disconnects configured to stop generations
+    settings.GENERATION_CONTINUE_ON_DISCONNECT = False
     fake_groq.replies.append(Reply(text=[f"w{i} " for i in range(100)], interval=0.05))
     response = await send(conversation, auth, {"content": "Hi", "stream": True}).start()
     chunks = response.chunks()
@@ -531,20 +554,30 @@ async def test_message_too_long_for_the_context_is_a_400(
     assert fake_groq.received == []
 
 
-async def test_two_concurrent_sends_both_complete(
+async def test_two_concurrent_sends_one_generates_the_other_is_409(
     fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
 ) -> None:
+    # given
     fake_groq.default_reply = Reply(text=["x", "y", "z"], interval=0.05)
 
+    # when: two sends race in the same conversation
     first = send(conversation, auth, {"content": "one", "stream": True})
     second = send(conversation, auth, {"content": "two", "stream": True})
     await asyncio.gather(first.start(), second.start())
     bodies = await asyncio.gather(first.read(), second.read())
 
-    assert [parse_sse(body)[-1].event for body in bodies] == ["message_stop", "message_stop"]
+    # then: one streams to the end, the other is told which message is in progress
+    (winner, winner_body), (loser, loser_body) = sorted(
+        zip([first, second], bodies, strict=True), key=lambda pair: pair[0].status or 0
+    )
+    assert (winner.status, loser.status) == (200, 409)
+    assert parse_sse(winner_body)[-1].event == "message_stop"
     messages = await settled(conversation)
-    assert sorted(m.content for m in messages) == ["one", "two", "xyz", "xyz"]
-    assert {m.status for m in messages} == {"complete"}
+    assert [m.status for m in messages] == ["complete", "complete"]
+    error = json.loads(loser_body)["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["details"] == {"in_progress_message_id": str(messages[1].pk)}
+    assert len(fake_groq.received) == 1
 
 
 @pytest.mark.parametrize(

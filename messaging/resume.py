@@ -1,0 +1,101 @@
+"""Following a message's events from any server process: live from this process's memory,
+from the Redis event log, or, once the log has expired, as a replay of the stored message."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+from asgiref.sync import sync_to_async
+from django.db import connection
+
+from messaging import sse
+from messaging.eventlog import log_exists, log_tail_is_terminal, read_log, redis_enabled
+from messaging.models import Message
+from messaging.workers import generation_get
+
+_POLL_SECONDS = 0.5
+_KEEPALIVE_SECONDS = 15.0
+# An SSE comment: keeps proxies from closing an idle stream; clients ignore it.
+_KEEPALIVE = b": keepalive\n\n"
+
+
+@sync_to_async(thread_sensitive=False)
+def _load(message_id: uuid.UUID) -> Message:
+    try:
+        return Message.objects.get(pk=message_id)
+    finally:
+        connection.close()
+
+
+def stored_message_events(message: Message) -> list[sse.SSEEvent]:
+    """A finished message as a complete, well-formed event sequence (ids from 1)."""
+    data = [
+        sse.message_start(
+            message_id=str(message.pk),
+            model=message.model,
+            input_tokens=message.input_tokens or 0,
+        )
+    ]
+    blocks = [("thinking", message.reasoning), ("text", message.content)]
+    for index, (block_type, text) in enumerate(b for b in blocks if b[1] or b[0] == "text"):
+        data.append(sse.content_block_start(index=index, block_type=block_type))
+        if text:
+            data.append(sse.content_block_delta(index=index, block_type=block_type, text=text))
+        data.append(sse.content_block_stop(index=index))
+    if message.status in (Message.Status.COMPLETE, Message.Status.CANCELLED):
+        data.append(
+            sse.message_delta(
+                stop_reason=(
+                    message.stop_reason or "end_turn"
+                    if message.status == Message.Status.COMPLETE
+                    else "cancelled"
+                ),
+                input_tokens=message.input_tokens or 0,
+                output_tokens=message.output_tokens or 0,
+            )
+        )
+        data.append(sse.message_stop())
+    else:
+        error = message.error or {"type": "api_error", "message": "The answer is incomplete."}
+        data.append(sse.error(error_type=error["type"], message=error["message"]))
+    return [sse.SSEEvent.build(index + 1, item) for index, item in enumerate(data)]
+
+
+async def message_events(message: Message, *, after: int) -> AsyncIterator[bytes]:
+    """The message's SSE bytes after event ``after``, live until its end."""
+    generation = generation_get(message.pk)
+    if generation is not None:
+        async for chunk in generation.follow(after):
+            yield chunk
+        return
+    if redis_enabled() and await log_exists(message.pk):
+        async for chunk in _follow_redis(message.pk, after=after):
+            yield chunk
+        return
+    # No log: wait for the stored outcome (a sweeper finishes a dead process's message).
+    idle = 0.0
+    while message.status == Message.Status.IN_PROGRESS:
+        await asyncio.sleep(_POLL_SECONDS)
+        idle += _POLL_SECONDS
+        if idle >= _KEEPALIVE_SECONDS:
+            idle = 0.0
+            yield _KEEPALIVE
+        message = await _load(message.pk)
+    for event in stored_message_events(message):
+        yield event.raw
+
+
+async def _follow_redis(message_id: uuid.UUID, *, after: int) -> AsyncIterator[bytes]:
+    """Ends at a terminal event, or at once when the client already has it."""
+    position = after
+    while True:
+        events = await read_log(message_id, after=position, block_ms=1000)
+        if not events:
+            if events is None or await log_tail_is_terminal(message_id):
+                return
+            continue
+        for event in events:
+            yield event.raw
+            position = event.id
+            if event.terminal:
+                return
