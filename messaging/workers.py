@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
 from messaging import sse
 from messaging.eventlog import append_events, log_events, redis_client, redis_enabled
 from messaging.models import GenerationWorker, Message
+from messaging.tokens import estimate_tokens
 
 if TYPE_CHECKING:
     from messaging.generation import Generation
@@ -106,18 +107,20 @@ def generations_sweep(*, stale_seconds: float) -> list[uuid.UUID]:
     )
     if not orphans:
         return []
-    # Conditional on the status: a late turn_record (or another sweeper) wins or loses whole.
-    swept = list(
-        Message.objects.filter(id__in=orphans, status=Message.Status.IN_PROGRESS)
-        .select_for_update(skip_locked=True)
-        .values_list("id", flat=True)
-    )
-    Message.objects.filter(id__in=swept, status=Message.Status.IN_PROGRESS).update(
-        status=Message.Status.INCOMPLETE,
-        error=SWEPT_ERROR,
-        usage_estimated=True,
-        completed_at=now,
-    )
+    with transaction.atomic():
+        # Locked and conditional on the status: of several sweepers (and a late
+        # turn_record), each message is finished by exactly one.
+        swept = list(
+            Message.objects.filter(id__in=orphans, status=Message.Status.IN_PROGRESS)
+            .select_for_update(skip_locked=True)
+            .values_list("id", flat=True)
+        )
+        Message.objects.filter(id__in=swept).update(
+            status=Message.Status.INCOMPLETE,
+            error=SWEPT_ERROR,
+            usage_estimated=True,
+            completed_at=now,
+        )
     GenerationWorker.objects.filter(heartbeat_at__lt=now - timedelta(days=1)).delete()
     return swept
 
@@ -136,14 +139,16 @@ def _partial_answer(events: list[sse.SSEEvent]) -> tuple[str, str]:
     return "".join(text), "".join(reasoning)
 
 
+@sync_to_async(thread_sensitive=False)
 def _store_partial(*, message_id: uuid.UUID, content: str, reasoning: str) -> None:
-    from messaging.tokens import estimate_tokens
-
-    Message.objects.filter(id=message_id, status=Message.Status.INCOMPLETE).update(
-        content=content,
-        reasoning=reasoning,
-        output_tokens=estimate_tokens(reasoning) + estimate_tokens(content),
-    )
+    try:
+        Message.objects.filter(id=message_id, status=Message.Status.INCOMPLETE).update(
+            content=content,
+            reasoning=reasoning,
+            output_tokens=estimate_tokens(reasoning) + estimate_tokens(content),
+        )
+    finally:
+        connection.close()
 
 
 @sync_to_async(thread_sensitive=False)
@@ -172,9 +177,7 @@ async def _finish_swept(message_id: uuid.UUID) -> None:
         logger.exception("could not read the event log of swept message %s", message_id)
         return
     content, reasoning = _partial_answer(events)
-    await sync_to_async(_store_partial, thread_sensitive=False)(
-        message_id=message_id, content=content, reasoning=reasoning
-    )
+    await _store_partial(message_id=message_id, content=content, reasoning=reasoning)
     if events and not events[-1].terminal:
         ending = sse.SSEEvent.build(events[-1].id + 1, sse.error(**_error_fields()))
         await append_events(message_id, [ending])

@@ -1,0 +1,400 @@
+"""Detached generations in one process: resume from Last-Event-ID, replay, cancel, the
+sweeper. Each test runs with the in-memory log and, when REDIS_URL is set (CI), with Redis.
+The multi-process behaviour is in test_multiprocess.py."""
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from asgiref.sync import sync_to_async
+from django.db import connection
+from django.utils import timezone
+
+from accounts.models import User
+from conversations.models import Conversation
+from conversations.services import conversation_create
+from messaging import sse
+from messaging.eventlog import append_events, log_key, redis_client
+from messaging.models import Message
+from messaging.tests.asgi import ASGIRequest, parse_sse
+from messaging.tests.fake_groq import FakeGroq, Reply
+from messaging.workers import generation_get, sweep_once
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+MODEL = "openai/gpt-oss-20b"
+LOG_MODES = ["memory"] + (["redis"] if os.environ.get("REDIS_URL") else [])
+
+
+@pytest.fixture(params=LOG_MODES)
+def log_mode(request, settings, fake_groq: FakeGroq) -> str:
+    settings.REDIS_URL = os.environ.get("REDIS_URL") if request.param == "redis" else None
+    settings.LLM_PROVIDERS = {
+        "groq": {
+            "class": "messaging.llm.openai_compat.GroqClient",
+            "base_url": fake_groq.base_url,
+            "api_key": "gsk_test",
+            "read_timeout": 2.0,
+            "max_retries": 0,
+        },
+    }
+    return str(request.param)
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def close_worker_connection() -> AsyncIterator[None]:
+    yield
+    await _close_connection()
+
+
+@sync_to_async
+def _close_connection() -> None:
+    connection.close()
+
+
+@pytest.fixture
+def conversation(user: User) -> Conversation:
+    return conversation_create(owner=user, model=MODEL)
+
+
+@pytest.fixture
+def auth(make_token, user: User) -> dict[str, str]:
+    return {"authorization": f"Bearer {make_token(user)}"}
+
+
+def base(conversation: Conversation) -> str:
+    return f"/api/v1/conversations/{conversation.pk}/messages"
+
+
+@sync_to_async
+def stored(conversation: Conversation) -> list[Message]:
+    return list(Message.objects.filter(conversation=conversation).order_by("created_at", "id"))
+
+
+async def settled(conversation: Conversation, wait: float = 5.0) -> list[Message]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        messages = await stored(conversation)
+        if all(m.status != Message.Status.IN_PROGRESS for m in messages):
+            return messages
+        assert loop.time() < deadline, "the generation never settled"
+        await asyncio.sleep(0.02)
+
+
+async def start_stream(
+    conversation: Conversation, auth: dict[str, str], *, until_events: int
+) -> tuple[ASGIRequest, bytes, uuid.UUID]:
+    """Start a streamed send and read until at least ``until_events`` events arrived."""
+    request = ASGIRequest(
+        "POST", base(conversation), headers=auth, json_body={"content": "Hi", "stream": True}
+    )
+    await request.start()
+    assert request.status == 200
+    chunks = request.chunks()
+    received = b""
+    while received.count(b"\n\n") < until_events:
+        received += await anext(chunks)
+    message_id = uuid.UUID(parse_sse(received)[0].data["message"]["id"])
+    return request, received, message_id
+
+
+async def resume(
+    conversation: Conversation,
+    auth: dict[str, str],
+    message_id: uuid.UUID,
+    *,
+    after: int | None = None,
+    query: str = "",
+) -> ASGIRequest:
+    headers = dict(auth)
+    if after is not None:
+        headers["last-event-id"] = str(after)
+    request = ASGIRequest(
+        "GET", f"{base(conversation)}/{message_id}/stream{query}", headers=headers
+    )
+    return await request.start()
+
+
+async def test_disconnect_and_resume_equal_one_uninterrupted_stream(
+    log_mode: str, fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    # given: a stream dropped after its first four events
+    fake_groq.replies.append(
+        Reply(reasoning=["r1", "r2"], text=[f"t{i}" for i in range(8)], interval=0.03)
+    )
+    first, received, message_id = await start_stream(conversation, auth, until_events=4)
+    await first.disconnect()
+    head = b"".join(event.raw for event in parse_sse_raw(received))
+    last_id = parse_sse(received)[-1].id
+
+    # when: the client resumes from the last event it got
+    second = await resume(conversation, auth, message_id, after=last_id)
+    tail = await second.read()
+
+    # then: together they are the whole stream, byte for byte, with no gap or duplicate
+    await settled(conversation)
+    full = await (await resume(conversation, auth, message_id, after=0)).read()
+    assert head + tail == full
+    events = parse_sse(full)
+    assert [e.id for e in events] == list(range(1, len(events) + 1))
+    assert events[-1].event == "message_stop"
+    assert second.headers["content-type"] == "text/event-stream"
+
+
+def parse_sse_raw(received: bytes) -> list[sse.SSEEvent]:
+    """The complete events in ``received`` as their raw bytes (a read may end mid-event)."""
+    blocks = received.split(b"\n\n")[:-1]
+    return [sse.SSEEvent(id=0, type="", raw=block + b"\n\n") for block in blocks]
+
+
+async def test_resume_with_the_after_query_parameter(
+    log_mode: str, fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    fake_groq.replies.append(Reply(text=["a", "b", "c"]))
+    first, _, message_id = await start_stream(conversation, auth, until_events=1)
+    await first.read()
+    await settled(conversation)
+
+    events = parse_sse(
+        await (await resume(conversation, auth, message_id, query="?after=5")).read()
+    )
+
+    assert [(e.id, e.event) for e in events] == [
+        (6, "content_block_stop"),
+        (7, "message_delta"),
+        (8, "message_stop"),
+    ]
+
+
+async def test_resume_when_up_to_date_ends_at_once(
+    log_mode: str, fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    first, _, message_id = await start_stream(conversation, auth, until_events=1)
+    everything = parse_sse(await first.read())
+    await settled(conversation)
+
+    response = await resume(conversation, auth, message_id, after=everything[-1].id)
+
+    assert await response.read(wait=3.0) == b""
+
+
+async def test_expired_log_replays_the_stored_message(
+    log_mode: str, fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    # given: a finished answer whose log is gone
+    fake_groq.replies.append(
+        Reply(reasoning=["why"], text=["Hel", "lo"], prompt_tokens=9, completion_tokens=3)
+    )
+    first, _, message_id = await start_stream(conversation, auth, until_events=1)
+    await first.read()
+    await settled(conversation)
+    generation = generation_get(message_id)
+    assert generation is not None
+    generation.events.clear()  # what remains after the in-memory retention...
+    from messaging import workers
+
+    workers._generations.pop(message_id)  # ...ends
+    if log_mode == "redis":
+        await redis_client().delete(log_key(message_id))
+
+    # when
+    events = parse_sse(await (await resume(conversation, auth, message_id, after=0)).read())
+
+    # then
+    assert [e.data for e in events] == [
+        {
+            "type": "message_start",
+            "message": {
+                "id": str(message_id),
+                "type": "message",
+                "role": "assistant",
+                "content": [],
+                "model": MODEL,
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {"input_tokens": 9, "output_tokens": 0},
+            },
+        },
+        {
+            "type": "content_block_start",
+            "index": 0,
+            "content_block": {"type": "thinking", "thinking": ""},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "thinking_delta", "thinking": "why"},
+        },
+        {"type": "content_block_stop", "index": 0},
+        {"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}},
+        {
+            "type": "content_block_delta",
+            "index": 1,
+            "delta": {"type": "text_delta", "text": "Hello"},
+        },
+        {"type": "content_block_stop", "index": 1},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"input_tokens": 9, "output_tokens": 3},
+        },
+        {"type": "message_stop"},
+    ]
+
+
+async def test_cancel_stops_the_upstream_and_ends_followers_cleanly(
+    log_mode: str, fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    # given: a long answer in progress, with a client following it
+    fake_groq.replies.append(Reply(text=[f"w{i} " for i in range(200)], interval=0.02))
+    follower, received, message_id = await start_stream(conversation, auth, until_events=4)
+
+    # when
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    cancel = ASGIRequest("POST", f"{base(conversation)}/{message_id}/cancel", headers=auth)
+    await cancel.start()
+    body: dict[str, Any] = await cancel.json()
+    cancelled_in = loop.time() - started
+
+    # then
+    assert cancel.status == 200
+    assert body["status"] == "cancelled"
+    assert body["content"].startswith("w0 w1 ")
+    assert await asyncio.to_thread(fake_groq.wait_for_disconnect, 1.0)
+    assert cancelled_in < 1.0
+    rest = parse_sse(received + await follower.read())
+    assert [e.event for e in rest[-3:]] == ["content_block_stop", "message_delta", "message_stop"]
+    assert rest[-2].data["delta"] == {"stop_reason": "cancelled", "stop_sequence": None}
+    (_, assistant) = await stored(conversation)
+    assert assistant.status == "cancelled"
+    assert assistant.usage_estimated is True
+    assert assistant.output_tokens is not None
+    assert assistant.output_tokens > 0
+
+
+async def test_cancel_a_finished_message_is_409(
+    log_mode: str, fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    first, _, message_id = await start_stream(conversation, auth, until_events=1)
+    await first.read()
+    await settled(conversation)
+
+    cancel = await ASGIRequest(
+        "POST", f"{base(conversation)}/{message_id}/cancel", headers=auth
+    ).start()
+    body = await cancel.json()
+
+    assert cancel.status == 409
+    assert body["error"]["message"] == "The message is not in progress (it is complete)."
+
+
+async def test_resume_and_cancel_of_another_users_message_are_404(
+    log_mode: str,
+    other_user: User,
+    fake_groq: FakeGroq,
+    conversation: Conversation,
+    make_token,
+    auth: dict[str, str],
+) -> None:
+    first, _, message_id = await start_stream(conversation, auth, until_events=1)
+    await first.read()
+    await settled(conversation)
+    theirs = {"authorization": f"Bearer {make_token(other_user)}"}
+
+    replay = await ASGIRequest(
+        "GET", f"{base(conversation)}/{message_id}/stream", headers=theirs
+    ).start()
+    cancel = await ASGIRequest(
+        "POST", f"{base(conversation)}/{message_id}/cancel", headers=theirs
+    ).start()
+
+    assert (replay.status, cancel.status) == (404, 404)
+    assert (await replay.json())["error"]["message"] == "Conversation not found."
+
+
+@pytest.mark.parametrize("value", ["-1", "abc"])
+async def test_bad_last_event_id_is_400(
+    log_mode: str,
+    fake_groq: FakeGroq,
+    conversation: Conversation,
+    auth: dict[str, str],
+    value: str,
+) -> None:
+    first, _, message_id = await start_stream(conversation, auth, until_events=1)
+    await first.read()
+    await settled(conversation)
+
+    response = await ASGIRequest(
+        "GET",
+        f"{base(conversation)}/{message_id}/stream",
+        headers={**auth, "last-event-id": value},
+    ).start()
+
+    assert response.status == 400
+    assert (await response.json())["error"]["details"] == {
+        "fields": {"after": ["Must be a non-negative integer."]}
+    }
+
+
+async def test_sweeper_finishes_a_dead_workers_message(
+    log_mode: str, settings, conversation: Conversation
+) -> None:
+    # given: a message in progress on a worker that never beat, with two deltas logged
+    settings.GENERATION_STALE_SECONDS = 1.0
+
+    @sync_to_async
+    def orphan() -> Message:
+        return Message.objects.create(
+            conversation=conversation,
+            role=Message.Role.ASSISTANT,
+            status=Message.Status.IN_PROGRESS,
+            worker_id="dead-host:1:gone",
+            model=MODEL,
+            created_at=timezone.now() - timedelta(seconds=5),
+        )
+
+    message = await orphan()
+    logged = [
+        sse.SSEEvent.build(
+            1, sse.message_start(message_id=str(message.pk), model=MODEL, input_tokens=3)
+        ),
+        sse.SSEEvent.build(2, sse.content_block_start(index=0, block_type="text")),
+        sse.SSEEvent.build(3, sse.content_block_delta(index=0, block_type="text", text="Par")),
+        sse.SSEEvent.build(4, sse.content_block_delta(index=0, block_type="text", text="tial")),
+    ]
+    if log_mode == "redis":
+        await append_events(message.pk, logged)
+
+    # when
+    swept = await sweep_once()
+
+    # then
+    assert message.pk in swept
+    await _refresh(message)
+    assert message.status == "incomplete"
+    assert message.error == {
+        "type": "api_error",
+        "message": "The server generating this answer stopped; the partial answer was kept.",
+    }
+    if log_mode == "redis":
+        assert message.content == "Partial"
+        ending = parse_sse(b"".join(e.raw for e in await _log(message.pk)))[-1]
+        assert (ending.id, ending.event) == (5, "error")
+
+
+@sync_to_async
+def _refresh(message: Message) -> None:
+    message.refresh_from_db()
+
+
+async def _log(message_id: uuid.UUID) -> list[sse.SSEEvent]:
+    from messaging.eventlog import log_events
+
+    return await log_events(message_id)
