@@ -99,3 +99,14 @@ async def _follow_redis(message_id: uuid.UUID, *, after: int) -> AsyncIterator[b
             position = event.id
             if event.terminal:
                 return
+
+
+async def message_wait_final(message: Message) -> Message:
+    """The message once its generation has ended, wherever it runs."""
+    generation = generation_get(message.pk)
+    if generation is not None:
+        await generation.wait()
+    while message.status == Message.Status.IN_PROGRESS:
+        await asyncio.sleep(_POLL_SECONDS / 5)
+        message = await _load(message.pk)
+    return await _load(message.pk) if generation is not None else message

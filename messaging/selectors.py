@@ -28,3 +28,7 @@ def message_get_in_conversation(*, conversation: Conversation, message_id: str) 
     if message is None:
         raise NotFoundError("Message not found.")
     return message
+
+
+def message_get(*, message_id: UUID) -> Message:
+    return Message.objects.get(pk=message_id)

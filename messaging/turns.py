@@ -15,6 +15,13 @@ from django.utils import timezone
 from chatapi.errors import ApiError, ConflictError
 from conversations.models import Conversation
 from conversations.services import conversation_touch
+from messaging.idempotency import CONSTRAINT as IDEMPOTENCY_CONSTRAINT
+from messaging.idempotency import (
+    IdempotencyClaim,
+    IdempotentReplayError,
+    idempotency_find,
+    idempotency_record,
+)
 from messaging.llm.base import ChatMessage, ChatRequest, ReasoningEffort, Role, Usage
 from messaging.models import Message
 from messaging.tokens import TOKENS_PER_MESSAGE, estimate_messages_tokens, estimate_tokens
@@ -126,10 +133,14 @@ def turn_prepare(
     model: ChatModel,
     generation: GenerationSettings,
     started_at: float | None = None,
+    idempotency: IdempotencyClaim | None = None,
 ) -> TurnPlan:
     """Store the user message (committed before any upstream call) and an ``in_progress``
     assistant message, and build the provider request from the history that fits the
-    model's context window minus the output budget."""
+    model's context window minus the output budget.
+
+    Raises ``ConflictError`` while another answer is in progress in the conversation, and
+    ``IdempotentReplayError`` when a concurrent request with the same key won the race."""
     system = (
         [ChatMessage(role="system", content=conversation.system_prompt)]
         if conversation.system_prompt
@@ -178,9 +189,21 @@ def turn_prepare(
     )
     try:
         with transaction.atomic():
+            if idempotency is not None:
+                # First: a concurrent retry waits here on the key, then replays this turn.
+                idempotency_record(
+                    claim=idempotency,
+                    conversation_id=conversation.pk,
+                    user_message_id=user_message.pk,
+                    assistant_message_id=assistant.pk,
+                )
             Message.objects.bulk_create([user_message, assistant])
             conversation_touch(conversation_id=conversation.pk, at=now, title=_title_from(content))
     except IntegrityError as exc:
+        if idempotency is not None and IDEMPOTENCY_CONSTRAINT in str(exc):
+            record = idempotency_find(idempotency)
+            if record is not None:
+                raise IdempotentReplayError(record) from None
         if ONE_IN_PROGRESS_CONSTRAINT not in str(exc):
             raise
         raise _in_progress_conflict(conversation) from None

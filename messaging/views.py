@@ -20,23 +20,26 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.authentication import request_user
 from chatapi.errors import ApiError, ConflictError, api_error
 from chatapi.pagination import PageParams, PageQuerySerializer, page_body, page_schema
 from conversations.models import Conversation
 from conversations.views import INVALID_RESPONSE, NOT_FOUND_RESPONSE, ConversationScopedView
 from messaging.generation import Generation
+from messaging.idempotency import HEADER as IDEMPOTENCY_HEADER
+from messaging.idempotency import IdempotentReplayError, idempotency_claim, idempotency_find
 from messaging.llm.base import ProviderError
 from messaging.llm.registry import provider_get
-from messaging.models import Message
-from messaging.resume import message_events
-from messaging.selectors import message_get_in_conversation, message_list
+from messaging.models import IdempotencyKey, Message
+from messaging.resume import message_events, message_wait_final
+from messaging.selectors import message_get, message_get_in_conversation, message_list
 from messaging.serializers import (
     AssistantReplySerializer,
     MessageCreateSerializer,
     MessageSerializer,
 )
 from messaging.services import message_cancel
-from messaging.turns import GenerationSettings, TurnOutcome, TurnPlan, turn_prepare
+from messaging.turns import GenerationSettings, turn_prepare
 from usage.catalog import chat_model_get
 
 _MESSAGES_EXAMPLE: list[dict[str, Any]] = [
@@ -78,6 +81,14 @@ _MESSAGES_EXAMPLE: list[dict[str, Any]] = [
 
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# A stored failure's error type -> the status it was first answered with.
+_STATUS_BY_ERROR_TYPE = {
+    "invalid_request_error": 400,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "overloaded_error": 529,
+    "timeout_error": 504,
+}
 
 _SEND_RESPONSES: dict[int | tuple[int, str], Any] = {
     201: AssistantReplySerializer,
@@ -133,29 +144,47 @@ def _event_stream_response(body: AsyncIterator[bytes]) -> StreamingHttpResponse:
     return response
 
 
-def _reply_body(plan: TurnPlan, outcome: TurnOutcome) -> dict[str, Any]:
+def _reply(user_message: Message, assistant: Message) -> Response:
+    """201 with the stored answer as an Anthropic Message, or the error it ended with."""
+    if assistant.status != Message.Status.COMPLETE:
+        error = assistant.error or {"type": "api_error", "message": "The answer failed."}
+        raise api_error(
+            _STATUS_BY_ERROR_TYPE.get(error["type"], status.HTTP_502_BAD_GATEWAY),
+            error["message"],
+            error_type=error["type"],
+        )
     content: list[dict[str, str]] = []
-    if outcome.reasoning:
-        content.append({"type": "thinking", "thinking": outcome.reasoning})
-    content.append({"type": "text", "text": outcome.content})
-    return {
-        "id": plan.assistant_message_id,
+    if assistant.reasoning:
+        content.append({"type": "thinking", "thinking": assistant.reasoning})
+    content.append({"type": "text", "text": assistant.content})
+    body = {
+        "id": assistant.pk,
         "type": "message",
         "role": "assistant",
         "content": content,
-        "model": outcome.model,
-        "stop_reason": outcome.stop_reason or None,
+        "model": assistant.model,
+        "stop_reason": assistant.stop_reason or None,
         "stop_sequence": None,
         "usage": {
-            "input_tokens": outcome.usage.input_tokens,
-            "output_tokens": outcome.usage.output_tokens,
+            "input_tokens": assistant.input_tokens or 0,
+            "output_tokens": assistant.output_tokens or 0,
         },
-        "conversation_id": plan.conversation_id,
-        "user_message": plan.user_message,
-        "latency_ms": outcome.latency_ms,
-        "ttft_ms": outcome.ttft_ms,
-        "cost_usd": outcome.cost_usd,
+        "conversation_id": assistant.conversation_id,
+        "user_message": user_message,
+        "latency_ms": assistant.latency_ms,
+        "ttft_ms": assistant.ttft_ms,
+        "cost_usd": assistant.cost_usd,
     }
+    return Response(AssistantReplySerializer(body).data, status=status.HTTP_201_CREATED)
+
+
+def _stream_of(
+    body: AsyncIterator[bytes], *, conversation_id: Any, user_message_id: Any
+) -> StreamingHttpResponse:
+    response = _event_stream_response(body)
+    response["conversation-id"] = str(conversation_id)
+    response["user-message-id"] = str(user_message_id)
+    return response
 
 
 class ConversationMessageSendMixin:
@@ -177,6 +206,19 @@ class ConversationMessageSendMixin:
         serializer = MessageCreateSerializer(instance=self.conversation, data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        streaming = (
+            always_stream
+            or data["stream"]
+            or "text/event-stream" in request.headers.get("Accept", "")
+        )
+        claim = idempotency_claim(
+            user=request_user(request),
+            key=request.headers.get(IDEMPOTENCY_HEADER),
+            conversation_id=self.conversation.pk,
+            body=dict(data),
+        )
+        if claim is not None and (record := idempotency_find(claim)) is not None:
+            return self.replay(record, streaming=streaming)
         model = chat_model_get(data.get("model") or self.conversation.model)
         if model is None:
             raise ApiError(
@@ -188,33 +230,44 @@ class ConversationMessageSendMixin:
             provider = provider_get(model.provider)
         except ProviderError as exc:
             raise _api_error_from(exc) from None
-        plan = turn_prepare(
-            conversation=self.conversation,
-            content=data["content"],
-            model=model,
-            generation=_generation_settings(data, self.conversation),
-            started_at=started_at,
-        )
+        try:
+            plan = turn_prepare(
+                conversation=self.conversation,
+                content=data["content"],
+                model=model,
+                generation=_generation_settings(data, self.conversation),
+                started_at=started_at,
+                idempotency=claim,
+            )
+        except IdempotentReplayError as replay:
+            return self.replay(replay.record, streaming=streaming)
         generation = Generation(plan, provider, ping_seconds=settings.SSE_PING_SECONDS)
-        accept = request.headers.get("Accept", "")
-        if always_stream or data["stream"] or "text/event-stream" in accept:
+        if streaming:
             try:
                 async_to_sync(generation.open)()
             except ProviderError as exc:
                 raise _api_error_from(exc) from None
-            response = _event_stream_response(_relay(generation))
-            response["conversation-id"] = str(plan.conversation_id)
-            response["user-message-id"] = str(plan.user_message.pk)
-            return response
+            return _stream_of(
+                _relay(generation),
+                conversation_id=plan.conversation_id,
+                user_message_id=plan.user_message.pk,
+            )
         try:
-            outcome = async_to_sync(generation.run_to_end)()
+            async_to_sync(generation.run_to_end)()
         except ProviderError as exc:
             raise _api_error_from(exc) from None
-        if outcome.status != Message.Status.COMPLETE:
-            error = outcome.error or {"type": "api_error", "message": "The answer failed."}
-            raise api_error(status.HTTP_502_BAD_GATEWAY, error["message"], error_type=error["type"])
-        body = AssistantReplySerializer(_reply_body(plan, outcome)).data
-        return Response(body, status=status.HTTP_201_CREATED)
+        return _reply(plan.user_message, message_get(message_id=plan.assistant_message_id))
+
+    def replay(self, record: IdempotencyKey, *, streaming: bool) -> HttpResponseBase:
+        """A retry with a known Idempotency-Key: the same turn, followed or awaited."""
+        if streaming:
+            return _stream_of(
+                message_events(record.assistant_message, after=0),
+                conversation_id=record.conversation_id,
+                user_message_id=record.user_message_id,
+            )
+        assistant = async_to_sync(message_wait_final)(record.assistant_message)
+        return _reply(record.user_message, assistant)
 
 
 class ConversationMessagesView(ConversationMessageSendMixin, ConversationScopedView):
