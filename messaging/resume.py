@@ -11,7 +11,7 @@ from django.db import connection
 from messaging import sse
 from messaging.eventlog import log_exists, log_tail_is_terminal, read_log, redis_enabled
 from messaging.models import Message
-from messaging.workers import generation_get
+from messaging.workers import generation_get, worker_ensure_running
 
 _POLL_SECONDS = 0.5
 _KEEPALIVE_SECONDS = 15.0
@@ -63,6 +63,9 @@ def stored_message_events(message: Message) -> list[sse.SSEEvent]:
 
 async def message_events(message: Message, *, after: int) -> AsyncIterator[bytes]:
     """The message's SSE bytes after event ``after``, live until its end."""
+    # This process now waits on other processes' generations: it must sweep too, or a
+    # generation whose process died would keep its followers waiting.
+    worker_ensure_running()
     generation = generation_get(message.pk)
     if generation is not None:
         async for chunk in generation.follow(after):
@@ -103,6 +106,7 @@ async def _follow_redis(message_id: uuid.UUID, *, after: int) -> AsyncIterator[b
 
 async def message_wait_final(message: Message) -> Message:
     """The message once its generation has ended, wherever it runs."""
+    worker_ensure_running()
     generation = generation_get(message.pk)
     if generation is not None:
         await generation.wait()

@@ -1,0 +1,331 @@
+"""Generations across real server processes: two daphne servers on loopback sharing the test
+PostgreSQL and Redis, with the fake Groq upstream. Start a stream on one and resume it on the
+other, cancel from the other, SIGKILL the generating one and watch the sweeper, retry an
+idempotent send across them; and the single-process, in-memory mode.
+
+These need Redis for the cross-process cases (CI sets REDIS_URL); the in-memory case always
+runs."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+from django.db import connection
+
+from accounts.models import User
+from conversations.models import Conversation
+from conversations.services import conversation_create
+from messaging.models import Message
+from messaging.tests.asgi import parse_sse
+from messaging.tests.fake_groq import FakeGroq, Reply
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+REPO = Path(__file__).resolve().parents[2]
+REDIS_URL = os.environ.get("REDIS_URL")
+needs_redis = pytest.mark.skipif(
+    not REDIS_URL, reason="cross-process generations need Redis (set REDIS_URL; CI does)"
+)
+MODEL = "openai/gpt-oss-20b"
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    user = quote(db["USER"] or "")
+    password = f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else ""
+    host = db["HOST"] or ""
+    if host.startswith("/"):  # the embedded server's socket directory
+        return f"postgresql://{user}{password}@/{db['NAME']}?host={quote(host)}"
+    return f"postgresql://{user}{password}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Server:
+    """``daphne chatapi.asgi:application`` in a process of its own."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.port = _free_port()
+        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "chatapi.asgi:application",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                err = self.process.stderr.read().decode() if self.process.stderr else ""
+                raise RuntimeError(f"server did not start:\n{err[-3000:]}")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def start_server(fake_groq: FakeGroq) -> Iterator[Any]:
+    servers: list[Server] = []
+
+    def start(*, redis: bool = True) -> Server:
+        env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+        env |= {
+            "CHATAPI_ENV": "test",
+            "DATABASE_URL": _database_url(),
+            "GROQ_BASE_URL": fake_groq.base_url,
+            "GROQ_API_KEY": "gsk_test",
+            "LLM_MAX_RETRIES": "0",
+            "GENERATION_HEARTBEAT_SECONDS": "0.2",
+            "GENERATION_STALE_SECONDS": "1.5",
+            "LOG_LEVEL": "WARNING",
+        }
+        if redis and REDIS_URL:
+            env["REDIS_URL"] = REDIS_URL
+        server = Server(env)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def conversation(user: User) -> Conversation:
+    return conversation_create(owner=user, model=MODEL)
+
+
+@pytest.fixture
+def auth(make_token, user: User) -> dict[str, str]:
+    return {"Authorization": f"Bearer {make_token(user)}"}
+
+
+def messages_url(server: Server, conversation: Conversation) -> str:
+    return f"{server.url}/api/v1/conversations/{conversation.pk}/messages"
+
+
+def read_events(chunks: Iterator[bytes], count: int) -> bytes:
+    """Read from a streaming response until ``count`` whole events have arrived."""
+    received = b""
+    for chunk in chunks:
+        received += chunk
+        if received.count(b"\n\n") >= count:
+            break
+    return received
+
+
+def wait_for_status(message_id: uuid.UUID, wait: float = 10.0) -> Message:
+    deadline = time.monotonic() + wait
+    while True:
+        message = Message.objects.get(pk=message_id)
+        if message.status != Message.Status.IN_PROGRESS:
+            return message
+        assert time.monotonic() < deadline, f"{message_id} still in progress"
+        time.sleep(0.05)
+
+
+def assistant_id(received: bytes) -> uuid.UUID:
+    return uuid.UUID(parse_sse(received.split(b"\n\n")[0] + b"\n\n")[0].data["message"]["id"])
+
+
+@needs_redis
+def test_stream_started_on_one_process_resumes_on_another(
+    start_server: Any, fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    # given: a stream on server A, dropped after four events
+    a, b = start_server(), start_server()
+    fake_groq.replies.append(Reply(text=[f"t{i} " for i in range(30)], interval=0.03))
+    with httpx.stream(
+        "POST",
+        messages_url(a, conversation),
+        headers=auth,
+        json={"content": "Hi", "stream": True},
+        timeout=10,
+    ) as response:
+        head = read_events(response.iter_raw(), 4)
+    head = head[: head.index(b"\n\n", head.index(b"id: 4\n")) + 2]
+    message_id = assistant_id(head)
+
+    # when: the client resumes on server B from the last event it got
+    resumed = httpx.get(
+        f"{messages_url(b, conversation)}/{message_id}/stream",
+        headers={**auth, "Last-Event-ID": "4"},
+        timeout=10,
+    )
+
+    # then: no gap, no duplicate; the answer completed on A and is stored
+    full = httpx.get(
+        f"{messages_url(b, conversation)}/{message_id}/stream", headers=auth, timeout=10
+    ).content
+    assert head + resumed.content == full
+    events = parse_sse(full)
+    assert [e.id for e in events] == list(range(1, len(events) + 1))
+    assert events[-1].event == "message_stop"
+    assert wait_for_status(message_id).status == "complete"
+
+
+@needs_redis
+def test_cancel_from_another_process(
+    start_server: Any, fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    # given: a long answer generating on A, followed by a client
+    a, b = start_server(), start_server()
+    fake_groq.replies.append(Reply(text=[f"w{i} " for i in range(500)], interval=0.02))
+    with httpx.stream(
+        "POST",
+        messages_url(a, conversation),
+        headers=auth,
+        json={"content": "Hi", "stream": True},
+        timeout=10,
+    ) as response:
+        chunks = response.iter_raw()
+        head = read_events(chunks, 4)
+        message_id = assistant_id(head)
+
+        # when: B is asked to cancel it
+        started = time.monotonic()
+        cancel = httpx.post(
+            f"{messages_url(b, conversation)}/{message_id}/cancel", headers=auth, timeout=10
+        )
+        elapsed = time.monotonic() - started
+        rest = b"".join(chunks)
+
+    # then: A closed the upstream, stored the message cancelled, and ended the stream
+    assert cancel.status_code == 200, cancel.text
+    assert cancel.json()["status"] == "cancelled"
+    assert fake_groq.wait_for_disconnect(2.0)
+    assert elapsed < 2.0
+    events = parse_sse(head + rest)
+    assert events[-1].event == "message_stop"
+    assert events[-2].data["delta"]["stop_reason"] == "cancelled"
+    message = Message.objects.get(pk=message_id)
+    assert message.status == "cancelled"
+    assert message.content.startswith("w0 w1 ")
+
+
+@needs_redis
+def test_sweeper_finishes_the_message_of_a_killed_process(
+    start_server: Any, fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    # given: A generating a slow answer, B alive
+    a, b = start_server(), start_server()
+    fake_groq.replies.append(Reply(text=[f"w{i} " for i in range(500)], interval=0.02))
+    with httpx.stream(
+        "POST",
+        messages_url(a, conversation),
+        headers=auth,
+        json={"content": "Hi", "stream": True},
+        timeout=10,
+    ) as response:
+        head = read_events(response.iter_raw(), 6)
+        message_id = assistant_id(head)
+
+        # when: A dies without a chance to clean up, and a client follows on B
+        a.kill()
+    follower = httpx.get(
+        f"{messages_url(b, conversation)}/{message_id}/stream", headers=auth, timeout=20
+    )
+
+    # then: B's sweeper stored the partial answer as incomplete and ended the log
+    message = wait_for_status(message_id, wait=15)
+    assert message.status == "incomplete"
+    assert message.content.startswith("w0 w1 ")
+    assert message.error == {
+        "type": "api_error",
+        "message": "The server generating this answer stopped; the partial answer was kept.",
+    }
+    events = parse_sse(follower.content)
+    assert events[-1].event == "error"
+
+
+@needs_redis
+def test_idempotent_retry_on_another_process(
+    start_server: Any, fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    a, b = start_server(), start_server()
+    headers = {**auth, "Idempotency-Key": "retry-1"}
+
+    first = httpx.post(
+        messages_url(a, conversation), headers=headers, json={"content": "Hi"}, timeout=10
+    )
+    retry = httpx.post(
+        messages_url(b, conversation), headers=headers, json={"content": "Hi"}, timeout=10
+    )
+
+    assert (first.status_code, retry.status_code) == (201, 201)
+    assert retry.json() == first.json()
+    assert Message.objects.filter(conversation=conversation).count() == 2
+    assert len(fake_groq.received) == 1
+
+
+def test_single_process_in_memory_mode_resumes(
+    start_server: Any, fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    # given: one server without Redis, a stream dropped after three events
+    server = start_server(redis=False)
+    fake_groq.replies.append(Reply(text=[f"t{i} " for i in range(20)], interval=0.03))
+    with httpx.stream(
+        "POST",
+        messages_url(server, conversation),
+        headers=auth,
+        json={"content": "Hi", "stream": True},
+        timeout=10,
+    ) as response:
+        head = read_events(response.iter_raw(), 3)
+    head = head[: head.index(b"\n\n", head.index(b"id: 3\n")) + 2]
+    message_id = assistant_id(head)
+
+    # when
+    resumed = httpx.get(
+        f"{messages_url(server, conversation)}/{message_id}/stream",
+        headers={**auth, "Last-Event-ID": "3"},
+        timeout=10,
+    )
+
+    # then
+    events = parse_sse(head + resumed.content)
+    assert [e.id for e in events] == list(range(1, len(events) + 1))
+    assert events[-1].event == "message_stop"
+    text = "".join(e.data["delta"]["text"] for e in events if e.event == "content_block_delta")
+    assert text == "".join(f"t{i} " for i in range(20))
+    assert json.loads(json.dumps(wait_for_status(message_id).status)) == "complete"
