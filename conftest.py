@@ -1,8 +1,9 @@
 """Fixtures shared by every app's tests: users, tokens and authenticated API clients."""
 
+import importlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jwt
@@ -11,8 +12,34 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from accounts.models import User
+from usage.catalog import catalog_cache_clear
+from usage.limits import memory_state_clear
+from usage.models import LanguageModel
 
 TokenFactory = Callable[..., str]
+
+_seed_catalog = importlib.import_module("usage.migrations.0002_seed_catalog").seed_catalog
+
+
+@pytest.fixture(autouse=True)
+def usage_state(request: pytest.FixtureRequest, settings: Any) -> Iterator[None]:
+    """Each test starts with the seeded model catalog, an empty catalog cache, and rate-limit
+    counters of its own: in memory, and under a key prefix of its own in Redis (shared by
+    every test process, so never flushed).
+
+    A transactional test empties every table when it ends, the data migration's rows too:
+    the seed is restored (idempotently) for the tests that follow."""
+    settings.RATE_LIMIT_KEY_PREFIX = f"chatapi-test:{uuid.uuid4().hex}:"
+    memory_state_clear()
+    catalog_cache_clear()
+    if request.node.get_closest_marker("django_db") or "db" in request.fixturenames:
+        from django.apps import apps
+
+        request.getfixturevalue("_django_db_helper")
+        if not LanguageModel.objects.filter(model_id="local/dev-echo").exists():
+            _seed_catalog(apps, None)
+    yield
+    catalog_cache_clear()
 
 
 @pytest.fixture

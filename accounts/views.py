@@ -1,6 +1,6 @@
 """Sign-up, login, refresh and logout, proxied to Supabase Auth; and who am I."""
 
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authentication import get_authorization_header
 from rest_framework.permissions import AllowAny
@@ -19,11 +19,16 @@ from accounts.serializers import (
     RegisterSerializer,
     SessionSerializer,
 )
+from usage.throttles import AuthRateThrottle
 
 _CREDENTIALS_EXAMPLE = OpenApiExample(
     "credentials",
     value={"email": "ada@example.com", "password": "correct horse battery"},
     request_only=True,
+)
+_RATE_LIMITED = OpenApiResponse(
+    description="Too many sign-up and login attempts from this address "
+    "(RATE_LIMIT_AUTH_PER_MINUTE): rate_limit_error with Retry-After."
 )
 
 
@@ -33,12 +38,14 @@ class _PublicView(APIView):
 
 
 class RegisterView(_PublicView):
+    throttle_classes = (AuthRateThrottle,)
+
     @extend_schema(
         operation_id="auth_register",
         tags=["auth"],
         auth=[],
         request=RegisterSerializer,
-        responses={201: RegisterResponseSerializer},
+        responses={201: RegisterResponseSerializer, 429: _RATE_LIMITED},
         examples=[_CREDENTIALS_EXAMPLE],
     )
     def post(self, request: Request) -> Response:
@@ -53,12 +60,14 @@ class RegisterView(_PublicView):
 
 
 class LoginView(_PublicView):
+    throttle_classes = (AuthRateThrottle,)
+
     @extend_schema(
         operation_id="auth_login",
         tags=["auth"],
         auth=[],
         request=CredentialsSerializer,
-        responses={200: SessionSerializer},
+        responses={200: SessionSerializer, 429: _RATE_LIMITED},
         examples=[_CREDENTIALS_EXAMPLE],
     )
     def post(self, request: Request) -> Response:

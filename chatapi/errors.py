@@ -39,6 +39,7 @@ ERROR_TYPE_BY_STATUS = {
 DEFAULT_MESSAGE_BY_STATUS = {
     400: "The request is invalid.",
     401: "Authentication is required.",
+    402: "Your usage budget is spent.",
     403: "You do not have permission to perform this action.",
     404: "Not found.",
     405: "Method not allowed.",
@@ -112,6 +113,14 @@ def api_error(
 class AuthenticationError(ApiError):
     status_code = status.HTTP_401_UNAUTHORIZED
     default_detail = "Authentication failed."
+
+
+class BillingError(ApiError):
+    """A usage budget is spent: the message names the limit and when it resets."""
+
+    status_code = status.HTTP_402_PAYMENT_REQUIRED
+    error_type = "billing_error"
+    default_detail = "Your usage budget is spent."
 
 
 class PermissionDeniedError(ApiError):

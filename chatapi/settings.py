@@ -5,6 +5,7 @@ CHATAPI_ENV selects the mode: ``production`` (the default) demands every secret;
 back to clearly-insecure local defaults and to an embedded PostgreSQL.
 """
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from chatapi.env import (
     env_float,
     env_int,
     env_list,
+    env_optional_decimal,
+    env_optional_int,
     env_required,
     env_str,
 )
@@ -65,8 +68,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "chatapi.middleware.request_id_middleware",
+    "chatapi.middleware.access_log_middleware",
     "chatapi.middleware.api_error_envelope_middleware",
     "chatapi.middleware.api_trailing_slash_middleware",
+    "usage.throttles.rate_limit_headers_middleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -84,7 +89,8 @@ WSGI_APPLICATION = None
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # Project-wide template overrides (the ReDoc page without its web fonts).
+        "DIRS": [BASE_DIR / "chatapi" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -150,6 +156,10 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "chatapi.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
+    # Reverse proxies in front of the server that append to X-Forwarded-For: per-IP rate
+    # limits use the address that many hops from the end. 0 (the default) uses the peer
+    # address, so a client cannot dodge a limit with a forged header.
+    "NUM_PROXIES": env_int("TRUSTED_PROXY_COUNT", 0, minimum=0),
 }
 
 SPECTACULAR_SETTINGS = {
@@ -163,6 +173,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_AUTHENTICATION": [],
     "SWAGGER_UI_DIST": "SIDECAR",
+    # No online validator badge: Swagger UI would load it from validator.swagger.io.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
@@ -257,76 +269,69 @@ GENERATION_STALE_SECONDS = env_float("GENERATION_STALE_SECONDS", 30.0, minimum=0
 # How long an Idempotency-Key on POST .../messages is remembered.
 IDEMPOTENCY_KEY_TTL_SECONDS = env_int("IDEMPOTENCY_KEY_TTL_SECONDS", 86400, minimum=1)
 
-# --- Logging ---------------------------------------------------------------------------------
-
+# --- Observability: logs and metrics -------------------------------------------------------
+# Logs go to stderr: one JSON object per line (LOG_FORMAT=json, production's default, for a
+# log collector) or a plain line (development and test). Every request gets one access line
+# from chatapi.middleware.access_log_middleware (logger `chatapi.access`).
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain" if DEV_MODE else "json", ("json", "plain"))
+LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "filters": {"request_context": {"()": "chatapi.logs.RequestContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "chatapi.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_context"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # The embedded database logs every process exit at INFO.
     "loggers": {"pgserver": {"level": "WARNING"}},
 }
+# Prometheus metrics at GET /metrics (chatapi/metrics.py), per server process. Off unless
+# enabled; with METRICS_TOKEN set, a scrape must send `Authorization: Bearer <token>`.
+METRICS_ENABLED = env_bool("METRICS_ENABLED", default=False)
+METRICS_TOKEN = env_str("METRICS_TOKEN")
 
 # --- Model catalog ---------------------------------------------------------------------------
+# The models, their limits and their prices live in the database (usage.models, edited in the
+# admin, seeded by a data migration, refreshed from the provider by `manage.py sync_models`).
+# A catalog model is usable when it is active and its provider is in LLM_PROVIDERS, so the
+# offline `local/dev-echo` model exists only in development and test modes.
 
-# The chat models a conversation may use, read through usage.catalog. Prices are USD per
-# million tokens as decimal strings (never floats), Groq's list prices as of 2026-08
-# (https://groq.com/pricing). Provisional: the usage issue moves the catalog to the database,
-# where an operator can change a price without a deploy.
-CHAT_MODELS = [
-    {
-        "id": "openai/gpt-oss-20b",
-        "display_name": "GPT-OSS 20B",
-        "context_window": 131_072,
-        "max_output_tokens": 65_536,
-        "input_usd_per_mtok": "0.075",
-        "output_usd_per_mtok": "0.30",
-        "reasoning": True,
-        "provider": "groq",
-    },
-    {
-        "id": "openai/gpt-oss-120b",
-        "display_name": "GPT-OSS 120B",
-        "context_window": 131_072,
-        "max_output_tokens": 65_536,
-        "input_usd_per_mtok": "0.15",
-        "output_usd_per_mtok": "0.60",
-        "reasoning": True,
-        "provider": "groq",
-    },
-    {
-        "id": "qwen/qwen3-32b",
-        "display_name": "Qwen3 32B",
-        "context_window": 131_072,
-        "max_output_tokens": 40_960,
-        "input_usd_per_mtok": "0.29",
-        "output_usd_per_mtok": "0.59",
-        "reasoning": True,
-        "provider": "groq",
-    },
-]
-# `make run` without a Groq key: a canned offline model (messaging/llm/dev.py), the default.
+# `make run` without a Groq key: the canned offline model (messaging/llm/dev.py) is the default.
 _offline_dev = CHATAPI_ENV == "development" and GROQ_API_KEY is None
-if _offline_dev:
-    CHAT_MODELS.append(
-        {
-            "id": "local/dev-echo",
-            "provider": "local",
-            "display_name": "Local development model (canned replies, no network)",
-            "context_window": 8192,
-            "max_output_tokens": 1024,
-            "input_usd_per_mtok": "0",
-            "output_usd_per_mtok": "0",
-            "reasoning": False,
-        }
-    )
-# The model of a conversation created without one.
+# The model of a conversation created without one; it must be usable (checked when used).
 DEFAULT_CHAT_MODEL = env_str("DEFAULT_CHAT_MODEL") or (
     "local/dev-echo" if _offline_dev else "openai/gpt-oss-20b"
 )
-if DEFAULT_CHAT_MODEL not in {entry["id"] for entry in CHAT_MODELS}:
-    raise ImproperlyConfigured(
-        f"DEFAULT_CHAT_MODEL={DEFAULT_CHAT_MODEL!r} is not in the model catalog (CHAT_MODELS)."
-    )
+# How long a server process reuses the catalog it read (one small query per refresh). A price
+# that takes effect at a scheduled time is picked up exactly then; an edit in the admin takes
+# effect at once in the process that saved it and within this many seconds in the others.
+MODEL_CATALOG_CACHE_SECONDS = env_float("MODEL_CATALOG_CACHE_SECONDS", 30.0, minimum=0)
+
+# --- Usage: budgets and rate limits --------------------------------------------------------------
+# Budgets per user, per UTC day and UTC month, in tokens (input + output) and/or USD. Unset:
+# no limit. Per-user overrides are edited in the admin (Usage > Budget overrides). A send
+# reserves its worst-case estimate before the upstream call and settles at the real cost.
+USAGE_DAILY_TOKEN_LIMIT = env_optional_int("USAGE_DAILY_TOKEN_LIMIT", minimum=0)
+USAGE_MONTHLY_TOKEN_LIMIT = env_optional_int("USAGE_MONTHLY_TOKEN_LIMIT", minimum=0)
+USAGE_DAILY_USD_LIMIT = env_optional_decimal("USAGE_DAILY_USD_LIMIT", minimum=Decimal(0))
+USAGE_MONTHLY_USD_LIMIT = env_optional_decimal("USAGE_MONTHLY_USD_LIMIT", minimum=Decimal(0))
+# A reservation whose turn never settles (its process died) stops counting after this long.
+USAGE_RESERVATION_TTL_SECONDS = env_int("USAGE_RESERVATION_TTL_SECONDS", 1800, minimum=1)
+
+# Rate limits (0 turns one off). Counters live in Redis when REDIS_URL is set, so every server
+# process shares them; in process memory otherwise.
+RATE_LIMIT_SENDS_PER_MINUTE = env_int("RATE_LIMIT_SENDS_PER_MINUTE", 30, minimum=0)
+RATE_LIMIT_AUTH_PER_MINUTE = env_int("RATE_LIMIT_AUTH_PER_MINUTE", 10, minimum=0)
+RATE_LIMIT_CONCURRENT_STREAMS = env_int("RATE_LIMIT_CONCURRENT_STREAMS", 3, minimum=0)
+# A stream slot that is never released (its process died) frees itself after this long.
+RATE_LIMIT_STREAM_SLOT_TTL_SECONDS = env_int("RATE_LIMIT_STREAM_SLOT_TTL_SECONDS", 600, minimum=1)
+RATE_LIMIT_KEY_PREFIX = env_str("RATE_LIMIT_KEY_PREFIX") or "chatapi:limits:"

@@ -6,7 +6,7 @@ from rest_framework import serializers
 from chatapi.pagination import PageQuerySerializer
 from chatapi.serializers import StrictSerializer
 from conversations.models import Conversation, ReasoningEffort
-from usage.catalog import chat_model_get, chat_models, default_chat_model
+from usage.catalog import chat_model_get, chat_model_unavailable, default_chat_model
 
 TITLE_MAX_LENGTH = 200
 SYSTEM_PROMPT_MAX_LENGTH = 32_000
@@ -69,10 +69,7 @@ class GenerationSettingsSerializer(StrictSerializer):
 
     def validate_model(self, value: str) -> str:
         if chat_model_get(value) is None:
-            available = ", ".join(model.id for model in chat_models())
-            raise serializers.ValidationError(
-                f"Unknown model '{value}'. Available models: {available}."
-            )
+            raise serializers.ValidationError(chat_model_unavailable(value))
         return value
 
     def validate_reasoning_effort(self, value: str | None) -> str:

@@ -13,13 +13,14 @@ import contextlib
 import contextvars
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection
 
+from chatapi import metrics
 from messaging import sse
 from messaging.eventlog import RedisLogWriter, redis_enabled
 from messaging.llm.base import (
@@ -62,10 +63,17 @@ def _record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
 
 class Generation:
     def __init__(
-        self, plan: TurnPlan, provider: ChatProvider, *, ping_seconds: float = 15.0
+        self,
+        plan: TurnPlan,
+        provider: ChatProvider,
+        *,
+        ping_seconds: float = 15.0,
+        on_stored: Callable[[], None] | None = None,
     ) -> None:
+        """``on_stored`` (synchronous) runs once the outcome is stored, however it ended."""
         self.plan = plan
         self.ping_seconds = ping_seconds
+        self._on_stored = on_stored
         self.events: list[sse.SSEEvent] = []
         self.finished = False
         self.outcome: TurnOutcome | None = None
@@ -122,7 +130,9 @@ class Generation:
             )
         )
         # A fresh context: the generation must not inherit the request's (it outlives it).
+        metrics.ACTIVE_STREAMS.inc()
         self._task = asyncio.create_task(self._run(), context=contextvars.Context())
+        self._task.add_done_callback(lambda _: metrics.ACTIVE_STREAMS.dec())
         self._heartbeat = asyncio.create_task(self._beat(), context=contextvars.Context())
         return self._task
 
@@ -147,9 +157,12 @@ class Generation:
         """The SSE bytes of every event with an id above ``after``, live until the end."""
         position = after
         while True:
-            while position < len(self.events):
-                yield self.events[position].raw
-                position += 1
+            if position < len(self.events):
+                # Everything that piled up goes out as one write (same bytes, fewer sends).
+                batch = self.events[position:]
+                position += len(batch)
+                yield batch[0].raw if len(batch) == 1 else b"".join(e.raw for e in batch)
+                continue
             if self.finished:
                 return
             waiter = asyncio.get_running_loop().create_future()
@@ -224,6 +237,7 @@ class Generation:
             case Finish(stop_reason=stop_reason):
                 self.stop_reason = stop_reason
             case StreamFailed(message=message, error_type=error_type):
+                metrics.UPSTREAM_ERRORS.labels(self.plan.model.provider, error_type).inc()
                 return ProviderError(502, error_type, message)
             case Started():
                 pass
@@ -232,6 +246,9 @@ class Generation:
     def _delta(self, block_type: str, text: str) -> None:
         if self.first_token_at is None:
             self.first_token_at = time.perf_counter()
+            metrics.TIME_TO_FIRST_TOKEN.labels(self.plan.model.id).observe(
+                self.first_token_at - self.plan.started_at
+            )
         if self._block_type != block_type:
             self._close_block()
             self._block_index += 1
@@ -313,4 +330,6 @@ class Generation:
         # Shielded: a cancelled request must still leave its message in a final state.
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.shield(_record(plan=self.plan, outcome=outcome))
+            if self._on_stored is not None:
+                await asyncio.shield(sync_to_async(self._on_stored, thread_sensitive=False)())
         return outcome

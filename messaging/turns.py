@@ -12,6 +12,7 @@ from typing import cast
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from chatapi import metrics
 from chatapi.errors import ApiError, ConflictError
 from conversations.models import Conversation
 from conversations.services import conversation_touch
@@ -26,7 +27,9 @@ from messaging.llm.base import ChatMessage, ChatRequest, ReasoningEffort, Role, 
 from messaging.models import Message
 from messaging.tokens import TOKENS_PER_MESSAGE, estimate_messages_tokens, estimate_tokens
 from messaging.workers import WORKER_ID
-from usage.catalog import ChatModel
+from usage.catalog import ChatModel, chat_model_get
+from usage.models import UsageKind
+from usage.services import budget_release, budget_reserve, usage_record
 
 TITLE_MAX_CHARS = 60
 # Statuses whose content is part of the conversation the model sees next time.
@@ -46,6 +49,8 @@ class TurnPlan:
     request: ChatRequest
     estimated_input_tokens: int
     started_at: float  # time.perf_counter() when the request arrived
+    # The conversation's owner, whose ledger and budgets the turn counts against.
+    user_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,7 @@ class TurnOutcome:
     stop_reason: str
     usage: Usage
     usage_estimated: bool
-    cost_usd: Decimal
+    cost_usd: Decimal | None  # None: the model has no price (unknown, never 0)
     latency_ms: int
     ttft_ms: int | None
     error: dict[str, str] | None
@@ -70,11 +75,21 @@ class GenerationSettings:
     reasoning_effort: ReasoningEffort | None
 
 
-def turn_cost(*, model: ChatModel, usage: Usage) -> Decimal:
-    """Exact cost in USD from the catalog's per-million-token prices."""
+def turn_cost(*, model: ChatModel, usage: Usage) -> Decimal | None:
+    """Exact cost in USD at the per-million-token prices ``model`` carries (those in force
+    when the turn was prepared); None when it has no price. Cached input tokens cost the
+    cached-input price when the model has one."""
+    input_price, output_price = model.input_usd_per_mtok, model.output_usd_per_mtok
+    if input_price is None or output_price is None:
+        return None
+    cached = min(usage.cached_input_tokens or 0, usage.input_tokens)
+    cached_price = model.cached_input_usd_per_mtok
+    if cached_price is None:
+        cached_price = input_price
     cost = (
-        usage.input_tokens * model.input_usd_per_mtok
-        + usage.output_tokens * model.output_usd_per_mtok
+        (usage.input_tokens - cached) * input_price
+        + cached * cached_price
+        + usage.output_tokens * output_price
     ) / _MICRO
     return cost.quantize(_COST_QUANTUM)
 
@@ -139,8 +154,12 @@ def turn_prepare(
     assistant message, and build the provider request from the history that fits the
     model's context window minus the output budget.
 
-    Raises ``ConflictError`` while another answer is in progress in the conversation, and
-    ``IdempotentReplayError`` when a concurrent request with the same key won the race."""
+    The turn's worst case (estimated input plus the whole output budget) is reserved against
+    the owner's budgets in the same transaction (``usage.services.budget_reserve``).
+
+    Raises ``ConflictError`` while another answer is in progress in the conversation,
+    ``IdempotentReplayError`` when a concurrent request with the same key won the race, and
+    ``BillingError`` when a budget is spent (then nothing is stored)."""
     system = (
         [ChatMessage(role="system", content=conversation.system_prompt)]
         if conversation.system_prompt
@@ -197,6 +216,15 @@ def turn_prepare(
                     user_message_id=user_message.pk,
                     assistant_message_id=assistant.pk,
                 )
+            budget_reserve(
+                user_id=conversation.owner_id,
+                message_id=assistant.pk,
+                tokens=estimated_input + output_budget,
+                cost_usd=turn_cost(
+                    model=model,
+                    usage=Usage(input_tokens=estimated_input, output_tokens=output_budget),
+                ),
+            )
             Message.objects.bulk_create([user_message, assistant])
             conversation_touch(conversation_id=conversation.pk, at=now, title=_title_from(content))
     except IntegrityError as exc:
@@ -221,12 +249,23 @@ def turn_prepare(
         ),
         estimated_input_tokens=estimated_input,
         started_at=started_at if started_at is not None else time.perf_counter(),
+        user_id=conversation.owner_id,
     )
 
 
 def turn_record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
-    """Store how the turn ended: the assistant message with everything measured."""
+    """Store how the turn ended: the assistant message with everything measured, its row in
+    the usage ledger (none when it consumed no tokens: refused before any output), and the
+    end of its budget reservation, in one transaction. Called once per prepared turn,
+    whatever its status."""
     now = timezone.now()
+    user_id = plan.user_id
+    if user_id is None:
+        user_id = (
+            Conversation.objects.filter(pk=plan.conversation_id)
+            .values_list("owner_id", flat=True)
+            .first()
+        )
     with transaction.atomic():
         Message.objects.filter(pk=plan.assistant_message_id).update(
             status=outcome.status,
@@ -244,3 +283,62 @@ def turn_record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
             completed_at=now,
         )
         conversation_touch(conversation_id=plan.conversation_id, at=now)
+        usage_record(
+            user_id=user_id,
+            conversation_id=plan.conversation_id,
+            message_id=plan.assistant_message_id,
+            kind=UsageKind.CHAT,
+            model=plan.model,
+            input_tokens=outcome.usage.input_tokens,
+            output_tokens=outcome.usage.output_tokens,
+            reasoning_tokens=outcome.usage.reasoning_tokens,
+            cached_input_tokens=outcome.usage.cached_input_tokens,
+            usage_estimated=outcome.usage_estimated,
+            cost_usd=outcome.cost_usd,
+            created_at=now,
+        )
+        budget_release(message_id=plan.assistant_message_id)
+    metrics.turn_observe(
+        model=plan.model.id,
+        input_tokens=outcome.usage.input_tokens,
+        output_tokens=outcome.usage.output_tokens,
+        cost_usd=outcome.cost_usd,
+    )
+
+
+def turn_record_swept(*, message_id: uuid.UUID, content: str | None, reasoning: str) -> None:
+    """Finish the books of a turn whose process died (the sweeper stored it ``incomplete``):
+    its partial answer when the event log had one, an estimated ledger row, and the end of
+    its budget reservation."""
+    with transaction.atomic():
+        message = (
+            Message.objects.select_related("conversation")
+            .filter(pk=message_id, status=Message.Status.INCOMPLETE)
+            .first()
+        )
+        if message is None:
+            return
+        if content is not None:
+            message.content, message.reasoning = content, reasoning
+        usage = Usage(
+            input_tokens=message.input_tokens or 0,
+            output_tokens=estimate_tokens(message.reasoning) + estimate_tokens(message.content),
+        )
+        model = chat_model_get(message.model)
+        cost = turn_cost(model=model, usage=usage) if model is not None else None
+        message.output_tokens = usage.output_tokens
+        message.cost_usd = cost
+        message.save(update_fields=["content", "reasoning", "output_tokens", "cost_usd"])
+        if model is not None:
+            usage_record(
+                user_id=message.conversation.owner_id,
+                conversation_id=message.conversation_id,
+                message_id=message.pk,
+                kind=UsageKind.CHAT,
+                model=model,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                usage_estimated=True,
+                cost_usd=cost,
+            )
+        budget_release(message_id=message.pk)

@@ -1,12 +1,14 @@
 """A conversation's messages: the history, and sending a new one (JSON or SSE)."""
 
+import functools
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
+from django.db import connection
 from django.http import HttpResponseBase, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -21,7 +23,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.authentication import request_user
-from chatapi.errors import ApiError, ConflictError, api_error
+from accounts.models import User
+from chatapi.errors import ApiError, ConflictError, RateLimitedError, api_error
 from chatapi.pagination import PageParams, PageQuerySerializer, page_body, page_schema
 from conversations.models import Conversation
 from conversations.views import INVALID_RESPONSE, NOT_FOUND_RESPONSE, ConversationScopedView
@@ -40,7 +43,9 @@ from messaging.serializers import (
 )
 from messaging.services import message_cancel
 from messaging.turns import GenerationSettings, turn_prepare
-from usage.catalog import chat_model_get
+from usage.catalog import chat_model_get, chat_model_unavailable
+from usage.limits import stream_slot_acquire, stream_slot_release
+from usage.throttles import SendRateThrottle
 
 _MESSAGES_EXAMPLE: list[dict[str, Any]] = [
     {
@@ -137,6 +142,25 @@ async def _relay(generation: Generation) -> AsyncIterator[bytes]:
             generation.cancel(Message.Status.INCOMPLETE)
 
 
+def _stream_slot(user: User) -> Callable[[], None]:
+    """Hold one of the user's concurrent-generation slots; returns its release."""
+    slot = stream_slot_acquire(user.pk)
+    if slot is None:
+        raise RateLimitedError(
+            f"At most {settings.RATE_LIMIT_CONCURRENT_STREAMS} answers can be generated at once;"
+            " wait for one to finish, or cancel one.",
+            headers={"Retry-After": "1"},
+        )
+    return functools.partial(stream_slot_release, user.pk, slot)
+
+
+def _release_connection() -> None:
+    """The rest of the request waits on the model or streams: give this thread's database
+    connection back to the pool now. Django would hold it until the response ends, i.e. one
+    pooled connection per open stream."""
+    connection.close()
+
+
 def _event_stream_response(body: AsyncIterator[bytes]) -> StreamingHttpResponse:
     response = StreamingHttpResponse(body, content_type="text/event-stream")
     for name, value in SSE_HEADERS.items():
@@ -221,15 +245,17 @@ class ConversationMessageSendMixin:
             return self.replay(record, streaming=streaming)
         model = chat_model_get(data.get("model") or self.conversation.model)
         if model is None:
+            unavailable = chat_model_unavailable(data.get("model") or self.conversation.model)
             raise ApiError(
-                f"The conversation's model '{self.conversation.model}' is no longer available;"
-                " pick another with the model field.",
+                f"{unavailable} The conversation keeps its history; "
+                "send with the model field to answer with another model.",
                 details={"fields": {"model": ["Not an available model."]}},
             )
         try:
             provider = provider_get(model.provider)
         except ProviderError as exc:
             raise _api_error_from(exc) from None
+        release_slot = _stream_slot(request_user(request))
         try:
             plan = turn_prepare(
                 conversation=self.conversation,
@@ -240,8 +266,15 @@ class ConversationMessageSendMixin:
                 idempotency=claim,
             )
         except IdempotentReplayError as replay:
+            release_slot()
             return self.replay(replay.record, streaming=streaming)
-        generation = Generation(plan, provider, ping_seconds=settings.SSE_PING_SECONDS)
+        except BaseException:
+            release_slot()
+            raise
+        generation = Generation(
+            plan, provider, ping_seconds=settings.SSE_PING_SECONDS, on_stored=release_slot
+        )
+        _release_connection()
         if streaming:
             try:
                 async_to_sync(generation.open)()
@@ -260,6 +293,7 @@ class ConversationMessageSendMixin:
 
     def replay(self, record: IdempotencyKey, *, streaming: bool) -> HttpResponseBase:
         """A retry with a known Idempotency-Key: the same turn, followed or awaited."""
+        _release_connection()
         if streaming:
             return _stream_of(
                 message_events(record.assistant_message, after=0),
@@ -273,6 +307,8 @@ class ConversationMessageSendMixin:
 class ConversationMessagesView(ConversationMessageSendMixin, ConversationScopedView):
     """``/conversations/{id}/messages``. The conversation is the caller's (see the base
     class); handlers use ``self.conversation``."""
+
+    throttle_classes = (SendRateThrottle,)  # counts POSTs only
 
     @extend_schema(
         operation_id="conversations_messages_list",
@@ -336,6 +372,8 @@ class ConversationMessagesView(ConversationMessageSendMixin, ConversationScopedV
 
 class ConversationMessagesStreamView(ConversationMessageSendMixin, ConversationScopedView):
     """The older path: always streams."""
+
+    throttle_classes = (SendRateThrottle,)
 
     @extend_schema(
         operation_id="conversations_messages_stream",
@@ -405,6 +443,7 @@ class ConversationMessageStreamView(ConversationScopedView):
         message = message_get_in_conversation(conversation=self.conversation, message_id=message_id)
         if message.role != Message.Role.ASSISTANT:
             raise ApiError("Only an assistant message has a stream.")
+        _release_connection()
         response = _event_stream_response(message_events(message, after=after))
         response["conversation-id"] = str(self.conversation.pk)
         return response

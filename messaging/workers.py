@@ -31,7 +31,6 @@ from redis.exceptions import RedisError
 from messaging import sse
 from messaging.eventlog import append_events, log_events, redis_client, redis_enabled
 from messaging.models import GenerationWorker, Message
-from messaging.tokens import estimate_tokens
 
 if TYPE_CHECKING:
     from messaging.generation import Generation
@@ -140,13 +139,11 @@ def _partial_answer(events: list[sse.SSEEvent]) -> tuple[str, str]:
 
 
 @sync_to_async(thread_sensitive=False)
-def _store_partial(*, message_id: uuid.UUID, content: str, reasoning: str) -> None:
+def _record_swept(*, message_id: uuid.UUID, content: str | None, reasoning: str) -> None:
+    from messaging.turns import turn_record_swept  # turns imports this module
+
     try:
-        Message.objects.filter(id=message_id, status=Message.Status.INCOMPLETE).update(
-            content=content,
-            reasoning=reasoning,
-            output_tokens=estimate_tokens(reasoning) + estimate_tokens(content),
-        )
+        turn_record_swept(message_id=message_id, content=content, reasoning=reasoning)
     finally:
         connection.close()
 
@@ -169,15 +166,14 @@ async def sweep_once() -> list[uuid.UUID]:
 
 
 async def _finish_swept(message_id: uuid.UUID) -> None:
-    if not redis_enabled():
-        return  # the log died with the process that held it
-    try:
-        events = await log_events(message_id)
-    except RedisError:
-        logger.exception("could not read the event log of swept message %s", message_id)
-        return
-    content, reasoning = _partial_answer(events)
-    await _store_partial(message_id=message_id, content=content, reasoning=reasoning)
+    events: list[sse.SSEEvent] = []
+    if redis_enabled():  # without Redis the log died with the process that held it
+        try:
+            events = await log_events(message_id)
+        except RedisError:
+            logger.exception("could not read the event log of swept message %s", message_id)
+    content, reasoning = _partial_answer(events) if events else (None, "")
+    await _record_swept(message_id=message_id, content=content, reasoning=reasoning)
     if events and not events[-1].terminal:
         ending = sse.SSEEvent.build(events[-1].id + 1, sse.error(**_error_fields()))
         await append_events(message_id, [ending])

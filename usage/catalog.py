@@ -1,15 +1,30 @@
-"""The chat models callers may choose, read from ``settings.CHAT_MODELS``.
+"""The chat models callers may use, with the prices in force now, read from the database
+(``usage.models.LanguageModel`` and its ``ModelPrice`` history).
 
-Provisional: the usage issue moves the catalog to the database. Callers go through these
-functions only, so that move does not touch them.
+Callers go through these functions only. A model is usable when it is active and its
+provider is configured (``settings.LLM_PROVIDERS``): the offline ``local/dev-echo`` model is
+seeded everywhere but has a provider only in development and test modes.
+
+Every send reads the catalog (the serializer and the view), so each server process keeps
+what it read for ``MODEL_CATALOG_CACHE_SECONDS``: one small query per refresh, none per
+send. A price scheduled to take effect at a given time ends the cached copy at that time, so
+the price in force is exact; an edit in the admin clears this process's copy at once
+(``catalog_cache_clear``) and reaches the other processes within the TTL.
 """
 
+import threading
+import time
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
-from typing import Any
+from datetime import datetime
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.db.models import OuterRef, Subquery
+from django.utils import timezone
+
+from usage.models import LanguageModel, ModelPrice
+from usage.selectors import model_prices_in_force
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,74 +33,134 @@ class ChatModel:
     display_name: str
     context_window: int
     max_output_tokens: int
-    input_usd_per_mtok: Decimal
-    output_usd_per_mtok: Decimal
+    # USD per million tokens in force when the catalog was read; None: no price known.
+    input_usd_per_mtok: Decimal | None
+    output_usd_per_mtok: Decimal | None
     reasoning: bool
     # Which entry of settings.LLM_PROVIDERS serves it.
     provider: str = "groq"
+    # None: cached input tokens cost the input price.
+    cached_input_usd_per_mtok: Decimal | None = None
+    # The ModelPrice row these prices come from, and since when it applies.
+    price_id: int | None = None
+    price_effective_from: datetime | None = None
 
 
-def _price(entry: dict[str, Any], key: str) -> Decimal:
-    raw = entry.get(key)
-    # A float has already lost the exact price; only decimal strings (or Decimals) are exact.
-    if not isinstance(raw, (str, Decimal)):
-        raise ImproperlyConfigured(
-            f"CHAT_MODELS entry {entry.get('id')!r}: {key} must be a decimal string."
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    models: tuple[ChatModel, ...]
+    read_at: float  # time.monotonic()
+    next_price_change: datetime | None
+
+
+_lock = threading.Lock()
+_snapshot: _Snapshot | None = None
+
+
+def _read() -> _Snapshot:
+    """The active models with their current prices, in one query."""
+    now = timezone.now()
+    current = model_prices_in_force(at=now)
+    upcoming = ModelPrice.objects.filter(
+        language_model=OuterRef("pk"), effective_from__gt=now
+    ).order_by("effective_from")
+    rows = LanguageModel.objects.filter(active=True).annotate(
+        price_pk=Subquery(current.values("pk")[:1]),
+        price_from=Subquery(current.values("effective_from")[:1]),
+        price_input=Subquery(current.values("input_usd_per_mtok")[:1]),
+        price_cached=Subquery(current.values("cached_input_usd_per_mtok")[:1]),
+        price_output=Subquery(current.values("output_usd_per_mtok")[:1]),
+        next_change=Subquery(upcoming.values("effective_from")[:1]),
+    )
+    models = []
+    changes = []
+    for row in rows:
+        models.append(
+            ChatModel(
+                id=row.model_id,
+                display_name=row.display_name,
+                context_window=row.context_window,
+                max_output_tokens=row.max_output_tokens,
+                input_usd_per_mtok=row.price_input,
+                output_usd_per_mtok=row.price_output,
+                reasoning=row.reasoning,
+                provider=row.provider,
+                cached_input_usd_per_mtok=row.price_cached,
+                price_id=row.price_pk,
+                price_effective_from=row.price_from,
+            )
         )
-    try:
-        price = Decimal(raw)
-    except InvalidOperation:
-        raise ImproperlyConfigured(
-            f"CHAT_MODELS entry {entry.get('id')!r}: {key}={raw!r} is not a decimal."
-        ) from None
-    if not price.is_finite() or price < 0:
-        raise ImproperlyConfigured(
-            f"CHAT_MODELS entry {entry.get('id')!r}: {key}={raw!r} must be a price >= 0."
-        )
-    return price
-
-
-def _positive_int(entry: dict[str, Any], key: str) -> int:
-    value = entry.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ImproperlyConfigured(
-            f"CHAT_MODELS entry {entry.get('id')!r}: {key} must be a positive integer."
-        )
-    return value
-
-
-def _chat_model(entry: dict[str, Any]) -> ChatModel:
-    model_id = entry.get("id")
-    if not isinstance(model_id, str) or not model_id:
-        raise ImproperlyConfigured(f"CHAT_MODELS entry {entry!r} has no id.")
-    reasoning = entry.get("reasoning", False)
-    if not isinstance(reasoning, bool):
-        raise ImproperlyConfigured(f"CHAT_MODELS entry {model_id!r}: reasoning must be a bool.")
-    return ChatModel(
-        id=model_id,
-        display_name=str(entry.get("display_name") or model_id),
-        context_window=_positive_int(entry, "context_window"),
-        max_output_tokens=_positive_int(entry, "max_output_tokens"),
-        input_usd_per_mtok=_price(entry, "input_usd_per_mtok"),
-        output_usd_per_mtok=_price(entry, "output_usd_per_mtok"),
-        reasoning=reasoning,
-        provider=str(entry.get("provider") or "groq"),
+        if row.next_change is not None:
+            changes.append(row.next_change)
+    return _Snapshot(
+        models=tuple(models),
+        read_at=time.monotonic(),
+        next_price_change=min(changes, default=None),
     )
 
 
+def _fresh(snapshot: _Snapshot | None) -> bool:
+    if snapshot is None:
+        return False
+    if time.monotonic() - snapshot.read_at >= settings.MODEL_CATALOG_CACHE_SECONDS:
+        return False
+    return snapshot.next_price_change is None or timezone.now() < snapshot.next_price_change
+
+
+def _active_models() -> tuple[ChatModel, ...]:
+    global _snapshot  # noqa: PLW0603 - the process-wide cache
+    snapshot = _snapshot
+    if not _fresh(snapshot):
+        with _lock:
+            snapshot = _snapshot
+            if not _fresh(snapshot):
+                snapshot = _snapshot = _read()
+    assert snapshot is not None  # noqa: S101 - for mypy: _fresh(None) is False
+    return snapshot.models
+
+
+def catalog_cache_clear() -> None:
+    """Forget this process's copy: the next read goes to the database."""
+    global _snapshot  # noqa: PLW0603
+    with _lock:
+        _snapshot = None
+
+
 def chat_models() -> list[ChatModel]:
-    """Every available model, in catalog order."""
-    return [_chat_model(entry) for entry in settings.CHAT_MODELS]
+    """Every usable model (active, with its provider configured), by provider and id."""
+    return [model for model in _active_models() if model.provider in settings.LLM_PROVIDERS]
 
 
 def chat_model_get(model_id: str) -> ChatModel | None:
+    """The usable model with this id, with the prices in force now; None if it is unknown,
+    inactive, decommissioned or has no configured provider (see ``chat_model_unavailable``)."""
     return next((model for model in chat_models() if model.id == model_id), None)
+
+
+def chat_model_unavailable(model_id: str) -> str:
+    """Why ``model_id`` cannot be used, naming the models that can. For error messages: it
+    reads the database, uncached."""
+    available = ", ".join(model.id for model in chat_models()) or "none"
+    row = LanguageModel.objects.filter(model_id=model_id).first()
+    if row is None:
+        reason = f"Unknown model '{model_id}'."
+    elif row.decommissioned:
+        reason = f"The model '{model_id}' has been decommissioned by its provider."
+    elif not row.active:
+        reason = f"The model '{model_id}' is not available (inactive)."
+    else:
+        reason = (
+            f"The model '{model_id}' is not served here: its provider '{row.provider}' is not "
+            "configured."
+        )
+    return f"{reason} Available models: {available}."
 
 
 def default_chat_model() -> ChatModel:
     model = chat_model_get(settings.DEFAULT_CHAT_MODEL)
     if model is None:
         raise ImproperlyConfigured(
-            f"DEFAULT_CHAT_MODEL={settings.DEFAULT_CHAT_MODEL!r} is not in CHAT_MODELS."
+            f"DEFAULT_CHAT_MODEL={settings.DEFAULT_CHAT_MODEL!r} is not a usable model of the "
+            "catalog (active, with its provider configured)."
         )
     return model

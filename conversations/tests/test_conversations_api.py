@@ -14,6 +14,7 @@ from conversations.models import Conversation
 from conversations.tests.factories import make_conversation
 from messaging.models import Message
 from messaging.services import message_create
+from usage.tests.factories import make_chat_model
 
 pytestmark = pytest.mark.django_db
 
@@ -226,14 +227,18 @@ def test_delete_removes_the_conversation_and_its_messages(
 
 # --- validation ----------------------------------------------------------------------------
 
-AVAILABLE = "openai/gpt-oss-20b, openai/gpt-oss-120b, qwen/qwen3-32b"
+# The seeded catalog, by provider and id (local/dev-echo: the test settings configure "local").
+AVAILABLE = "openai/gpt-oss-120b, openai/gpt-oss-20b, qwen/qwen3-32b, local/dev-echo"
 
 
 @pytest.mark.parametrize(
     ("body", "field", "problem"),
     [
+        ({"model": "nope/model"}, "model",
+         f"Unknown model 'nope/model'. Available models: {AVAILABLE}."),
         ({"model": "llama-3.3-70b-versatile"}, "model",
-         f"Unknown model 'llama-3.3-70b-versatile'. Available models: {AVAILABLE}."),
+         ("The model 'llama-3.3-70b-versatile' has been decommissioned by its provider. "
+          f"Available models: {AVAILABLE}.")),
         ({"temperature": 2.01}, "temperature", "Ensure this value is less than or equal to 2.0."),
         ({"temperature": -0.1}, "temperature", "Ensure this value is greater than or equal to 0."),
         ({"temperature": "hot"}, "temperature", "A valid number is required."),
@@ -360,19 +365,14 @@ def test_patch_rejects_unknown_fields_and_changes_nothing(
 
 
 @pytest.fixture
-def with_plain_model(settings: Settings) -> None:
-    settings.CHAT_MODELS = [
-        *settings.CHAT_MODELS,
-        {
-            "id": "plain/model",
-            "display_name": "Plain",
-            "context_window": 8192,
-            "max_output_tokens": 4096,
-            "input_usd_per_mtok": "0.05",
-            "output_usd_per_mtok": "0.08",
-            "reasoning": False,
-        },
-    ]
+def with_plain_model(db: None) -> None:
+    make_chat_model(
+        "plain/model",
+        context_window=8192,
+        max_output_tokens=4096,
+        input_usd_per_mtok="0.05",
+        output_usd_per_mtok="0.08",
+    )
 
 
 @pytest.mark.usefixtures("with_plain_model")

@@ -24,6 +24,7 @@ from messaging.models import Message
 from messaging.tests.asgi import ASGIRequest, parse_sse
 from messaging.tests.fake_groq import FakeGroq, Reply
 from messaging.workers import generation_get, sweep_once
+from usage.models import UsageRecord
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -383,10 +384,20 @@ async def test_sweeper_finishes_a_dead_workers_message(
         "type": "api_error",
         "message": "The server generating this answer stopped; the partial answer was kept.",
     }
+    ledger = await _ledger(message.pk)
     if log_mode == "redis":
         assert message.content == "Partial"
+        assert ledger is not None
+        assert (ledger.output_tokens, ledger.usage_estimated) == (2, True)
         ending = parse_sse(b"".join(e.raw for e in await _log(message.pk)))[-1]
         assert (ending.id, ending.event) == (5, "error")
+    else:
+        assert ledger is None  # nothing was produced that the server knows of
+
+
+@sync_to_async
+def _ledger(message_id: uuid.UUID) -> UsageRecord | None:
+    return UsageRecord.objects.filter(message_id=message_id).first()
 
 
 @sync_to_async

@@ -20,6 +20,7 @@ from messaging.models import Message
 from messaging.services import message_create
 from messaging.tests.asgi import ASGIRequest, parse_sse
 from messaging.tests.fake_groq import ErrorReply, FakeGroq, Reply
+from usage.tests.factories import make_chat_model
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -475,17 +476,7 @@ async def test_context_keeps_the_newest_history_that_fits(
     settings, fake_groq: FakeGroq, user: User, auth: dict[str, str]
 ) -> None:
     # given: a model with a tiny context window and a long history
-    settings.CHAT_MODELS = [
-        {
-            "id": "tiny",
-            "provider": "groq",
-            "context_window": 120,
-            "max_output_tokens": 40,
-            "input_usd_per_mtok": "1",
-            "output_usd_per_mtok": "1",
-            "reasoning": False,
-        }
-    ]
+    await sync_to_async(make_chat_model)("tiny", context_window=120, max_output_tokens=40)
     settings.DEFAULT_CHAT_MODEL = "tiny"
 
     @sync_to_async
@@ -529,17 +520,7 @@ async def test_context_keeps_the_newest_history_that_fits(
 async def test_message_too_long_for_the_context_is_a_400(
     settings, fake_groq: FakeGroq, user: User, auth: dict[str, str]
 ) -> None:
-    settings.CHAT_MODELS = [
-        {
-            "id": "tiny",
-            "provider": "groq",
-            "context_window": 50,
-            "max_output_tokens": 40,
-            "input_usd_per_mtok": "1",
-            "output_usd_per_mtok": "1",
-            "reasoning": False,
-        }
-    ]
+    await sync_to_async(make_chat_model)("tiny", context_window=50, max_output_tokens=40)
     conversation = await sync_to_async(conversation_create)(owner=user, model="tiny")
 
     response = await send(conversation, auth, {"content": "z" * 400}).start()
@@ -649,20 +630,11 @@ async def test_unconfigured_provider_is_503_before_anything_is_stored(
 async def test_local_development_model_streams_offline(
     settings, user: User, auth: dict[str, str]
 ) -> None:
-    # given: make run's catalog without a Groq key
+    # given: make run's catalog without a Groq key (the seeded local/dev-echo model, usable
+    # because the "local" provider is configured)
     settings.LLM_PROVIDERS = {
         "local": {"class": "messaging.llm.dev.DevEchoProvider", "delay_seconds": 0.001}
     }
-    settings.CHAT_MODELS = [
-        {
-            "id": "local/dev-echo",
-            "provider": "local",
-            "context_window": 8192,
-            "max_output_tokens": 1024,
-            "input_usd_per_mtok": "0",
-            "output_usd_per_mtok": "0",
-        }
-    ]
     conversation = await sync_to_async(conversation_create)(owner=user, model="local/dev-echo")
 
     # when
@@ -681,3 +653,35 @@ async def test_local_development_model_streams_offline(
         "local/dev-echo",
         Decimal("0E-10"),
     )
+
+
+async def test_concurrent_generations_per_user_are_limited(
+    settings, fake_groq: FakeGroq, user: User, auth: dict[str, str]
+) -> None:
+    # given: one generation allowed at a time, and one running
+    settings.RATE_LIMIT_CONCURRENT_STREAMS = 1
+    first_conversation, second_conversation = [
+        await sync_to_async(conversation_create)(owner=user, model=MODEL) for _ in range(2)
+    ]
+    fake_groq.replies.append(Reply(text=["a", "b", "c"], interval=0.1))
+    running = await send(first_conversation, auth, {"content": "Hi", "stream": True}).start()
+
+    # when: a second send meanwhile, and another after the first ended
+    refused = await send(second_conversation, auth, {"content": "Hi"}).start()
+    refused_body = await refused.json()
+    stored_after_refusal = await stored(second_conversation)
+    await running.read()
+    await settled(first_conversation)
+    accepted = await send(second_conversation, auth, {"content": "Hi"}).start()
+    await accepted.read()
+
+    # then
+    assert refused.status == 429
+    assert refused.headers["retry-after"] == "1"
+    assert refused_body["error"] == {
+        "type": "rate_limit_error",
+        "message": "At most 1 answers can be generated at once; wait for one to finish, "
+        "or cancel one.",
+    }
+    assert stored_after_refusal == []
+    assert accepted.status == 201

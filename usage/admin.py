@@ -1,0 +1,333 @@
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.db.models import Count, Model, OuterRef, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.forms import BaseInlineFormSet, ModelForm
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from accounts.models import User
+from usage.catalog import catalog_cache_clear
+from usage.models import (
+    BudgetReservation,
+    LanguageModel,
+    ModelPrice,
+    UsageBudget,
+    UsageRecord,
+    UserUsage,
+)
+from usage.selectors import model_prices_in_force
+
+# --- the model catalog -----------------------------------------------------------------------
+
+
+class ModelPriceInline(admin.TabularInline[ModelPrice, LanguageModel]):
+    """The price history: add a row to change a price from a given time on. Existing rows
+    are read-only, so what a past call was charged stays explained."""
+
+    model = ModelPrice
+    fields = (
+        "effective_from",
+        "input_usd_per_mtok",
+        "cached_input_usd_per_mtok",
+        "output_usd_per_mtok",
+        "created_at",
+    )
+    readonly_fields = ("created_at",)
+    ordering = ("-effective_from",)
+    extra = 0
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
+def _current_price(field: str) -> Subquery:
+    return Subquery(model_prices_in_force(at=timezone.now()).values(field)[:1])
+
+
+@admin.register(LanguageModel)
+class LanguageModelAdmin(admin.ModelAdmin[LanguageModel]):
+    list_display = (
+        "model_id",
+        "display_name",
+        "provider",
+        "active",
+        "decommissioned",
+        "context_window",
+        "max_output_tokens",
+        "input_price",
+        "output_price",
+        "price_since",
+    )
+    list_filter = ("provider", "active", "decommissioned", "reasoning")
+    search_fields = ("model_id", "display_name")
+    readonly_fields = ("created_at", "updated_at")
+    inlines = (ModelPriceInline,)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[LanguageModel]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                input_price=_current_price("input_usd_per_mtok"),
+                output_price=_current_price("output_usd_per_mtok"),
+                price_since=_current_price("effective_from"),
+            )
+        )
+
+    @admin.display(description="Input $/Mtok")
+    def input_price(self, model: LanguageModel) -> Decimal | None:
+        value: Decimal | None = model.input_price  # type: ignore[attr-defined]
+        return value
+
+    @admin.display(description="Output $/Mtok")
+    def output_price(self, model: LanguageModel) -> Decimal | None:
+        value: Decimal | None = model.output_price  # type: ignore[attr-defined]
+        return value
+
+    @admin.display(description="Price since")
+    def price_since(self, model: LanguageModel) -> datetime | None:
+        value: datetime | None = model.price_since  # type: ignore[attr-defined]
+        return value
+
+    # Every change reaches this process's catalog at once (others within the cache TTL).
+    def save_model(
+        self, request: HttpRequest, obj: LanguageModel, form: ModelForm[LanguageModel], change: bool
+    ) -> None:
+        super().save_model(request, obj, form, change)
+        catalog_cache_clear()
+
+    def save_formset(
+        self,
+        request: HttpRequest,
+        form: Any,
+        formset: BaseInlineFormSet[Any, Any, Any],
+        change: bool,
+    ) -> None:
+        super().save_formset(request, form, formset, change)
+        catalog_cache_clear()
+
+    def delete_model(self, request: HttpRequest, obj: LanguageModel) -> None:
+        super().delete_model(request, obj)
+        catalog_cache_clear()
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[LanguageModel]) -> None:
+        super().delete_queryset(request, queryset)
+        catalog_cache_clear()
+
+
+# --- the ledger --------------------------------------------------------------------------------
+
+
+class LedgerUserFilter(admin.SimpleListFilter):
+    """``?user=<id>``: one user's rows. Offers only the chosen user, never a list of all."""
+
+    title = "user"
+    parameter_name = "user"
+
+    def _user_id(self) -> uuid.UUID | None:
+        value = self.value()
+        if not value:
+            return None
+        try:
+            return uuid.UUID(str(value))
+        except ValueError:
+            raise IncorrectLookupParameters(f"Not a user id: {value!r}") from None
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        user_id = self._user_id()
+        if user_id is None:
+            return []
+        email = User.objects.filter(pk=user_id).values_list("email", flat=True).first()
+        return [(str(user_id), email or str(user_id))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        user_id = self._user_id()
+        return queryset if user_id is None else queryset.filter(user_id=user_id)
+
+
+@admin.register(UsageRecord)
+class UsageRecordAdmin(admin.ModelAdmin[UsageRecord]):
+    """The ledger, read-only: what each upstream call consumed and cost."""
+
+    list_display = (
+        "created_at",
+        "user",
+        "model",
+        "kind",
+        "input_tokens",
+        "output_tokens",
+        "reasoning_tokens",
+        "usage_estimated",
+        "cost_usd",
+        "price_unknown",
+        "conversation_id",
+    )
+    list_filter = (
+        LedgerUserFilter,
+        "model",
+        "kind",
+        "usage_estimated",
+        "price_unknown",
+        "created_at",
+    )
+    search_fields = ("=user__id", "user__email", "=conversation_id", "=message_id")
+    list_select_related = ("user",)
+    ordering = ("-created_at", "-id")
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: UsageRecord | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: UsageRecord | None = None) -> bool:
+        return False
+
+
+# --- users: totals and budgets ---------------------------------------------------------------
+
+
+class UsageBudgetInline(admin.StackedInline[UsageBudget, UserUsage]):
+    model = UsageBudget
+    fk_name = "user"
+    fields = (
+        "unlimited",
+        ("daily_token_limit", "monthly_token_limit"),
+        ("daily_usd_limit", "monthly_usd_limit"),
+    )
+    extra = 0
+    max_num = 1
+    verbose_name = "budget override"
+    verbose_name_plural = "budget override (empty fields use the defaults from the settings)"
+
+
+def _ledger_total(aggregate: Any, **filters: Any) -> Subquery:
+    """``aggregate`` over the row's ledger rows, as a correlated subquery: evaluated for the
+    rows on the page only."""
+    return Subquery(
+        UsageRecord.objects.filter(user=OuterRef("pk"), **filters)
+        .order_by()
+        .values("user")
+        .annotate(value=aggregate)
+        .values("value")
+    )
+
+
+@admin.register(UserUsage)
+class UserUsageAdmin(admin.ModelAdmin[UserUsage]):
+    """Per user: usage totals from the ledger, and the budget override."""
+
+    list_display = (
+        "email",
+        "requests",
+        "total_tokens",
+        "cost_usd",
+        "month_cost_usd",
+        "has_budget_override",
+        "ledger",
+    )
+    search_fields = ("email", "=id")
+    ordering = ("-date_joined",)
+    fields = ("id", "email", "requests", "total_tokens", "cost_usd", "month_cost_usd", "ledger")
+    readonly_fields = fields
+    inlines = (UsageBudgetInline,)
+    list_select_related = ("usage_budget",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[UserUsage]:
+        month_start = (
+            timezone.now().astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                request_count=Coalesce(_ledger_total(Count("pk")), 0),
+                token_total=_ledger_total(Sum("input_tokens") + Sum("output_tokens")),
+                cost_total=_ledger_total(Sum("cost_usd")),
+                month_cost_total=_ledger_total(Sum("cost_usd"), created_at__gte=month_start),
+            )
+        )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: UserUsage | None = None) -> bool:
+        return False
+
+    @admin.display(description="Requests", ordering="request_count")
+    def requests(self, user: UserUsage) -> int:
+        value: int = user.request_count  # type: ignore[attr-defined]
+        return value
+
+    @admin.display(description="Tokens", ordering="token_total")
+    def total_tokens(self, user: UserUsage) -> int:
+        value: int | None = user.token_total  # type: ignore[attr-defined]
+        return value or 0
+
+    @admin.display(description="Cost (USD)", ordering="cost_total")
+    def cost_usd(self, user: UserUsage) -> Decimal | None:
+        value: Decimal | None = user.cost_total  # type: ignore[attr-defined]
+        return value
+
+    @admin.display(description="This month (USD, UTC)", ordering="month_cost_total")
+    def month_cost_usd(self, user: UserUsage) -> Decimal | None:
+        value: Decimal | None = user.month_cost_total  # type: ignore[attr-defined]
+        return value
+
+    @admin.display(description="Budget override", boolean=True)
+    def has_budget_override(self, user: UserUsage) -> bool:
+        return hasattr(user, "usage_budget")
+
+    @admin.display(description="Ledger")
+    def ledger(self, user: UserUsage) -> str:
+        url = reverse("admin:usage_usagerecord_changelist")
+        return format_html('<a href="{}?user={}">ledger rows</a>', url, user.pk)
+
+
+@admin.register(UsageBudget)
+class UsageBudgetAdmin(admin.ModelAdmin[UsageBudget]):
+    """Every budget override in one list (also editable on the user usage page)."""
+
+    list_display = (
+        "user",
+        "unlimited",
+        "daily_token_limit",
+        "monthly_token_limit",
+        "daily_usd_limit",
+        "monthly_usd_limit",
+        "updated_at",
+    )
+    list_filter = ("unlimited",)
+    search_fields = ("user__email", "=user__id")
+    list_select_related = ("user",)
+    raw_id_fields = ("user",)
+
+
+@admin.register(BudgetReservation)
+class BudgetReservationAdmin(admin.ModelAdmin[BudgetReservation]):
+    """Turns in flight and what they hold. Deleting one releases its hold."""
+
+    list_display = ("message_id", "user", "tokens", "cost_usd", "created_at", "expires_at")
+    list_select_related = ("user",)
+    search_fields = ("=user__id", "user__email", "=message_id")
+    ordering = ("-created_at",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(
+        self, request: HttpRequest, obj: BudgetReservation | None = None
+    ) -> bool:
+        return False

@@ -1,0 +1,82 @@
+"""The provider's model list (``GET {base_url}/models``, OpenAI-compatible), parsed into typed
+entries at this boundary. Groq's shape (../shared/reference/wire-formats.md section 1):
+``{"object":"list","data":[{"id","object":"model","created","owned_by","active",
+"context_window","max_completion_tokens"}]}``."""
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from django.conf import settings
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderModel:
+    id: str
+    context_window: int
+    max_output_tokens: int
+    active: bool = True
+
+
+class ProviderModelsError(Exception):
+    """The list could not be fetched or read; the message is safe to show (no key)."""
+
+
+def _positive_int(entry: dict[str, Any], key: str) -> int | None:
+    value = entry.get(key)
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return None
+
+
+def _parse(body: Any) -> list[ProviderModel]:
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list):
+        raise ProviderModelsError("The model list has no 'data' array.")
+    models = []
+    for entry in data:
+        model_id = entry.get("id") if isinstance(entry, dict) else None
+        if not isinstance(model_id, str) or not model_id:
+            raise ProviderModelsError(f"A model entry has no id: {entry!r}.")
+        context = _positive_int(entry, "context_window")
+        if context is None:
+            # Skipping it would read as "no longer listed" and deactivate it.
+            raise ProviderModelsError(f"The model '{model_id}' has no valid context_window.")
+        models.append(
+            ProviderModel(
+                id=model_id,
+                context_window=context,
+                # Groq may omit it for models whose output is bounded by the context only.
+                max_output_tokens=_positive_int(entry, "max_completion_tokens") or context,
+                active=entry.get("active", True) is not False,
+            )
+        )
+    return models
+
+
+def provider_models_fetch(*, provider: str) -> list[ProviderModel]:
+    """The models ``settings.LLM_PROVIDERS[provider]`` lists, with its base URL and key."""
+    config: dict[str, Any] = dict(settings.LLM_PROVIDERS.get(provider) or {})
+    base_url, api_key = config.get("base_url"), config.get("api_key")
+    if not base_url:
+        raise ProviderModelsError(f"The provider '{provider}' has no base_url in LLM_PROVIDERS.")
+    if not api_key:
+        raise ProviderModelsError(
+            f"The provider '{provider}' has no API key on this server (GROQ_API_KEY for Groq)."
+        )
+    timeout = httpx.Timeout(
+        float(config.get("read_timeout") or 30.0),
+        connect=float(config.get("connect_timeout") or 5.0),
+    )
+    url = f"{str(base_url).rstrip('/')}/models"
+    try:
+        response = httpx.get(url, headers={"Authorization": f"Bearer {api_key}"}, timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise ProviderModelsError(f"GET {url} failed: {type(exc).__name__}.") from None
+    if response.status_code != 200:
+        raise ProviderModelsError(f"GET {url} answered {response.status_code}.")
+    try:
+        body = response.json()
+    except ValueError:
+        raise ProviderModelsError(f"GET {url} did not answer JSON.") from None
+    return _parse(body)

@@ -1,0 +1,306 @@
+"""Writes of the usage app: the ledger, budget reservations, and the model catalog."""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from chatapi.errors import BillingError
+from usage.catalog import ChatModel, catalog_cache_clear
+from usage.models import BudgetReservation, LanguageModel, ModelPrice, UsageKind, UsageRecord
+from usage.provider_models import ProviderModel
+from usage.selectors import BudgetLimits, BudgetSpend, budget_limits_get, budget_spend_get
+
+# --- the ledger ----------------------------------------------------------------------------
+
+
+def usage_record(
+    *,
+    user_id: uuid.UUID | None,
+    conversation_id: uuid.UUID | None,
+    message_id: uuid.UUID | None,
+    kind: UsageKind,
+    model: ChatModel,
+    input_tokens: int,
+    output_tokens: int,
+    reasoning_tokens: int | None = None,
+    cached_input_tokens: int | None = None,
+    usage_estimated: bool,
+    cost_usd: Decimal | None,
+    created_at: datetime | None = None,
+) -> UsageRecord | None:
+    """Add one upstream call to the ledger. ``cost_usd`` is the call's cost at the prices
+    ``model`` carries (the ones in force at the call), None when they are unknown.
+
+    A call that consumed no tokens (refused before any output) is not billable and writes no
+    row: returns None.
+    """
+    if input_tokens == 0 and output_tokens == 0:
+        return None
+    return UsageRecord.objects.create(
+        user_id=user_id,
+        conversation_id=conversation_id,
+        message_id=message_id,
+        kind=kind,
+        provider=model.provider,
+        model=model.id,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        reasoning_tokens=reasoning_tokens,
+        cached_input_tokens=cached_input_tokens,
+        usage_estimated=usage_estimated,
+        price_id=model.price_id if cost_usd is not None else None,
+        cost_usd=cost_usd,
+        price_unknown=cost_usd is None,
+        created_at=created_at or timezone.now(),
+    )
+
+
+# --- budgets -------------------------------------------------------------------------------
+
+# The first key of the PostgreSQL advisory locks that serialize one user's reservations
+# ("usag"); the second is taken from the user id. A collision only serializes two users.
+_BUDGET_LOCK_CLASS = 0x75736167
+
+
+@dataclass(frozen=True, slots=True)
+class _Check:
+    name: str  # daily_tokens, monthly_usd, ...
+    limit: int | Decimal
+    spent: int | Decimal
+    held: int | Decimal
+    resets_at: datetime
+
+
+def _next_month(month_start: datetime) -> datetime:
+    return (month_start + timedelta(days=32)).replace(day=1)
+
+
+def _checks(limits: BudgetLimits, spend: BudgetSpend, now: datetime) -> list[_Check]:
+    """The limits that apply, the monthly ones first: when a monthly budget is spent, the
+    daily reset does not help, so it is the one to report."""
+    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    next_month = _next_month(day_start.replace(day=1))
+    next_day = day_start + timedelta(days=1)
+    candidates: list[tuple[str, int | Decimal | None, int | Decimal, int | Decimal]] = [
+        ("monthly_tokens", limits.monthly_tokens, spend.month_tokens, spend.reserved_tokens),
+        ("monthly_usd", limits.monthly_usd, spend.month_usd, spend.reserved_usd),
+        ("daily_tokens", limits.daily_tokens, spend.day_tokens, spend.reserved_tokens),
+        ("daily_usd", limits.daily_usd, spend.day_usd, spend.reserved_usd),
+    ]
+    return [
+        _Check(
+            name=name,
+            limit=limit,
+            spent=spent,
+            held=held,
+            resets_at=next_month if name.startswith("monthly") else next_day,
+        )
+        for name, limit, spent, held in candidates
+        if limit is not None
+    ]
+
+
+def _amount(value: int | Decimal, *, usd: bool) -> str:
+    return f"${value:.4f}" if usd else f"{value} tokens"
+
+
+def _over_budget(check: _Check) -> BillingError:
+    period, unit = check.name.split("_")
+    usd = unit == "usd"
+    resets_at = check.resets_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    held = (
+        f", and {_amount(check.held, usd=usd)} held by requests in progress" if check.held else ""
+    )
+    message = (
+        f"Your {period} {'USD' if usd else 'token'} budget is spent: "
+        f"{_amount(check.spent, usd=usd)} of {_amount(check.limit, usd=usd)} used{held}. "
+        f"It resets at {resets_at}."
+    )
+    return BillingError(
+        message,
+        details={
+            "limit": check.name,
+            "limit_value": str(check.limit),
+            "used": str(check.spent),
+            "in_flight": str(check.held),
+            "resets_at": resets_at,
+        },
+    )
+
+
+def budget_reserve(
+    *,
+    user_id: uuid.UUID,
+    message_id: uuid.UUID,
+    tokens: int,
+    cost_usd: Decimal | None,
+    now: datetime | None = None,
+) -> BudgetReservation | None:
+    """Hold ``tokens`` and ``cost_usd`` (a turn's worst case) against the user's budgets
+    before the upstream call, or raise ``BillingError`` naming the spent limit.
+
+    A turn is admitted while spending plus what turns in flight hold is under every limit,
+    so concurrent turns overspend by at most one turn's estimate. Returns None (and holds
+    nothing) when no limit applies. Must run in a transaction: the user's reservations are
+    serialized by an advisory lock held until it commits. ``budget_release`` (when the turn
+    is recorded) or ``USAGE_RESERVATION_TTL_SECONDS`` ends the hold.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("budget_reserve must run inside transaction.atomic().")
+    limits = budget_limits_get(user_id=user_id)
+    if not limits.any:
+        return None
+    now = (now or timezone.now()).astimezone(UTC)
+    with connection.cursor() as cursor:
+        key = int.from_bytes(user_id.bytes[:4], "big", signed=True)
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_BUDGET_LOCK_CLASS, key])
+    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    spend = budget_spend_get(
+        user_id=user_id, day_start=day_start, month_start=day_start.replace(day=1), now=now
+    )
+    for check in _checks(limits, spend, now):
+        if check.spent + check.held >= check.limit:
+            raise _over_budget(check)
+    if spend.expired_reservations:
+        BudgetReservation.objects.filter(user_id=user_id, expires_at__lte=now).delete()
+    return BudgetReservation.objects.create(
+        message_id=message_id,
+        user_id=user_id,
+        tokens=tokens,
+        cost_usd=cost_usd,
+        created_at=now,
+        expires_at=now + timedelta(seconds=settings.USAGE_RESERVATION_TTL_SECONDS),
+    )
+
+
+def budget_release(*, message_id: uuid.UUID) -> None:
+    """End the hold of the turn that answers with ``message_id`` (if it had one). Call it in
+    the transaction that writes the turn's ledger row, so the two change together."""
+    BudgetReservation.objects.filter(message_id=message_id).delete()
+
+
+# --- the model catalog ---------------------------------------------------------------------
+
+
+def language_model_create(
+    *,
+    provider: str,
+    model_id: str,
+    display_name: str = "",
+    context_window: int,
+    max_output_tokens: int,
+    reasoning: bool = False,
+    active: bool = False,
+) -> LanguageModel:
+    model = LanguageModel.objects.create(
+        provider=provider,
+        model_id=model_id,
+        display_name=display_name or model_id,
+        context_window=context_window,
+        max_output_tokens=max_output_tokens,
+        reasoning=reasoning,
+        active=active,
+    )
+    catalog_cache_clear()
+    return model
+
+
+def model_price_add(
+    *,
+    language_model: LanguageModel,
+    input_usd_per_mtok: Decimal,
+    output_usd_per_mtok: Decimal,
+    cached_input_usd_per_mtok: Decimal | None = None,
+    effective_from: datetime | None = None,
+) -> ModelPrice:
+    """A new price for ``language_model`` from ``effective_from`` (default now) on. Earlier
+    calls keep the cost they were recorded with."""
+    price = ModelPrice.objects.create(
+        language_model=language_model,
+        effective_from=effective_from or timezone.now(),
+        input_usd_per_mtok=input_usd_per_mtok,
+        cached_input_usd_per_mtok=cached_input_usd_per_mtok,
+        output_usd_per_mtok=output_usd_per_mtok,
+    )
+    catalog_cache_clear()
+    return price
+
+
+@dataclass
+class CatalogSyncReport:
+    added: list[str] = field(default_factory=list)
+    deactivated: list[str] = field(default_factory=list)
+    relisted: list[str] = field(default_factory=list)
+    limits_changed: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.deactivated or self.relisted or self.limits_changed)
+
+
+def catalog_sync(
+    *, provider: str, listed: Sequence[ProviderModel], now: datetime | None = None
+) -> CatalogSyncReport:
+    """Bring ``provider``'s catalog rows in line with what it lists: new ids are added
+    inactive (an operator activates them once priced), ids it no longer lists are
+    deactivated as decommissioned, context and output limits follow the listing.
+
+    An empty listing changes nothing (raises ValueError): it is more likely an outage than
+    every model retired at once.
+    """
+    listing = {model.id: model for model in listed if model.active}
+    if not listing:
+        raise ValueError(f"The provider '{provider}' listed no active models; nothing changed.")
+    now = now or timezone.now()
+    report = CatalogSyncReport()
+    with transaction.atomic():
+        known = {
+            row.model_id: row
+            for row in LanguageModel.objects.select_for_update().filter(provider=provider)
+        }
+        for model_id, entry in sorted(listing.items()):
+            row = known.get(model_id)
+            if row is None:
+                LanguageModel.objects.create(
+                    provider=provider,
+                    model_id=model_id,
+                    display_name=model_id,
+                    context_window=entry.context_window,
+                    max_output_tokens=entry.max_output_tokens,
+                    active=False,
+                    created_at=now,
+                )
+                report.added.append(model_id)
+                continue
+            changes: list[str] = []
+            if row.decommissioned:
+                row.decommissioned, row.decommissioned_at = False, None
+                changes += ["decommissioned", "decommissioned_at"]
+                report.relisted.append(model_id)
+            if (row.context_window, row.max_output_tokens) != (
+                entry.context_window,
+                entry.max_output_tokens,
+            ):
+                report.limits_changed.append(
+                    f"{model_id} (context {row.context_window} -> {entry.context_window}, "
+                    f"output {row.max_output_tokens} -> {entry.max_output_tokens})"
+                )
+                row.context_window = entry.context_window
+                row.max_output_tokens = entry.max_output_tokens
+                changes += ["context_window", "max_output_tokens"]
+            if changes:
+                row.save(update_fields=[*changes, "updated_at"])
+        for model_id, row in sorted(known.items()):
+            if model_id in listing or row.decommissioned:
+                continue
+            row.active, row.decommissioned, row.decommissioned_at = False, True, now
+            row.save(update_fields=["active", "decommissioned", "decommissioned_at", "updated_at"])
+            report.deactivated.append(model_id)
+    catalog_cache_clear()
+    return report

@@ -1,0 +1,13 @@
+from collections.abc import Iterator
+
+import pytest
+
+from messaging.tests.fake_groq import FakeGroq
+
+
+@pytest.fixture
+def fake_groq() -> Iterator[FakeGroq]:
+    """The Groq stand-in on loopback (it also serves GET /models), fresh for each test."""
+    server = FakeGroq().start()
+    yield server
+    server.stop()

@@ -1,0 +1,119 @@
+"""The send path end to end (ASGI in-process, the Groq stand-in on loopback): each turn's
+ledger row and the settlement of its budget reservation."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import pytest
+import pytest_asyncio
+from asgiref.sync import sync_to_async
+from django.db import connection
+
+from accounts.models import User
+from conversations.models import Conversation
+from conversations.services import conversation_create
+from messaging.models import Message
+from messaging.tests.asgi import ASGIRequest, parse_sse
+from messaging.tests.fake_groq import ErrorReply, FakeGroq, Reply
+from usage.models import BudgetReservation, UsageRecord
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+
+@pytest.fixture(autouse=True)
+def providers(settings, fake_groq: FakeGroq) -> None:
+    settings.LLM_PROVIDERS = {
+        "groq": {
+            "class": "messaging.llm.openai_compat.GroqClient",
+            "base_url": fake_groq.base_url,
+            "api_key": "gsk_test",
+            "max_retries": 0,
+        },
+    }
+    settings.USAGE_MONTHLY_TOKEN_LIMIT = 10_000_000  # so every send holds a reservation
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def close_worker_connection() -> AsyncIterator[None]:
+    """The tests' sync_to_async calls share one worker thread: close its connection."""
+    yield
+    await _close_connection()
+
+
+@sync_to_async
+def _close_connection() -> None:
+    connection.close()
+
+
+@pytest.fixture
+def conversation(user: User) -> Conversation:
+    return conversation_create(owner=user, model="openai/gpt-oss-20b")
+
+
+def _send(conversation: Conversation, token: str) -> ASGIRequest:
+    return ASGIRequest(
+        "POST",
+        f"/api/v1/conversations/{conversation.pk}/messages",
+        headers={"authorization": f"Bearer {token}"},
+        json_body={"content": "Hi", "stream": True},
+    )
+
+
+@sync_to_async
+def _ledger_and_messages(
+    conversation: Conversation,
+) -> tuple[list[UsageRecord], list[Message], int]:
+    return (
+        list(UsageRecord.objects.all()),
+        list(Message.objects.filter(conversation=conversation, role="assistant")),
+        BudgetReservation.objects.count(),
+    )
+
+
+async def _settled(conversation: Conversation) -> tuple[list[UsageRecord], list[Message], int]:
+    for _ in range(250):
+        ledger, messages, held = await _ledger_and_messages(conversation)
+        if all(m.status != Message.Status.IN_PROGRESS for m in messages):
+            return ledger, messages, held
+        await asyncio.sleep(0.02)
+    raise AssertionError("the generation never settled")
+
+
+async def test_a_streamed_turn_is_billed_from_the_providers_report(
+    fake_groq: FakeGroq, conversation: Conversation, user: User, make_token
+) -> None:
+    # given: Groq reports 30 input and 9 output tokens, 4 of them reasoning
+    fake_groq.replies.append(
+        Reply(reasoning=["Hm."], text=["Hel", "lo!"], prompt_tokens=30, completion_tokens=9)
+    )
+
+    # when
+    response = await _send(conversation, make_token(user)).start()
+    events = parse_sse(await response.read())
+
+    # then: (30 x 0.075 + 9 x 0.30) / 10^6
+    assert events[-1].event == "message_stop"
+    ledger, (assistant,), held = await _settled(conversation)
+    (row,) = ledger
+    assert (row.input_tokens, row.output_tokens, row.usage_estimated) == (30, 9, False)
+    assert row.cost_usd == assistant.cost_usd == Decimal("0.0000049500")
+    assert (row.message_id, row.conversation_id, row.user_id) == (
+        assistant.pk,
+        conversation.pk,
+        user.pk,
+    )
+    assert held == 0
+
+
+async def test_a_refused_request_is_not_billed_and_releases_its_reservation(
+    fake_groq: FakeGroq, conversation: Conversation, user: User, make_token
+) -> None:
+    fake_groq.replies.append(ErrorReply(400, message="Bad request"))
+
+    response = await _send(conversation, make_token(user)).start()
+    await response.read()
+
+    assert response.status == 400
+    ledger, (assistant,), held = await _settled(conversation)
+    assert (ledger, assistant.status, held) == ([], "error", 0)

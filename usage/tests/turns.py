@@ -1,0 +1,66 @@
+"""Drive a turn's database side as the send path does: ``turn_prepare`` before the upstream
+call, ``turn_record`` with a priced outcome at the end (what ``Generation`` stores)."""
+
+from conversations.models import Conversation
+from messaging.llm.base import Usage
+from messaging.models import Message
+from messaging.turns import (
+    GenerationSettings,
+    TurnOutcome,
+    TurnPlan,
+    turn_cost,
+    turn_prepare,
+    turn_record,
+)
+from usage.catalog import ChatModel, chat_model_get
+
+DEFAULTS = GenerationSettings(temperature=None, max_output_tokens=None, reasoning_effort=None)
+
+
+def catalog_model(model_id: str) -> ChatModel:
+    model = chat_model_get(model_id)
+    assert model is not None, model_id
+    return model
+
+
+def turn_start(
+    conversation: Conversation,
+    model_id: str = "openai/gpt-oss-20b",
+    *,
+    content: str = "Hi",
+    generation: GenerationSettings = DEFAULTS,
+) -> TurnPlan:
+    return turn_prepare(
+        conversation=conversation,
+        content=content,
+        model=catalog_model(model_id),
+        generation=generation,
+    )
+
+
+def turn_finish(
+    plan: TurnPlan,
+    *,
+    input_tokens: int,
+    output_tokens: int,
+    status: str = Message.Status.COMPLETE,
+    estimated: bool = False,
+    reasoning_tokens: int | None = None,
+) -> TurnOutcome:
+    usage = Usage(input_tokens, output_tokens, reasoning_tokens=reasoning_tokens)
+    complete = status == Message.Status.COMPLETE
+    outcome = TurnOutcome(
+        status=status,
+        content="answer" if output_tokens else "",
+        reasoning="",
+        model=plan.model.id,
+        stop_reason="end_turn" if complete else "",
+        usage=usage,
+        usage_estimated=estimated,
+        cost_usd=turn_cost(model=plan.model, usage=usage),
+        latency_ms=120,
+        ttft_ms=15 if output_tokens else None,
+        error=None if complete else {"type": "api_error", "message": "failed"},
+    )
+    turn_record(plan=plan, outcome=outcome)
+    return outcome
