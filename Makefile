@@ -1,6 +1,6 @@
 # The two commands a newcomer needs: `make run` and `make test` (see README.md).
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format typecheck pytest venv clean
+.PHONY: help run test lint format typecheck pytest venv clean bench bench-full
 
 PY := .venv/bin/python
 HOST ?= 127.0.0.1
@@ -9,6 +9,7 @@ PORT ?= 8000
 help:
 	@echo "make run    start the API on http://$(HOST):$(PORT) (embedded PostgreSQL unless DATABASE_URL is set)"
 	@echo "make test   lint, format check, type check and the test suite"
+	@echo "make bench  the quick benchmark (under 5 minutes); make bench-full for the full one"
 
 venv:
 	@scripts/ensure-venv
@@ -19,6 +20,7 @@ run: venv
 	@TOKEN=$$($(PY) manage.py dev_token --email you@example.com --ttl 86400); \
 	echo ""; \
 	echo "chatapi: http://$(HOST):$(PORT)/api/v1   docs: http://$(HOST):$(PORT)/docs   admin: http://$(HOST):$(PORT)/admin/"; \
+	echo "In another shell:    export CHATAPI_ENV=development   (manage.py then reads make run's settings)"; \
 	echo "Get a token (24 h):  TOKEN=\$$($(PY) manage.py dev_token --email you@example.com --ttl 86400)"; \
 	echo "Try it:              curl -H \"Authorization: Bearer $$TOKEN\" http://$(HOST):$(PORT)/api/v1/auth/me"; \
 	echo "Admin account:       $(PY) manage.py createsuperuser"; \
@@ -41,6 +43,12 @@ typecheck: venv
 
 pytest: venv
 	@.venv/bin/pytest
+
+bench: venv
+	@.venv/bin/python -m bench.run
+
+bench-full: venv
+	@.venv/bin/python -m bench.run --full
 
 clean:
 	rm -rf .venv .devdata staticfiles .mypy_cache .ruff_cache .pytest_cache

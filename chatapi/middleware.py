@@ -1,19 +1,25 @@
-"""Middleware for every response: a request id, and the error envelope on API routes.
+"""Middleware for every response: a request id, an access log line with the request's
+metrics, and the error envelope on API routes.
 
 All of them are sync- and async-capable so an ASGI request (and a stream) never pays a
 thread hop for them.
 """
 
 import json
+import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from django.utils.decorators import sync_and_async_middleware
+from django.utils.functional import SimpleLazyObject, empty
 
+from chatapi import metrics
 from chatapi.errors import error_body
+from chatapi.logs import current_request_id
 
 API_PREFIX = "/api/"
 REQUEST_ID_HEADER = "request-id"
@@ -47,6 +53,97 @@ def request_id_middleware(get_response: GetResponse) -> GetResponse:
     def middleware(request: HttpRequest) -> HttpResponseBase:
         request.request_id = new_request_id()  # type: ignore[attr-defined]
         return _with_request_id(request, get_response(request))
+
+    return middleware
+
+
+access_logger = logging.getLogger("chatapi.access")
+# Bounds what a client-chosen URL segment can put in a log line.
+_MAX_LOGGED_ID_CHARS = 64
+
+
+def _route(request: HttpRequest) -> str:
+    """The URL pattern that served the request (a metric label: never the path itself)."""
+    match = getattr(request, "resolver_match", None)
+    if match is not None and match.route:
+        return f"/{match.route}"
+    return "<static>" if request.path.startswith("/static/") else "<unmatched>"
+
+
+def _user_id(request: HttpRequest) -> str | None:
+    user = request.__dict__.get("user")
+    if isinstance(user, SimpleLazyObject):
+        # Django's session user (admin pages): read only if something already loaded it.
+        # Loading it here would cost a query, and fail outright in an async context.
+        user = user.__dict__.get("_wrapped", empty)
+        if user is empty:
+            return None
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    return str(user.pk)
+
+
+def _log_access(request: HttpRequest, response: HttpResponseBase, started: float) -> None:
+    """One line per request, and its metrics. For a stream this is when it starts (its
+    status and the time to its headers); the body is not watched, so it costs nothing per
+    chunk. Headers are never logged: they carry tokens and keys."""
+    elapsed = time.perf_counter() - started
+    route = _route(request)
+    method = request.method or ""
+    metrics.HTTP_REQUESTS.labels(method, route, str(response.status_code)).inc()
+    metrics.HTTP_REQUEST_DURATION.labels(method, route).observe(elapsed)
+    match = getattr(request, "resolver_match", None)
+    conversation_id = match.kwargs.get("conversation_id") if match is not None else None
+    latency_ms = round(elapsed * 1000, 1)
+    access_logger.info(
+        "%s %s %s %.1fms",
+        method,
+        request.path,
+        response.status_code,
+        latency_ms,
+        extra={
+            "method": method,
+            "path": request.path,
+            "route": route,
+            "status": response.status_code,
+            "latency_ms": latency_ms,
+            "streaming": response.streaming or None,
+            "user_id": _user_id(request),
+            "conversation_id": (
+                str(conversation_id)[:_MAX_LOGGED_ID_CHARS] if conversation_id else None
+            ),
+        },
+    )
+
+
+@sync_and_async_middleware
+def access_log_middleware(get_response: GetResponse) -> GetResponse:
+    """The access log line and HTTP metrics of each request (see ``_log_access``); every
+    line logged while the request runs carries its request id. Must come after
+    ``request_id_middleware``."""
+    if iscoroutinefunction(get_response):
+
+        async def async_middleware(request: HttpRequest) -> HttpResponseBase:
+            started = time.perf_counter()
+            token = current_request_id.set(getattr(request, "request_id", None))
+            try:
+                response: HttpResponseBase = await get_response(request)
+                _log_access(request, response, started)
+            finally:
+                current_request_id.reset(token)
+            return response
+
+        return async_middleware
+
+    def middleware(request: HttpRequest) -> HttpResponseBase:
+        started = time.perf_counter()
+        token = current_request_id.set(getattr(request, "request_id", None))
+        try:
+            response: HttpResponseBase = get_response(request)
+            _log_access(request, response, started)
+        finally:
+            current_request_id.reset(token)
+        return response
 
     return middleware
 

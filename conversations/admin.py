@@ -1,11 +1,15 @@
 from decimal import Decimal
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db.models import Aggregate, Count, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import URLPattern, path
 
+from conversations.export import ExportFormat, transcript_export, transcripts_zip
 from conversations.models import Conversation
+from conversations.selectors import conversation_transcript, conversation_transcripts
 from messaging.models import Message
 
 
@@ -22,7 +26,10 @@ def _per_conversation(aggregate: Aggregate) -> Subquery:
 
 
 class MessageInline(admin.TabularInline[Message, Conversation]):
+    """The conversation's messages, rendered as a transcript (see the template)."""
+
     model = Message
+    template = "admin/conversations/conversation/transcript.html"
     fields = (
         "created_at",
         "role",
@@ -83,6 +90,7 @@ class ConversationAdmin(admin.ModelAdmin[Conversation]):
         "activity_at",
     )
     inlines = (MessageInline,)
+    actions = ("export_markdown", "export_json")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
         return (
@@ -98,6 +106,49 @@ class ConversationAdmin(admin.ModelAdmin[Conversation]):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # conversations are the users' own, made through the API
+
+    def get_urls(self) -> list[URLPattern]:
+        export = path(
+            "<path:object_id>/export/",
+            self.admin_site.admin_view(self.export_view),
+            name="conversations_conversation_export",
+        )
+        return [export, *super().get_urls()]
+
+    def export_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The change page's export links: the file the owner would get from the API."""
+        conversation = self.get_object(request, object_id)
+        if conversation is None:
+            raise Http404
+        if not self.has_view_permission(request, conversation):
+            raise PermissionDenied
+        try:
+            export_format = ExportFormat(request.GET.get("format", ExportFormat.JSON))
+        except ValueError:
+            raise Http404 from None
+        return transcript_export(
+            transcript=conversation_transcript(conversation=conversation),
+            export_format=export_format,
+        ).as_response()
+
+    def _export(self, queryset: QuerySet[Conversation], export_format: str) -> HttpResponse:
+        """One conversation: its file, as the API serves it. Several: a zip of those files."""
+        transcripts = conversation_transcripts(conversations=queryset)
+        if len(transcripts) == 1:
+            exported = transcript_export(transcript=transcripts[0], export_format=export_format)
+        else:
+            exported = transcripts_zip(transcripts=transcripts, export_format=export_format)
+        return exported.as_response()
+
+    @admin.action(description="Export selected conversations as Markdown")
+    def export_markdown(
+        self, request: HttpRequest, queryset: QuerySet[Conversation]
+    ) -> HttpResponse:
+        return self._export(queryset, ExportFormat.MARKDOWN)
+
+    @admin.action(description="Export selected conversations as JSON")
+    def export_json(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> HttpResponse:
+        return self._export(queryset, ExportFormat.JSON)
 
     @admin.display(description="Owner", ordering="owner__email")
     def owner_email(self, conversation: Conversation) -> str:

@@ -1,9 +1,21 @@
+from dataclasses import dataclass
 from uuid import UUID
+
+from django.db.models import Prefetch, QuerySet
 
 from accounts.models import User
 from chatapi.errors import NotFoundError
 from chatapi.pagination import Page, PageParams, keyset_page
 from conversations.models import Conversation
+from messaging.models import Message
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """A conversation and all its messages, oldest first."""
+
+    conversation: Conversation
+    messages: list[Message]
 
 
 def conversation_get_for_user(*, user: User, conversation_id: str) -> Conversation:
@@ -40,3 +52,25 @@ def conversation_list(
         descending=True,
         cursor_scope=owned,
     )
+
+
+def _messages_in_order() -> QuerySet[Message]:
+    return Message.objects.order_by("created_at", "id")
+
+
+def conversation_transcript(*, conversation: Conversation) -> Transcript:
+    """Every message of the conversation, for an export. The caller has checked ownership
+    (the conversation comes from ``conversation_get_for_user``, or staff asked for it)."""
+    return Transcript(
+        conversation=conversation,
+        messages=list(_messages_in_order().filter(conversation=conversation)),
+    )
+
+
+def conversation_transcripts(*, conversations: QuerySet[Conversation]) -> list[Transcript]:
+    """Several transcripts in two queries, in the queryset's order (the admin's export)."""
+    rows = conversations.prefetch_related(Prefetch("messages", queryset=_messages_in_order()))
+    return [
+        Transcript(conversation=conversation, messages=list(conversation.messages.all()))
+        for conversation in rows
+    ]

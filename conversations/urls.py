@@ -10,4 +10,9 @@ urlpatterns = [
         views.ConversationDetailView.as_view(),
         name="conversation-detail",
     ),
+    path(
+        "conversations/<str:conversation_id>/export",
+        views.ConversationExportView.as_view(),
+        name="conversation-export",
+    ),
 ]

@@ -2,17 +2,28 @@
 
 from typing import Any
 
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import request_user
 from chatapi.pagination import PageParams, page_body, page_schema
+from conversations.export import (
+    ConversationExportQuerySerializer,
+    ConversationExportSerializer,
+    transcript_export,
+)
 from conversations.models import Conversation
-from conversations.selectors import conversation_get_for_user, conversation_list
+from conversations.selectors import (
+    conversation_get_for_user,
+    conversation_list,
+    conversation_transcript,
+)
 from conversations.serializers import (
     ConversationCreateSerializer,
     ConversationListQuerySerializer,
@@ -196,3 +207,39 @@ class ConversationDetailView(ConversationScopedView):
     def delete(self, request: Request, conversation_id: str) -> Response:
         conversation_delete(conversation=self.conversation)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ConversationExportView(ConversationScopedView):
+    def perform_content_negotiation(
+        self, request: Request, force: bool = False
+    ) -> tuple[BaseRenderer, str]:
+        # ?format= names the export's format here, not one of DRF's renderers; errors
+        # are JSON envelopes whatever the format asked for.
+        return JSONRenderer(), "application/json"
+
+    @extend_schema(
+        operation_id="conversations_export",
+        tags=["conversations"],
+        summary="Export a conversation",
+        description="The conversation and all its messages as a file to download "
+        "(Content-Disposition: attachment). format=json (the default): the conversation "
+        "and each message in the shapes the API returns them, oldest first, plus totals. "
+        "format=markdown: a readable transcript, reasoning in collapsed <details> blocks, "
+        "with each answer's model, tokens, cost, latency and time to first token.",
+        parameters=[ConversationExportQuerySerializer],
+        responses={
+            (200, "application/json"): ConversationExportSerializer,
+            (200, "text/markdown"): OpenApiResponse(
+                OpenApiTypes.STR, description="With format=markdown."
+            ),
+            400: INVALID_RESPONSE,
+            404: NOT_FOUND_RESPONSE,
+        },
+    )
+    def get(self, request: Request, conversation_id: str) -> HttpResponse:
+        query = ConversationExportQuerySerializer(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        return transcript_export(
+            transcript=conversation_transcript(conversation=self.conversation),
+            export_format=query.validated_data["format"],
+        ).as_response()

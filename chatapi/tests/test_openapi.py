@@ -93,3 +93,50 @@ def test_examples_are_attached(schema: dict[str, Any]) -> None:
     messages = schema["paths"]["/api/v1/conversations/{conversation_id}/messages"]["get"]
     page = messages["responses"]["200"]["content"]["application/json"]["examples"]["Page"]
     assert [item["role"] for item in page["value"]["data"]] == ["user", "assistant"]
+
+
+def test_usage_routes_are_documented(schema: dict[str, Any]) -> None:
+    assert _operation_ids(schema, "/api/v1/models") == {"get": "models_list"}
+    assert _operation_ids(schema, "/api/v1/usage/models") == {"get": "usage_models_list"}
+    assert schema["paths"]["/api/v1/usage/models"]["get"]["deprecated"] is True
+    stats = schema["paths"]["/api/v1/usage/stats"]["get"]
+    assert [parameter["name"] for parameter in stats["parameters"]] == ["from", "to", "tz"]
+    assert sorted(stats["responses"]) == ["200", "400"]
+    example = stats["responses"]["200"]["content"]["application/json"]["examples"]["Stats"]
+    assert example["value"]["cost_usd"] == example["value"]["cost_estimate_usd"]
+    daily = schema["paths"]["/api/v1/usage/daily"]["get"]
+    assert [parameter["name"] for parameter in daily["parameters"]] == ["from", "to", "tz"]
+    properties = schema["components"]["schemas"]["UsageDaily"]["properties"]
+    assert sorted(properties) == ["data", "from", "to", "tz"]
+    login = schema["paths"]["/api/v1/auth/login"]["post"]
+    assert sorted(login["responses"]) == ["200", "429"]
+
+
+def test_export_route_is_documented(schema: dict[str, Any]) -> None:
+    path = "/api/v1/conversations/{conversation_id}/export"
+    assert _operation_ids(schema, path) == {"get": "conversations_export"}
+    operation = schema["paths"][path]["get"]
+    parameters = {parameter["name"]: parameter for parameter in operation["parameters"]}
+    assert sorted(parameters) == ["conversation_id", "format"]
+    assert parameters["format"]["schema"] == {
+        "enum": ["json", "markdown"],
+        "type": "string",
+        "default": "json",
+        "minLength": 1,
+    }
+    assert operation["responses"]["200"]["content"] == {
+        "application/json": {"schema": {"$ref": "#/components/schemas/ConversationExport"}},
+        "text/markdown": {"schema": {"type": "string"}},
+    }
+    assert sorted(operation["responses"]) == ["200", "400", "404"]
+    export = schema["components"]["schemas"]["ConversationExport"]
+    assert export["properties"] == {
+        "conversation": {"$ref": "#/components/schemas/Conversation"},
+        "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
+        "totals": {"$ref": "#/components/schemas/ExportTotals"},
+    }
+
+
+def test_metrics_and_docs_are_not_api_routes(schema: dict[str, Any]) -> None:
+    assert [path for path in schema["paths"] if not path.startswith("/api/v1/")] == []
+    assert "/api/v1/metrics" not in schema["paths"]

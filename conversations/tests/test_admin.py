@@ -1,12 +1,17 @@
 """The conversation and message admin pages: who may see them, what they show, and that
 their query count does not grow with the number of rows."""
 
+import io
+import json
+import zipfile
 from decimal import Decimal
+from html.parser import HTMLParser
 
 import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
 
 from accounts.models import User
 from conversations.models import Conversation
@@ -196,6 +201,239 @@ def test_conversation_page_queries_do_not_grow_with_messages(
 @pytest.mark.parametrize("who", ["anonymous", "non-staff user"])
 def test_admin_redirects_others_to_login(user: User, path: str, who: str) -> None:
     # given
+    client = Client()
+    if who == "non-staff user":
+        client.force_login(user)
+
+    # when
+    response = client.get(path)
+
+    # then
+    assert response.status_code == 302
+    assert response["Location"] == f"/admin/login/?next={path}"
+
+
+class _FormFields(HTMLParser):
+    """What a browser would submit for a page's form: inputs, checked boxes, textareas and
+    selected options (enough for the admin's change form)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data: dict[str, str] = {}
+        self._textarea: str | None = None
+        self._select: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        fields = {key: value or "" for key, value in attrs}
+        name = fields.get("name")
+        if tag == "input" and name and fields.get("type") not in ("submit", "button"):
+            if fields.get("type") != "checkbox":
+                self.data[name] = fields.get("value", "")
+            elif "checked" in fields:
+                self.data[name] = fields.get("value", "on")
+        elif tag == "textarea" and name:
+            self._textarea = name
+            self.data[name] = ""
+        elif tag == "select" and name:
+            self._select = name
+        elif tag == "option" and self._select and "selected" in fields:
+            self.data[self._select] = fields.get("value", "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "textarea":
+            self._textarea = None
+        elif tag == "select":
+            self._select = None
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea:
+            self.data[self._textarea] += data
+
+
+def _add_exchange(owner: User, *, title: str = "Trip to Lisbon", offset: int = 0) -> Conversation:
+    conversation = make_conversation(
+        owner=owner, title=title, system_prompt="Be brief.", activity_at=at(offset)
+    )
+    message_create(
+        conversation=conversation,
+        role=Message.Role.USER,
+        content="Three things to see?",
+        created_at=at(offset + 1),
+    )
+    message_create(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        content="Belem Tower, the Alfama, LX Factory.",
+        reasoning="Three sights, briefly.",
+        model="openai/gpt-oss-20b",
+        input_tokens=42,
+        output_tokens=17,
+        latency_ms=812,
+        ttft_ms=95,
+        cost_usd=Decimal("0.0000082500"),
+        stop_reason="end_turn",
+        created_at=at(offset + 2),
+    )
+    return conversation
+
+
+def test_conversation_page_reads_like_a_transcript(staff_client: Client, user: User) -> None:
+    # given
+    conversation = _add_exchange(user)
+
+    # when
+    response = staff_client.get(f"{CONVERSATIONS}{conversation.id}/change/")
+
+    # then
+    assert response.status_code == 200
+    text = " ".join(response.content.decode().split())
+    assert "2 messages · 42 in / 17 out tokens · $0.0000082500" in text
+    assert (
+        '<article class="turn turn-system"> <header><strong>System prompt</strong></header> '
+        '<div class="turn-content">Be brief.</div>'
+    ) in text
+    assert '<strong class="turn-role">User</strong>' in text
+    assert '<div class="turn-content">Three things to see?</div>' in text
+    assert '<strong class="turn-role">Assistant</strong>' in text
+    # the reasoning is there, collapsed
+    assert (
+        '<details class="turn-reasoning"> <summary>Reasoning</summary> '
+        "<div>Three sights, briefly.</div> </details>"
+    ) in text
+    assert (
+        '<footer class="turn-stats"> <span>openai/gpt-oss-20b</span> '
+        "<span>42 in / 17 out tokens</span> <span>$0.0000082500</span> <span>812 ms</span> "
+        "<span>first token 95 ms</span> <span>end_turn</span> </footer>"
+    ) in text
+    assert text.index("Three things to see?") < text.index("Belem Tower")
+
+
+def test_transcript_shows_status_and_error_of_a_failed_answer(
+    staff_client: Client, user: User
+) -> None:
+    # given
+    conversation = make_conversation(owner=user)
+    message_create(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        content="Partial",
+        status=Message.Status.ERROR,
+        model="openai/gpt-oss-20b",
+        input_tokens=12,
+        output_tokens=3,
+        usage_estimated=True,
+        error={"type": "api_error", "message": "The model provider closed the connection."},
+    )
+
+    # when
+    text = " ".join(
+        staff_client.get(f"{CONVERSATIONS}{conversation.id}/change/").content.decode().split()
+    )
+
+    # then
+    assert '<span class="turn-status turn-status-error">Error</span>' in text
+    assert (
+        '<p class="turn-error errornote">api_error: The model provider closed the connection.</p>'
+    ) in text
+    assert "<span>12 in / 3 out tokens (estimated)</span> <span>cost unknown</span>" in text
+
+
+def test_saving_the_conversation_from_the_transcript_page(staff_client: Client, user: User) -> None:
+    # given: the change form as a browser would submit it, with a new title
+    conversation = _add_exchange(user)
+    page = staff_client.get(f"{CONVERSATIONS}{conversation.id}/change/")
+    form = _FormFields()
+    form.feed(page.content.decode())
+    form.data["title"] = "Lisbon, 3 days"
+
+    # when
+    response = staff_client.post(f"{CONVERSATIONS}{conversation.id}/change/", form.data)
+
+    # then
+    assert response.status_code == 302, response.context and response.context["errors"]
+    conversation.refresh_from_db()
+    assert conversation.title == "Lisbon, 3 days"
+    assert conversation.messages.count() == 2
+
+
+def test_export_action_for_one_conversation_is_the_apis_file(
+    staff_client: Client, user: User, api_client: APIClient
+) -> None:
+    # given
+    conversation = _add_exchange(user)
+    api_file = api_client.get(f"/api/v1/conversations/{conversation.id}/export?format=markdown")
+
+    # when
+    response = staff_client.post(
+        CONVERSATIONS, {"action": "export_markdown", "_selected_action": [str(conversation.id)]}
+    )
+
+    # then
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/markdown; charset=utf-8"
+    assert response["Content-Disposition"] == api_file["Content-Disposition"]
+    assert response.content == api_file.content
+
+
+def test_export_action_for_several_conversations_is_a_zip(
+    staff_client: Client, user: User, other_user: User, api_client: APIClient
+) -> None:
+    # given
+    mine = _add_exchange(user, title="Lisbon", offset=0)
+    theirs = _add_exchange(other_user, title="Porto", offset=100)
+
+    # when
+    response = staff_client.post(
+        CONVERSATIONS,
+        {"action": "export_json", "_selected_action": [str(mine.id), str(theirs.id)]},
+    )
+
+    # then
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/zip"
+    disposition = response["Content-Disposition"]
+    assert disposition.startswith('attachment; filename="conversations-json-')
+    assert disposition.endswith('.zip"')
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    assert archive.namelist() == [f"porto-{theirs.id}.json", f"lisbon-{mine.id}.json"]
+    mine_file = api_client.get(f"/api/v1/conversations/{mine.id}/export?format=json")
+    assert archive.read(f"lisbon-{mine.id}.json") == mine_file.content
+    assert json.loads(archive.read(f"porto-{theirs.id}.json"))["totals"] == {
+        "messages": 2,
+        "input_tokens": 42,
+        "output_tokens": 17,
+        "cost_usd": "0.0000082500",
+    }
+
+
+def test_change_page_links_to_its_exports(
+    staff_client: Client, user: User, api_client: APIClient
+) -> None:
+    # given
+    conversation = _add_exchange(user)
+    export = f"{CONVERSATIONS}{conversation.id}/export/"
+
+    # when
+    page = staff_client.get(f"{CONVERSATIONS}{conversation.id}/change/").content.decode()
+    exported = staff_client.get(f"{export}?format=json")
+    unknown = staff_client.get(f"{export}?format=pdf")
+    missing = staff_client.get(f"{CONVERSATIONS}00000000-0000-0000-0000-000000000000/export/")
+
+    # then
+    assert f'<a href="{export}?format=markdown">Export Markdown</a>' in page
+    assert f'<a href="{export}?format=json">Export JSON</a>' in page
+    api_file = api_client.get(f"/api/v1/conversations/{conversation.id}/export?format=json")
+    assert exported.content == api_file.content
+    assert exported["Content-Disposition"] == api_file["Content-Disposition"]
+    assert unknown.status_code == 404
+    assert missing.status_code == 404
+
+
+@pytest.mark.parametrize("who", ["anonymous", "non-staff user"])
+def test_admin_export_redirects_others_to_login(user: User, who: str) -> None:
+    # given
+    conversation = _add_exchange(user)
+    path = f"{CONVERSATIONS}{conversation.id}/export/"
     client = Client()
     if who == "non-staff user":
         client.force_login(user)

@@ -1,0 +1,41 @@
+"""Every environment variable the settings read is documented: in the README's configuration
+table and in .env.example."""
+
+import re
+
+from chatapi.testing import REPO
+
+# Older names, accepted but not advertised as settings of their own.
+ALIASES = {"JWT_SECRET_KEY"}
+
+
+def settings_variables() -> set[str]:
+    source = (REPO / "chatapi" / "settings.py").read_text()
+    return set(re.findall(r'env_\w+\(\s*"([A-Z0-9_]+)"', source))
+
+
+def test_the_settings_read_variables() -> None:
+    assert {"CHATAPI_ENV", "DATABASE_URL", "LOG_FORMAT", "METRICS_TOKEN"} <= settings_variables()
+
+
+def test_every_variable_is_in_the_readme_configuration_table() -> None:
+    readme = (REPO / "README.md").read_text()
+    start = readme.index("\n## Configuration\n")
+    section = readme[start : readme.index("\n## ", start + 1)]
+    documented = {
+        name
+        for line in section.splitlines()
+        if line.startswith("| `")
+        for name in re.findall(r"`([A-Z0-9_]+)`", line.split("|")[1])
+    }
+
+    assert settings_variables() - documented == set()
+
+
+def test_every_variable_is_in_env_example() -> None:
+    example = (REPO / ".env.example").read_text()
+    assigned = set(re.findall(r"^([A-Z0-9_]+)=", example, flags=re.MULTILINE))
+
+    assert settings_variables() - ALIASES - assigned == set()
+    for alias in ALIASES:
+        assert re.search(rf"\b{alias}\b", example)
