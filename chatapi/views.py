@@ -11,6 +11,22 @@ from rest_framework.views import APIView
 from chatapi.errors import ServiceUnavailableError
 
 
+class PingView(APIView):
+    """Liveness: the process answers (no database). Also the benchmark's hello world."""
+
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+
+    @extend_schema(
+        operation_id="ping",
+        tags=["health"],
+        auth=[],
+        responses={200: inline_serializer("Ping", {"status": serializers.CharField()})},
+    )
+    def get(self, request: Request) -> Response:
+        return Response({"status": "ok"})
+
+
 class HealthView(APIView):
     """Liveness and database reachability, for load balancers and uptime checks."""
 

@@ -6,12 +6,10 @@ Each event is ``id: <n>\\nevent: <type>\\ndata: <json>\\n\\n`` where the event n
 so a client can resume with ``Last-Event-ID``.
 """
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
+import orjson
 
 # Events after which a message's stream has nothing more to say.
 TERMINAL_TYPES = frozenset({"message_stop", "error"})
@@ -28,8 +26,14 @@ class SSEEvent:
 
     @classmethod
     def build(cls, event_id: int, data: dict[str, Any]) -> "SSEEvent":
-        event_type = str(data["type"])
-        raw = f"id: {event_id}\nevent: {event_type}\ndata: {_dumps(data)}\n\n".encode()
+        # orjson writes compact UTF-8 JSON: the same bytes as json.dumps with
+        # separators=(",", ":") and ensure_ascii=False, several times faster.
+        event_type = data["type"]
+        raw = b"id: %d\nevent: %s\ndata: %s\n\n" % (
+            event_id,
+            event_type.encode(),
+            orjson.dumps(data),
+        )
         return cls(id=event_id, type=event_type, raw=raw)
 
     @property
@@ -38,7 +42,7 @@ class SSEEvent:
 
     def data(self) -> dict[str, Any]:
         line = self.raw.split(b"\ndata: ", 1)[1]
-        parsed: dict[str, Any] = json.loads(line)
+        parsed: dict[str, Any] = orjson.loads(line)
         return parsed
 
 

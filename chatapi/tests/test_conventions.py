@@ -86,3 +86,10 @@ def test_health_is_503_envelope_when_database_is_unreachable(anon_client: APICli
     # then
     body = assert_error(response, 503, "api_error")
     assert body["error"]["message"] == "The database is unreachable."
+
+
+def test_ping_answers_without_the_database(anon_client: APIClient) -> None:
+    response = anon_client.get("/api/v1/ping")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}

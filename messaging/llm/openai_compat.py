@@ -7,16 +7,18 @@ https://console.groq.com/docs/api-reference#chat-create. Data-only SSE, one JSON
 """
 
 import asyncio
-import json
 import logging
 import random
+import time
 import weakref
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 
+from chatapi import metrics
 from messaging.llm.base import (
     ChatProvider,
     ChatRequest,
@@ -138,6 +140,7 @@ class OpenAICompatibleClient(ChatProvider):
                     yield event
                 return
             except _Retry as retry:
+                metrics.UPSTREAM_ERRORS.labels(self.name, retry.error.error_type).inc()
                 # Retries happen only before anything reached the caller.
                 if produced or attempt >= self.config.max_retries:
                     raise retry.error from None
@@ -147,6 +150,9 @@ class OpenAICompatibleClient(ChatProvider):
                 attempt += 1
                 logger.warning("%s: %s; retry %d in %.2fs", self.name, retry.error, attempt, delay)
                 await asyncio.sleep(delay)
+            except ProviderError as error:  # refused, not retryable
+                metrics.UPSTREAM_ERRORS.labels(self.name, error.error_type).inc()
+                raise
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float | None:
         """Exponential backoff with full jitter; the upstream's retry-after wins, up to the cap
@@ -158,8 +164,10 @@ class OpenAICompatibleClient(ChatProvider):
 
     async def _attempt(self, body: dict[str, Any]) -> AsyncGenerator[StreamEvent]:
         http = self._http()
+        sent_at = time.perf_counter()
         try:
             async with http.stream("POST", "/chat/completions", json=body) as response:
+                metrics.UPSTREAM_LATENCY.labels(self.name).observe(time.perf_counter() - sent_at)
                 if response.status_code >= 400:
                     await response.aread()
                     error = _error_from_response(response, self.name)
@@ -210,8 +218,8 @@ class _StreamState:
 async def _parse_stream(response: httpx.Response) -> AsyncGenerator[StreamEvent]:
     state = _StreamState()
     try:
-        async for line in response.aiter_lines():
-            for event in _events_from_line(line, state):
+        async for line in _data_lines(response):
+            for event in _events_from_payload(line, state):
                 yield event
             if state.done or state.failed:
                 break
@@ -235,16 +243,28 @@ async def _parse_stream(response: httpx.Response) -> AsyncGenerator[StreamEvent]
     yield Finish(STOP_REASONS.get(state.finish_reason or "stop", "end_turn"))
 
 
-def _events_from_line(line: str, state: _StreamState) -> list[StreamEvent]:
-    if not line.startswith("data:"):
-        return []  # blank separators, comments, other SSE fields
-    payload = line[5:].strip()
-    if payload == "[DONE]":
+async def _data_lines(response: httpx.Response) -> AsyncGenerator[bytes]:
+    """The payloads of the stream's ``data:`` lines, as bytes: chunks batched in one read or
+    split across reads come out the same, and nothing is decoded to text on the way."""
+    pending = b""
+    async for received in response.aiter_bytes():
+        lines = (pending + received).split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            if line.startswith(b"data:"):
+                yield line[5:].strip()
+            # else: blank separators, comments, other SSE fields
+    if pending.startswith(b"data:"):
+        yield pending[5:].strip()
+
+
+def _events_from_payload(payload: bytes, state: _StreamState) -> list[StreamEvent]:
+    if payload == b"[DONE]":
         state.done = True
         return []
     try:
-        chunk = json.loads(payload)
-    except ValueError:
+        chunk = orjson.loads(payload)
+    except orjson.JSONDecodeError:
         chunk = None
     if not isinstance(chunk, dict):
         return [state.fail("The model provider sent a malformed chunk.")]

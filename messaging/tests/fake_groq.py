@@ -77,6 +77,7 @@ class FakeGroq:
             {"id": "openai/gpt-oss-120b", "context_window": 131072, "max_completion_tokens": 65536},
             {"id": "qwen/qwen3-32b", "context_window": 131072, "max_completion_tokens": 40960},
         ]
+        self._encoded: dict[str, tuple[Reply, list[tuple[str, bytes]]]] = {}
         self.disconnects = 0  # streams the client closed before the server finished
         self.completed_streams = 0
         self.disconnected = threading.Event()
@@ -228,7 +229,7 @@ class FakeGroq:
             b"Transfer-Encoding: chunked\r\nCache-Control: no-cache\r\n"
             b"x-ratelimit-remaining-requests: 14399\r\nx-ratelimit-reset-tokens: 7.66s\r\n\r\n"
         )
-        chunks = list(self._chunks(model, reply))
+        chunks = self._encoded_chunks(model, reply)
         sent_deltas = 0
         pending: list[bytes] = []
         try:
@@ -278,6 +279,15 @@ class FakeGroq:
             self._note_disconnect()
             return False
         return True
+
+    def _encoded_chunks(self, model: str, reply: Reply) -> list[tuple[str, bytes]]:
+        """Encoded once per reply and model: the benchmark streams the same reply many times."""
+        cached = self._encoded.get(model)
+        if cached is not None and cached[0] is reply:
+            return cached[1]
+        chunks = list(self._chunks(model, reply))
+        self._encoded[model] = (reply, chunks)
+        return chunks
 
     def _note_disconnect(self) -> None:
         self.disconnects += 1
