@@ -73,7 +73,7 @@ MIDDLEWARE = [
     "chatapi.middleware.api_trailing_slash_middleware",
     "usage.throttles.rate_limit_headers_middleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "chatapi.static.AsyncWhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

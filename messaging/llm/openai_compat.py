@@ -219,9 +219,13 @@ async def _parse_stream(response: httpx.Response) -> AsyncGenerator[StreamEvent]
     state = _StreamState()
     try:
         async for line in _data_lines(response):
+            # After [DONE] the body is read to its end (a few bytes), so the connection
+            # goes back to the pool instead of being closed: no new connection per turn.
+            if state.done:
+                continue
             for event in _events_from_payload(line, state):
                 yield event
-            if state.done or state.failed:
+            if state.failed:
                 break
     except httpx.TimeoutException:
         if not state.started:

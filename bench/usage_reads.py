@@ -1,7 +1,7 @@
 """Benchmark of the usage reads for a heavy user: GET /usage/stats, GET /usage/daily, and the
 budget check every send runs, over ROWS ledger rows spread over the last year.
 
-    DATABASE_URL=postgres://... .venv/bin/python scripts/bench_usage.py [--rows 100000] [--runs 30]
+    DATABASE_URL=postgres://... .venv/bin/python -m bench.usage_reads [--rows 100000] [--runs 30]
 
 Against a migrated database (it creates one user and its rows with one INSERT ... SELECT
 generate_series, and deletes them at the end). Prints p50/p95/max per operation, in ms, for
@@ -16,10 +16,8 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatapi.settings")
 os.environ.setdefault("CHATAPI_ENV", "test")
 os.environ.setdefault("LOG_LEVEL", "WARNING")  # no access log line per request
@@ -29,40 +27,16 @@ import django
 django.setup()
 
 from django.conf import settings  # noqa: E402
-from django.db import connection  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
 from accounts.models import User  # noqa: E402
+from bench.seed import ledger_seed  # noqa: E402
 from usage.models import UsageRecord  # noqa: E402
 from usage.selectors import budget_spend_get, usage_daily, usage_stats  # noqa: E402
 
 
 def _say(line: str) -> None:
     sys.stdout.write(f"{line}\n")
-
-
-def _seed(users: list[User], rows: int) -> None:
-    """``rows`` calls of each user over the last 365 days, three models, costs at their list
-    prices; the users' rows interleaved in time and on disk, as in a shared table."""
-    table = UsageRecord._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            INSERT INTO {table} (user_id, conversation_id, message_id, kind, provider, model,
-                input_tokens, output_tokens, reasoning_tokens, cached_input_tokens,
-                usage_estimated, price_id, cost_usd, price_unknown, created_at)
-            SELECT u.id, md5(u.id::text || (n / 20)::text)::uuid, md5(n::text)::uuid,
-                'chat', 'groq',
-                (ARRAY['openai/gpt-oss-20b', 'openai/gpt-oss-120b', 'qwen/qwen3-32b'])[n %% 3 + 1],
-                500 + n %% 1500, 100 + n %% 700, n %% 50, NULL, false, NULL,
-                ((500 + n %% 1500) * 0.075 + (100 + n %% 700) * 0.30) / 1000000, false,
-                now() - (n * interval '365 days' / %(rows)s)
-            FROM generate_series(1, %(rows)s) AS n, unnest(%(users)s::uuid[]) AS u(id)
-            ORDER BY n
-            """,  # noqa: S608 - the table name comes from the model
-            {"users": [user.pk for user in users], "rows": rows},
-        )
-        cursor.execute(f"VACUUM ANALYZE {table}")
 
 
 def _measure(runs: int, operation: Callable[[], object]) -> str:
@@ -96,7 +70,7 @@ def main() -> None:
     user = users[0]
     try:
         started = time.perf_counter()
-        _seed(users, args.rows)
+        ledger_seed([user.pk for user in users], args.rows)
         _say(
             f"seeded {args.rows} ledger rows for each of {len(users)} users in "
             f"{time.perf_counter() - started:.2f} s"
