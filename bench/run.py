@@ -170,7 +170,7 @@ SERVERS = {
 class Api:
     """``workers`` server processes accepting on one listening socket (kernel-balanced)."""
 
-    server = "uvicorn"
+    server = "daphne"  # the documented production server (README, Deployment)
 
     def __init__(self, env: dict[str, str], workers: int) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
