@@ -1,8 +1,13 @@
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import pytest_asyncio
 
+from accounts.models import User
+from conversations.models import Conversation
+from conversations.services import conversation_create
 from messaging.tests.fake_groq import FakeGroq
+from messaging.tests.helpers import MODEL, close_connection
 
 
 @pytest.fixture
@@ -11,3 +16,37 @@ def fake_groq() -> Iterator[FakeGroq]:
     server = FakeGroq().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def groq_providers(settings, fake_groq: FakeGroq) -> None:
+    """The groq provider pointed at the fake, with short timeouts and quick retries."""
+    settings.LLM_PROVIDERS = {
+        "groq": {
+            "class": "messaging.llm.openai_compat.GroqClient",
+            "base_url": fake_groq.base_url,
+            "api_key": "gsk_test",
+            "read_timeout": 2.0,
+            "max_retries": 1,
+            "retry_base_delay": 0.01,
+            "retry_max_delay": 0.05,
+        },
+    }
+
+
+@pytest_asyncio.fixture
+async def close_worker_connection() -> AsyncIterator[None]:
+    """Async tests' sync_to_async calls share one worker thread; close its connection after
+    each test so none outlives the test database."""
+    yield
+    await close_connection()
+
+
+@pytest.fixture
+def conversation(user: User) -> Conversation:
+    return conversation_create(owner=user, model=MODEL)
+
+
+@pytest.fixture
+def auth(make_token, user: User) -> dict[str, str]:
+    return {"authorization": f"Bearer {make_token(user)}"}

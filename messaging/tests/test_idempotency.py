@@ -1,59 +1,24 @@
 """Idempotency-Key on POST .../messages: a retry gets the same turn, never a second one."""
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from asgiref.sync import sync_to_async
-from django.db import connection
 from django.utils import timezone
 
-from accounts.models import User
 from conversations.models import Conversation
-from conversations.services import conversation_create
-from messaging.models import IdempotencyKey, Message
+from messaging.models import IdempotencyKey
 from messaging.tests.asgi import ASGIRequest, parse_sse
 from messaging.tests.fake_groq import FakeGroq, Reply
+from messaging.tests.helpers import stored
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
-
-MODEL = "openai/gpt-oss-20b"
-
-
-@pytest.fixture(autouse=True)
-def providers(settings, fake_groq: FakeGroq) -> None:
-    settings.LLM_PROVIDERS = {
-        "groq": {
-            "class": "messaging.llm.openai_compat.GroqClient",
-            "base_url": fake_groq.base_url,
-            "api_key": "gsk_test",
-            "max_retries": 0,
-        },
-    }
-
-
-@pytest_asyncio.fixture(autouse=True)
-async def close_worker_connection() -> AsyncIterator[None]:
-    yield
-    await _close()
-
-
-@sync_to_async
-def _close() -> None:
-    connection.close()
-
-
-@pytest.fixture
-def conversation(user: User) -> Conversation:
-    return conversation_create(owner=user, model=MODEL)
-
-
-@pytest.fixture
-def auth(make_token, user: User) -> dict[str, str]:
-    return {"authorization": f"Bearer {make_token(user)}"}
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.asyncio,
+    pytest.mark.usefixtures("groq_providers", "close_worker_connection"),
+]
 
 
 def send(
@@ -65,11 +30,6 @@ def send(
         headers={**auth, "idempotency-key": key},
         json_body=body,
     )
-
-
-@sync_to_async
-def stored(conversation: Conversation) -> list[Message]:
-    return list(Message.objects.filter(conversation=conversation).order_by("created_at", "id"))
 
 
 async def test_retry_after_completion_returns_the_same_turn(

@@ -2,64 +2,24 @@
 latency and errors, tokens and cost, measured on real turns against the fake Groq."""
 
 import asyncio
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from asgiref.sync import sync_to_async
-from django.db import connection
 from prometheus_client import REGISTRY
 
-from accounts.models import User
 from conversations.models import Conversation
-from conversations.services import conversation_create
 from messaging.models import Message
 from messaging.tests.asgi import ASGIRequest, parse_sse
 from messaging.tests.fake_groq import ErrorReply, FakeGroq, Reply
+from messaging.tests.helpers import MODEL
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
-
-MODEL = "openai/gpt-oss-20b"
-
-
-@pytest.fixture(autouse=True)
-def providers(settings: Any, fake_groq: FakeGroq) -> None:
-    settings.LLM_PROVIDERS = {
-        "groq": {
-            "class": "messaging.llm.openai_compat.GroqClient",
-            "base_url": fake_groq.base_url,
-            "api_key": "gsk_test",
-            "read_timeout": 2.0,
-            "max_retries": 1,
-            "retry_base_delay": 0.01,
-            "retry_max_delay": 0.05,
-        },
-    }
-
-
-@pytest_asyncio.fixture(autouse=True)
-async def close_worker_connection() -> AsyncIterator[None]:
-    """The tests' sync_to_async calls share one worker thread; close its connection after
-    each test so none outlives the test database."""
-    yield
-    await close_connection()
-
-
-@sync_to_async
-def close_connection() -> None:
-    connection.close()
-
-
-@pytest.fixture
-def conversation(user: User) -> Conversation:
-    return conversation_create(owner=user, model=MODEL)
-
-
-@pytest.fixture
-def auth(make_token: Any, user: User) -> dict[str, str]:
-    return {"authorization": f"Bearer {make_token(user)}"}
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.asyncio,
+    pytest.mark.usefixtures("groq_providers", "close_worker_connection"),
+]
 
 
 def sample(name: str, **labels: str) -> float:

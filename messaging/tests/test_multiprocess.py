@@ -8,22 +8,17 @@ runs."""
 
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import pytest
-from django.db import connection
 
 from accounts.models import User
+from chatapi.testing import LiveServer
 from conversations.models import Conversation
 from conversations.services import conversation_create
 from messaging.models import Message
@@ -40,78 +35,12 @@ needs_redis = pytest.mark.skipif(
 MODEL = "openai/gpt-oss-20b"
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    user = quote(db["USER"] or "")
-    password = f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else ""
-    host = db["HOST"] or ""
-    if host.startswith("/"):  # the embedded server's socket directory
-        return f"postgresql://{user}{password}@/{db['NAME']}?host={quote(host)}"
-    return f"postgresql://{user}{password}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Server:
-    """``daphne chatapi.asgi:application`` in a process of its own."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.port = _free_port()
-        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "chatapi.asgi:application",
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                err = self.process.stderr.read().decode() if self.process.stderr else ""
-                raise RuntimeError(f"server did not start:\n{err[-3000:]}")
-            time.sleep(0.1)
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
 @pytest.fixture
-def start_server(fake_groq: FakeGroq) -> Iterator[Any]:
-    servers: list[Server] = []
+def start_server(fake_groq: FakeGroq, tmp_path: Path) -> Iterator[Any]:
+    servers: list[LiveServer] = []
 
-    def start(*, redis: bool = True) -> Server:
-        env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
-        env |= {
-            "CHATAPI_ENV": "test",
-            "DATABASE_URL": _database_url(),
+    def start(*, redis: bool = True) -> LiveServer:
+        env = {
             "GROQ_BASE_URL": fake_groq.base_url,
             "GROQ_API_KEY": "gsk_test",
             "LLM_MAX_RETRIES": "0",
@@ -121,7 +50,7 @@ def start_server(fake_groq: FakeGroq) -> Iterator[Any]:
         }
         if redis and REDIS_URL:
             env["REDIS_URL"] = REDIS_URL
-        server = Server(env)
+        server = LiveServer(env=env, log_path=tmp_path / f"server-{len(servers)}.log")
         servers.append(server)
         return server
 
@@ -140,7 +69,7 @@ def auth(make_token, user: User) -> dict[str, str]:
     return {"Authorization": f"Bearer {make_token(user)}"}
 
 
-def messages_url(server: Server, conversation: Conversation) -> str:
+def messages_url(server: LiveServer, conversation: Conversation) -> str:
     return f"{server.url}/api/v1/conversations/{conversation.pk}/messages"
 
 

@@ -5,87 +5,41 @@ The multi-process behaviour is in test_multiprocess.py."""
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from asgiref.sync import sync_to_async
-from django.db import connection
 from django.utils import timezone
 
 from accounts.models import User
 from conversations.models import Conversation
-from conversations.services import conversation_create
 from messaging import sse
 from messaging.eventlog import append_events, log_key, redis_client
 from messaging.models import Message
 from messaging.tests.asgi import ASGIRequest, parse_sse
 from messaging.tests.fake_groq import FakeGroq, Reply
+from messaging.tests.helpers import MODEL, settled, stored
 from messaging.workers import generation_get, sweep_once
 from usage.models import UsageRecord
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.asyncio,
+    pytest.mark.usefixtures("close_worker_connection"),
+]
 
-MODEL = "openai/gpt-oss-20b"
 LOG_MODES = ["memory"] + (["redis"] if os.environ.get("REDIS_URL") else [])
 
 
 @pytest.fixture(params=LOG_MODES)
-def log_mode(request, settings, fake_groq: FakeGroq) -> str:
+def log_mode(request, settings, groq_providers: None) -> str:
     settings.REDIS_URL = os.environ.get("REDIS_URL") if request.param == "redis" else None
-    settings.LLM_PROVIDERS = {
-        "groq": {
-            "class": "messaging.llm.openai_compat.GroqClient",
-            "base_url": fake_groq.base_url,
-            "api_key": "gsk_test",
-            "read_timeout": 2.0,
-            "max_retries": 0,
-        },
-    }
     return str(request.param)
-
-
-@pytest_asyncio.fixture(autouse=True)
-async def close_worker_connection() -> AsyncIterator[None]:
-    yield
-    await _close_connection()
-
-
-@sync_to_async
-def _close_connection() -> None:
-    connection.close()
-
-
-@pytest.fixture
-def conversation(user: User) -> Conversation:
-    return conversation_create(owner=user, model=MODEL)
-
-
-@pytest.fixture
-def auth(make_token, user: User) -> dict[str, str]:
-    return {"authorization": f"Bearer {make_token(user)}"}
 
 
 def base(conversation: Conversation) -> str:
     return f"/api/v1/conversations/{conversation.pk}/messages"
-
-
-@sync_to_async
-def stored(conversation: Conversation) -> list[Message]:
-    return list(Message.objects.filter(conversation=conversation).order_by("created_at", "id"))
-
-
-async def settled(conversation: Conversation, wait: float = 5.0) -> list[Message]:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    while True:
-        messages = await stored(conversation)
-        if all(m.status != Message.Status.IN_PROGRESS for m in messages):
-            return messages
-        assert loop.time() < deadline, "the generation never settled"
-        await asyncio.sleep(0.02)
 
 
 async def start_stream(

@@ -4,14 +4,11 @@ ASGI (messaging/tests/asgi.py), so streams are read chunk by chunk and can be di
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from asgiref.sync import sync_to_async
-from django.db import connection
 
 from accounts.models import User
 from conversations.models import Conversation
@@ -20,37 +17,19 @@ from messaging.models import Message
 from messaging.services import message_create
 from messaging.tests.asgi import ASGIRequest, parse_sse
 from messaging.tests.fake_groq import ErrorReply, FakeGroq, Reply
+from messaging.tests.helpers import MODEL, settled, stored
 from usage.tests.factories import make_chat_model
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
-
-MODEL = "openai/gpt-oss-20b"
-
-
-@pytest.fixture(autouse=True)
-def providers(settings, fake_groq: FakeGroq) -> None:
-    settings.LLM_PROVIDERS = {
-        "groq": {
-            "class": "messaging.llm.openai_compat.GroqClient",
-            "base_url": fake_groq.base_url,
-            "api_key": "gsk_test",
-            "read_timeout": 2.0,
-            "max_retries": 1,
-            "retry_base_delay": 0.01,
-            "retry_max_delay": 0.05,
-        },
-    }
-    settings.SSE_PING_SECONDS = 15.0
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.asyncio,
+    pytest.mark.usefixtures("groq_providers", "close_worker_connection"),
+]
 
 
 @pytest.fixture
 def conversation(user: User) -> Conversation:
     return conversation_create(owner=user, model=MODEL, system_prompt="Be brief.")
-
-
-@pytest.fixture
-def auth(make_token, user: User) -> dict[str, str]:
-    return {"authorization": f"Bearer {make_token(user)}"}
 
 
 def send(
@@ -67,37 +46,6 @@ def send(
         headers={**auth, **(headers or {})},
         json_body=body,
     )
-
-
-@pytest_asyncio.fixture(autouse=True)
-async def close_worker_connection() -> AsyncIterator[None]:
-    """The tests' sync_to_async calls share one worker thread; close its connection after
-    each test so none outlives the test database."""
-    yield
-    await close_connection()
-
-
-@sync_to_async
-def close_connection() -> None:
-    connection.close()
-
-
-@sync_to_async
-def stored(conversation: Conversation) -> list[Message]:
-    return list(Message.objects.filter(conversation=conversation).order_by("created_at", "id"))
-
-
-async def settled(conversation: Conversation, wait: float = 5.0) -> list[Message]:
-    """The messages once no assistant message is in progress (a generation stores its outcome
-    just after its stream ends)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    while True:
-        messages = await stored(conversation)
-        if all(m.status != Message.Status.IN_PROGRESS for m in messages):
-            return messages
-        assert loop.time() < deadline, "the generation never settled"
-        await asyncio.sleep(0.02)
 
 
 async def test_stream_is_the_anthropic_event_sequence(

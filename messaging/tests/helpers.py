@@ -1,0 +1,34 @@
+"""Helpers shared by the messaging tests that drive the app under ASGI."""
+
+import asyncio
+
+from asgiref.sync import sync_to_async
+from django.db import connection
+
+from conversations.models import Conversation
+from messaging.models import Message
+
+MODEL = "openai/gpt-oss-20b"
+
+
+@sync_to_async
+def close_connection() -> None:
+    connection.close()
+
+
+@sync_to_async
+def stored(conversation: Conversation) -> list[Message]:
+    return list(Message.objects.filter(conversation=conversation).order_by("created_at", "id"))
+
+
+async def settled(conversation: Conversation, wait: float = 5.0) -> list[Message]:
+    """The messages once no assistant message is in progress (a generation stores its outcome
+    just after its stream ends)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        messages = await stored(conversation)
+        if all(m.status != Message.Status.IN_PROGRESS for m in messages):
+            return messages
+        assert loop.time() < deadline, "the generation never settled"
+        await asyncio.sleep(0.02)
