@@ -1,20 +1,23 @@
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Model, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest
-from django.urls import reverse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from accounts.models import User
 from usage.catalog import catalog_cache_clear
+from usage.dashboard import usage_dashboard
 from usage.models import (
     BudgetReservation,
     LanguageModel,
@@ -26,6 +29,9 @@ from usage.models import (
 from usage.selectors import model_prices_in_force
 
 # --- the model catalog -----------------------------------------------------------------------
+
+
+DASHBOARD_MAX_DAYS = 366
 
 
 class ModelPriceInline(admin.TabularInline[ModelPrice, LanguageModel]):
@@ -194,6 +200,53 @@ class UsageRecordAdmin(admin.ModelAdmin[UsageRecord]):
 
     def has_delete_permission(self, request: HttpRequest, obj: UsageRecord | None = None) -> bool:
         return False
+
+    def get_urls(self) -> list[URLPattern]:
+        dashboard = path(
+            "dashboard/",
+            self.admin_site.admin_view(self.dashboard_view),
+            name="usage_usagerecord_dashboard",
+        )
+        return [dashboard, *super().get_urls()]
+
+    def dashboard_view(self, request: HttpRequest) -> TemplateResponse:
+        """Daily tokens and cost over ?from=&to= (UTC days, default the last 30), for
+        everyone or ?user= / ?model=, with the top users and models."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        today = timezone.now().date()
+        error = None
+        try:
+            last_day = date.fromisoformat(request.GET.get("to") or today.isoformat())
+            first_day = date.fromisoformat(
+                request.GET.get("from") or (last_day - timedelta(days=29)).isoformat()
+            )
+        except ValueError:
+            error = "Dates must be YYYY-MM-DD; showing the last 30 days."
+            first_day, last_day = today - timedelta(days=29), today
+        if first_day > last_day or (last_day - first_day).days > DASHBOARD_MAX_DAYS:
+            error = f"A range is 1 to {DASHBOARD_MAX_DAYS + 1} days; showing the last 30 days."
+            first_day, last_day = today - timedelta(days=29), today
+        user_filter = request.GET.get("user", "").strip()
+        try:
+            user_id = str(uuid.UUID(user_filter)) if user_filter else None
+        except ValueError:
+            error, user_id = "The user filter must be a user id (UUID); showing everyone.", None
+        model_filter = request.GET.get("model", "").strip()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Usage dashboard",
+            "dashboard": usage_dashboard(
+                first_day=first_day,
+                last_day=last_day,
+                user_id=user_id,
+                model=model_filter or None,
+            ),
+            "user_filter": user_filter,
+            "model_filter": model_filter,
+            "error": error,
+        }
+        return TemplateResponse(request, "admin/usage/dashboard.html", context)
 
 
 # --- users: totals and budgets ---------------------------------------------------------------

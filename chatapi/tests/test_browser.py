@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from accounts.models import User
 from chatapi.testing import REPO, LiveServer
@@ -21,6 +22,7 @@ from conversations.models import Conversation
 from conversations.tests.factories import at, make_conversation
 from messaging.models import Message
 from messaging.services import message_create
+from usage.tests.factories import make_usage
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -256,5 +258,22 @@ def test_admin_login_and_a_conversation_transcript(
     expect(reasoning).to_have_text("The user wants three sights, briefly.")
     expect(reasoning).to_be_visible()
     screenshot(page.locator(".transcript"), "admin-transcript-reasoning")
+
+    # when: the usage dashboard, with a day of usage in the ledger
+    make_usage(
+        user=conversation.owner,
+        at=timezone.now(),
+        input_tokens=1200,
+        output_tokens=300,
+        cost_usd="0.0001800",
+    )
+    page.goto("/admin/usage/usagerecord/dashboard/")
+
+    # then: the charts are drawn server-side, a bar a day
+    expect(page.locator("#content h1")).to_have_text("Usage dashboard")
+    expect(page.locator("#tokens-chart svg rect.bar")).to_have_count(30)
+    expect(page.locator("#cost-chart svg rect.bar")).to_have_count(30)
+    expect(page.locator("#top-users")).to_contain_text("ada@example.com")
+    screenshot(page, "admin-usage-dashboard")
     assert outside_requests == []
     assert console_errors == []
