@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from conversations.models import Conversation
-from conversations.tests.factories import at, make_conversation
+from conversations.tests.factories import at, make_conversation, make_exchange
 from messaging.models import Message
 from messaging.services import message_create
 
@@ -250,36 +250,9 @@ class _FormFields(HTMLParser):
             self.data[self._textarea] += data
 
 
-def _add_exchange(owner: User, *, title: str = "Trip to Lisbon", offset: int = 0) -> Conversation:
-    conversation = make_conversation(
-        owner=owner, title=title, system_prompt="Be brief.", activity_at=at(offset)
-    )
-    message_create(
-        conversation=conversation,
-        role=Message.Role.USER,
-        content="Three things to see?",
-        created_at=at(offset + 1),
-    )
-    message_create(
-        conversation=conversation,
-        role=Message.Role.ASSISTANT,
-        content="Belem Tower, the Alfama, LX Factory.",
-        reasoning="Three sights, briefly.",
-        model="openai/gpt-oss-20b",
-        input_tokens=42,
-        output_tokens=17,
-        latency_ms=812,
-        ttft_ms=95,
-        cost_usd=Decimal("0.0000082500"),
-        stop_reason="end_turn",
-        created_at=at(offset + 2),
-    )
-    return conversation
-
-
 def test_conversation_page_reads_like_a_transcript(staff_client: Client, user: User) -> None:
     # given
-    conversation = _add_exchange(user)
+    conversation = make_exchange(user)
 
     # when
     response = staff_client.get(f"{CONVERSATIONS}{conversation.id}/change/")
@@ -340,7 +313,7 @@ def test_transcript_shows_status_and_error_of_a_failed_answer(
 
 def test_saving_the_conversation_from_the_transcript_page(staff_client: Client, user: User) -> None:
     # given: the change form as a browser would submit it, with a new title
-    conversation = _add_exchange(user)
+    conversation = make_exchange(user)
     page = staff_client.get(f"{CONVERSATIONS}{conversation.id}/change/")
     form = _FormFields()
     form.feed(page.content.decode())
@@ -360,7 +333,7 @@ def test_export_action_for_one_conversation_is_the_apis_file(
     staff_client: Client, user: User, api_client: APIClient
 ) -> None:
     # given
-    conversation = _add_exchange(user)
+    conversation = make_exchange(user)
     api_file = api_client.get(f"/api/v1/conversations/{conversation.id}/export?format=markdown")
 
     # when
@@ -379,8 +352,8 @@ def test_export_action_for_several_conversations_is_a_zip(
     staff_client: Client, user: User, other_user: User, api_client: APIClient
 ) -> None:
     # given
-    mine = _add_exchange(user, title="Lisbon", offset=0)
-    theirs = _add_exchange(other_user, title="Porto", offset=100)
+    mine = make_exchange(user, title="Lisbon", offset=0)
+    theirs = make_exchange(other_user, title="Porto", offset=100)
 
     # when
     response = staff_client.post(
@@ -410,7 +383,7 @@ def test_change_page_links_to_its_exports(
     staff_client: Client, user: User, api_client: APIClient
 ) -> None:
     # given
-    conversation = _add_exchange(user)
+    conversation = make_exchange(user)
     export = f"{CONVERSATIONS}{conversation.id}/export/"
 
     # when
@@ -432,7 +405,7 @@ def test_change_page_links_to_its_exports(
 @pytest.mark.parametrize("who", ["anonymous", "non-staff user"])
 def test_admin_export_redirects_others_to_login(user: User, who: str) -> None:
     # given
-    conversation = _add_exchange(user)
+    conversation = make_exchange(user)
     path = f"{CONVERSATIONS}{conversation.id}/export/"
     client = Client()
     if who == "non-staff user":

@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from chatapi.testing import assert_error
 from conversations.models import Conversation
-from conversations.tests.factories import at, make_conversation
+from conversations.tests.factories import at, make_conversation, make_exchange
 from messaging.models import Message
 from messaging.services import message_create
 
@@ -23,29 +23,7 @@ def export_url(conversation_id: object, query: str = "") -> str:
 @pytest.fixture
 def conversation(user: User) -> Conversation:
     """A finished exchange, and an answer that was cancelled mid-way."""
-    conversation = make_conversation(
-        owner=user, title="Trip to Lisbon", system_prompt="Be brief.", activity_at=at(0)
-    )
-    message_create(
-        conversation=conversation,
-        role=Message.Role.USER,
-        content="Three things to see?",
-        created_at=at(1),
-    )
-    message_create(
-        conversation=conversation,
-        role=Message.Role.ASSISTANT,
-        content="Belem Tower, the Alfama, LX Factory.",
-        reasoning="Three sights, briefly.",
-        model="openai/gpt-oss-20b",
-        input_tokens=42,
-        output_tokens=17,
-        latency_ms=812,
-        ttft_ms=95,
-        cost_usd=Decimal("0.0000082500"),
-        stop_reason="end_turn",
-        created_at=at(2),
-    )
+    conversation = make_exchange(user)
     message_create(
         conversation=conversation,
         role=Message.Role.USER,
