@@ -140,6 +140,10 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# The largest request body accepted (a message is at most 100,000 characters): 413 beyond.
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
+
 STATIC_URL = "static/"
 # Production serves what `manage.py collectstatic` gathered; development and tests serve
 # straight from the apps (WhiteNoise's finders), with no collect step.

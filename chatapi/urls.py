@@ -38,3 +38,5 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
 ]
+
+handler400 = "chatapi.views.bad_request"

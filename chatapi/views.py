@@ -1,4 +1,8 @@
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from drf_spectacular.renderers import OpenApiJsonRenderer
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from drf_spectacular.views import SpectacularAPIView
@@ -8,7 +12,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chatapi.errors import ServiceUnavailableError
+from chatapi.errors import ServiceUnavailableError, error_body
+from chatapi.middleware import API_PREFIX
 
 
 class PingView(APIView):
@@ -58,3 +63,21 @@ class OpenApiSchemaView(SpectacularAPIView):
     """The OpenAPI 3 document, always as JSON (the path says so)."""
 
     renderer_classes = [OpenApiJsonRenderer]
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's 400 handler (malformed requests Django itself refuses). On API routes: the
+    envelope, and 413 for a body over API_MAX_BODY_BYTES."""
+    if not request.path.startswith(API_PREFIX):
+        return defaults.bad_request(request, exception)  # type: ignore[arg-type]
+    if isinstance(exception, RequestDataTooBig):
+        status, message = (
+            413,
+            (f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."),
+        )
+    else:
+        status, message = 400, "The request is invalid."
+    body = error_body(
+        status_code=status, message=message, request_id=getattr(request, "request_id", None)
+    )
+    return JsonResponse(body, status=status, json_dumps_params={"separators": (",", ":")})

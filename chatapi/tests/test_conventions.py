@@ -93,3 +93,19 @@ def test_ping_answers_without_the_database(anon_client: APIClient) -> None:
 
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+
+
+def test_oversized_body_is_413_envelope(settings, api_client: APIClient) -> None:
+    # given
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2048
+
+    # when
+    response = api_client.post(
+        "/api/v1/conversations",
+        data='{"title": "' + "x" * 4096 + '"}',
+        content_type="application/json",
+    )
+
+    # then
+    body = assert_error(response, 413, "request_too_large")
+    assert body["error"]["message"] == "The request body is larger than 2048 bytes."
