@@ -27,7 +27,32 @@ ROUTES: dict[str, Call] = {
     ),
     "DELETE conversation": lambda client, cid: client.delete(f"/api/v1/conversations/{cid}"),
     "GET messages": lambda client, cid: client.get(f"/api/v1/conversations/{cid}/messages"),
+    "POST message": lambda client, cid: client.post(
+        f"/api/v1/conversations/{cid}/messages", {"content": "hi"}, format="json"
+    ),
+    "POST message, streamed": lambda client, cid: client.post(
+        f"/api/v1/conversations/{cid}/messages/stream", {"content": "hi"}, format="json"
+    ),
+    # The private conversation's own message id: whether it exists must not matter.
+    "GET message stream (resume)": lambda client, cid: client.get(
+        f"/api/v1/conversations/{cid}/messages/{PRIVATE_MESSAGE_ID}/stream"
+    ),
+    "POST cancel": lambda client, cid: client.post(
+        f"/api/v1/conversations/{cid}/messages/{PRIVATE_MESSAGE_ID}/cancel"
+    ),
+    "GET export": lambda client, cid: client.get(f"/api/v1/conversations/{cid}/export"),
 }
+# Routes whose success for the owner needs more than this fixture (a model provider, a
+# generation in progress, an assistant message) are covered in their own suites.
+OWNER_OK = [
+    "GET conversation",
+    "PATCH conversation",
+    "DELETE conversation",
+    "GET messages",
+    "GET export",
+]
+PRIVATE_MESSAGE_ID = uuid.UUID("5f0a2c1e-3b4d-4e6f-8a9b-0c1d2e3f4a5b")
+
 
 NOT_FOUND = {"type": "not_found_error", "message": "Conversation not found."}
 
@@ -36,7 +61,8 @@ NOT_FOUND = {"type": "not_found_error", "message": "Conversation not found."}
 def private_conversation(user: User) -> Conversation:
     """``user``'s conversation, with a message, that ``other_client`` tries to reach."""
     conversation = make_conversation(owner=user, title="Private", metadata={"k": "v"})
-    message_create(conversation=conversation, role=Message.Role.USER, content="secret")
+    message = message_create(conversation=conversation, role=Message.Role.USER, content="secret")
+    Message.objects.filter(pk=message.pk).update(id=PRIVATE_MESSAGE_ID)
     return conversation
 
 
@@ -101,8 +127,8 @@ def test_another_users_id_runs_the_same_queries_as_a_missing_one(
     assert _statements(foreign, private_conversation.id) == _statements(missing, missing_id)
 
 
-@pytest.mark.parametrize("route", ROUTES)
-def test_the_owner_reaches_every_route(
+@pytest.mark.parametrize("route", OWNER_OK)
+def test_the_owner_reaches_the_routes_this_fixture_serves(
     api_client: APIClient, private_conversation: Conversation, route: str
 ) -> None:
     response = ROUTES[route](api_client, str(private_conversation.id))
