@@ -19,6 +19,7 @@ from messaging.services import message_create
 pytestmark = pytest.mark.django_db
 
 Call = Callable[[APIClient, str], Any]
+PRIVATE_MESSAGE_ID = uuid.UUID("5f0a2c1e-3b4d-4e6f-8a9b-0c1d2e3f4a5b")
 
 ROUTES: dict[str, Call] = {
     "GET conversation": lambda client, cid: client.get(f"/api/v1/conversations/{cid}"),
@@ -51,7 +52,6 @@ OWNER_OK = [
     "GET messages",
     "GET export",
 ]
-PRIVATE_MESSAGE_ID = uuid.UUID("5f0a2c1e-3b4d-4e6f-8a9b-0c1d2e3f4a5b")
 
 
 NOT_FOUND = {"type": "not_found_error", "message": "Conversation not found."}
