@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "corsheaders",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -68,6 +69,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "chatapi.middleware.request_id_middleware",
+    # Before anything that answers early, so refusals carry the CORS headers too.
+    "corsheaders.middleware.CorsMiddleware",
     "chatapi.middleware.access_log_middleware",
     "chatapi.middleware.api_error_envelope_middleware",
     "chatapi.middleware.api_trailing_slash_middleware",
@@ -139,6 +142,26 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+
+# Browsers may call the API from these origins (e.g. https://app.example.com); none by default.
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", [])
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_ALLOW_HEADERS = (
+    "accept",
+    "authorization",
+    "content-type",
+    "idempotency-key",
+    "last-event-id",
+)
+CORS_EXPOSE_HEADERS = (
+    "request-id",
+    "conversation-id",
+    "user-message-id",
+    "retry-after",
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+)
 
 # The largest request body accepted (a message is at most 100,000 characters): 413 beyond.
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)

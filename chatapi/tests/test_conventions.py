@@ -109,3 +109,37 @@ def test_oversized_body_is_413_envelope(settings, api_client: APIClient) -> None
     # then
     body = assert_error(response, 413, "request_too_large")
     assert body["error"]["message"] == "The request body is larger than 2048 bytes."
+
+
+def test_cors_preflight_from_an_allowed_origin(settings, anon_client: APIClient) -> None:
+    settings.CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
+
+    response = anon_client.options(
+        "/api/v1/conversations",
+        HTTP_ORIGIN="https://app.example.com",
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="authorization, content-type, idempotency-key",
+    )
+
+    assert response.status_code == 200
+    assert response["access-control-allow-origin"] == "https://app.example.com"
+    assert "idempotency-key" in response["access-control-allow-headers"]
+
+
+def test_cors_exposes_the_apis_headers_even_on_errors(settings, anon_client: APIClient) -> None:
+    settings.CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
+
+    response = anon_client.get("/api/v1/auth/me", HTTP_ORIGIN="https://app.example.com")
+
+    assert response.status_code == 401
+    assert response["access-control-allow-origin"] == "https://app.example.com"
+    assert "request-id" in response["access-control-expose-headers"]
+
+
+def test_no_cors_for_other_origins(settings, anon_client: APIClient) -> None:
+    settings.CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
+
+    response = anon_client.get("/api/v1/ping", HTTP_ORIGIN="https://evil.example.net")
+
+    assert response.status_code == 200
+    assert "access-control-allow-origin" not in response
