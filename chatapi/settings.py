@@ -274,6 +274,9 @@ LLM_PROVIDERS: dict[str, dict[str, object]] = {
 if DEV_MODE:
     # A canned, offline model so `make run` works without a key (messaging/llm/dev.py).
     LLM_PROVIDERS["local"] = {"class": "messaging.llm.dev.DevEchoProvider"}
+# A model for short conversation titles after the first answer (unset: the first words of
+# the first message are the title).
+TITLE_MODEL = env_str("TITLE_MODEL")
 # Seconds without upstream data before the stream sends a `ping` event.
 SSE_PING_SECONDS = env_float("SSE_PING_SECONDS", 15.0, minimum=0.01)
 

@@ -35,6 +35,7 @@ from messaging.llm.base import (
     Usage,
 )
 from messaging.models import Message
+from messaging.titles import title_generate_later
 from messaging.tokens import estimate_tokens
 from messaging.turns import TurnOutcome, TurnPlan, turn_cost, turn_record
 from messaging.workers import generation_forget, generation_register, worker_ensure_running
@@ -212,6 +213,13 @@ class Generation:
             self._emit(sse.message_stop())
         self.finished = True
         self._wake()
+        if status == Message.Status.COMPLETE and self.plan.auto_title and settings.TITLE_MODEL:
+            title_generate_later(
+                conversation_id=self.plan.conversation_id,
+                user_id=self.plan.user_id,
+                content=self.plan.user_message.content,
+                auto_title=self.plan.auto_title,
+            )
         if self._writer is not None:
             await self._writer.close()
         generation_forget(

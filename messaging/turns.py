@@ -51,6 +51,8 @@ class TurnPlan:
     started_at: float  # time.perf_counter() when the request arrived
     # The conversation's owner, whose ledger and budgets the turn counts against.
     user_id: uuid.UUID | None = None
+    # The title this turn gave an untitled conversation (its first words), else None.
+    auto_title: str | None = None
 
 
 @dataclass(frozen=True)
@@ -250,6 +252,7 @@ def turn_prepare(
         estimated_input_tokens=estimated_input,
         started_at=started_at if started_at is not None else time.perf_counter(),
         user_id=conversation.owner_id,
+        auto_title=None if conversation.title else _title_from(content),
     )
 
 

@@ -18,6 +18,7 @@ from messaging.services import message_create
 from messaging.tests.asgi import ASGIRequest, parse_sse
 from messaging.tests.fake_groq import ErrorReply, FakeGroq, Reply
 from messaging.tests.helpers import MODEL, settled, stored
+from usage.models import UsageRecord
 from usage.tests.factories import make_chat_model
 
 pytestmark = [
@@ -633,3 +634,52 @@ async def test_concurrent_generations_per_user_are_limited(
     }
     assert stored_after_refusal == []
     assert accepted.status == 201
+
+
+async def test_title_model_titles_the_conversation_after_the_first_answer(
+    settings, fake_groq: FakeGroq, user: User, auth: dict[str, str]
+) -> None:
+    # given: a title model, and an untitled conversation
+    settings.TITLE_MODEL = MODEL
+    untitled = await sync_to_async(conversation_create)(owner=user, model=MODEL)
+    fake_groq.replies.extend(
+        [
+            Reply(text=["The", " answer"]),
+            Reply(
+                reasoning=["Short."],
+                text=['"Planning a trip', ' to Lisbon."'],
+                prompt_tokens=60,
+                completion_tokens=8,
+            ),
+        ]
+    )
+
+    # when
+    response = await send(untitled, auth, {"content": "Help me plan a trip to Lisbon"}).start()
+    await response.read()
+    title = await _eventually_titled(untitled)
+
+    # then: the stream was not delayed by it, and the call is on the ledger
+    assert title == "Planning a trip to Lisbon"
+    assert len(fake_groq.received) == 2
+    assert fake_groq.received[1].body["messages"][1] == {
+        "role": "user",
+        "content": "Help me plan a trip to Lisbon",
+    }
+    record = await sync_to_async(
+        lambda: UsageRecord.objects.get(conversation_id=untitled.pk, kind="title")
+    )()
+    assert (record.input_tokens, record.output_tokens, record.usage_estimated) == (60, 8, False)
+
+
+async def _eventually_titled(conversation: Conversation, wait: float = 5.0) -> str:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        title = await sync_to_async(
+            lambda: Conversation.objects.values_list("title", flat=True).get(pk=conversation.pk)
+        )()
+        if title != "Help me plan a trip to Lisbon":
+            return str(title)
+        assert loop.time() < deadline, "never titled"
+        await asyncio.sleep(0.02)
