@@ -23,8 +23,9 @@ from chatapi.logs import current_request_id
 
 API_PREFIX = "/api/"
 REQUEST_ID_HEADER = "request-id"
-# Headers of the original error response worth keeping on its envelope version.
-_KEPT_HEADERS = ("Allow", "WWW-Authenticate", "Retry-After")
+# Every header of the replaced error response is kept (Allow, WWW-Authenticate, Retry-After,
+# the security headers) but those describing its old body.
+_BODY_HEADERS = frozenset({"content-type", "content-length"})
 
 GetResponse = Callable[[HttpRequest], Any]
 
@@ -33,8 +34,14 @@ def new_request_id() -> str:
     return f"req_{secrets.token_hex(12)}"
 
 
+# API answers are JSON or event streams: nothing in them may load, run or frame anything.
+API_CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'"
+
+
 def _with_request_id(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
     response[REQUEST_ID_HEADER] = request.request_id  # type: ignore[attr-defined]
+    if request.path.startswith(API_PREFIX):
+        response.setdefault("Content-Security-Policy", API_CONTENT_SECURITY_POLICY)
     return response
 
 
@@ -181,9 +188,9 @@ def _envelope(request: HttpRequest, response: HttpResponseBase) -> HttpResponseB
         status=response.status_code,
         json_dumps_params={"separators": (",", ":")},
     )
-    for header in _KEPT_HEADERS:
-        if header in response:
-            replacement[header] = response[header]
+    for header, value in response.items():
+        if header.lower() not in _BODY_HEADERS:
+            replacement[header] = value
     return replacement
 
 

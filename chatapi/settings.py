@@ -163,6 +163,17 @@ CORS_EXPOSE_HEADERS = (
     "x-ratelimit-reset",
 )
 
+# HTTPS (production sits behind a TLS-terminating proxy or load balancer).
+# Trust the proxy's X-Forwarded-Proto to tell HTTPS requests apart: only behind a proxy that
+# sets it (and strips a client's own).
+if env_bool("TRUST_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+# Admin session and CSRF cookies only over HTTPS, except in development and tests.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=not DEV_MODE)
+
 # The largest request body accepted (a message is at most 100,000 characters): 413 beyond.
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES

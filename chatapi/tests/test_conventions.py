@@ -143,3 +143,12 @@ def test_no_cors_for_other_origins(settings, anon_client: APIClient) -> None:
 
     assert response.status_code == 200
     assert "access-control-allow-origin" not in response
+
+
+def test_api_answers_forbid_loading_or_framing_anything(anon_client: APIClient) -> None:
+    ok = anon_client.get("/api/v1/ping")
+    missing = anon_client.get("/api/v1/nothing-here")
+
+    for response in (ok, missing):
+        assert response["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+        assert response["X-Content-Type-Options"] == "nosniff"
