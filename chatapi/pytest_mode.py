@@ -5,3 +5,6 @@ secrets and the embedded PostgreSQL unless DATABASE_URL is set (CI sets it)."""
 import os
 
 os.environ.setdefault("CHATAPI_ENV", "test")
+# The test process keeps its own signal handling; servers the tests start get theirs back
+# (chatapi.testing.LiveServer).
+os.environ.setdefault("SHUTDOWN_HANDLE_SIGNALS", "false")

@@ -74,6 +74,7 @@ MIDDLEWARE = [
     "chatapi.middleware.access_log_middleware",
     "chatapi.middleware.api_error_envelope_middleware",
     "chatapi.middleware.api_trailing_slash_middleware",
+    "chatapi.shutdown.draining_middleware",
     "usage.throttles.rate_limit_headers_middleware",
     "django.middleware.security.SecurityMiddleware",
     "chatapi.static.AsyncWhiteNoiseMiddleware",
@@ -307,6 +308,12 @@ GENERATION_EVENT_LOG_TTL_SECONDS = env_int("GENERATION_EVENT_LOG_TTL_SECONDS", 3
 # belongs to a dead process and the sweeper finishes its message as `incomplete`.
 GENERATION_HEARTBEAT_SECONDS = env_float("GENERATION_HEARTBEAT_SECONDS", 5.0, minimum=0.05)
 GENERATION_STALE_SECONDS = env_float("GENERATION_STALE_SECONDS", 30.0, minimum=0.1)
+# Graceful shutdown (chatapi/shutdown.py): on SIGTERM, answers in progress get this long to
+# finish before the rest are stored `incomplete`. Keep it under the supervisor's own timeout
+# (Kubernetes' terminationGracePeriodSeconds 30, systemd's TimeoutStopSec 90 by default).
+SHUTDOWN_GRACE_SECONDS = env_float("SHUTDOWN_GRACE_SECONDS", 25.0, minimum=0.0)
+# Off: SIGTERM stops the server at once (the sweeper finishes its answers later).
+SHUTDOWN_HANDLE_SIGNALS = env_bool("SHUTDOWN_HANDLE_SIGNALS", default=True)
 # How long an Idempotency-Key on POST .../messages is remembered.
 IDEMPOTENCY_KEY_TTL_SECONDS = env_int("IDEMPOTENCY_KEY_TTL_SECONDS", 86400, minimum=1)
 

@@ -63,7 +63,11 @@ class LiveServer:
             for key, value in os.environ.items()
             if key not in ("REDIS_URL", "DJANGO_ALLOW_ASYNC_UNSAFE")
         }
-        base |= {"CHATAPI_ENV": "test", "DATABASE_URL": live_database_url()}
+        base |= {
+            "CHATAPI_ENV": "test",
+            "DATABASE_URL": live_database_url(),
+            "SHUTDOWN_HANDLE_SIGNALS": "true",
+        }
         with log_path.open("wb") as log:
             self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
                 [

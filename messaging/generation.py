@@ -43,10 +43,16 @@ from messaging.workers import generation_forget, generation_register, worker_ens
 logger = logging.getLogger(__name__)
 
 CANCELLED_STOP_REASON = "cancelled"
-DISCONNECTED_ERROR = {
-    "type": "api_error",
-    "message": "The client disconnected and the generation was stopped; the answer is incomplete.",
-}
+DISCONNECTED_ERROR = ProviderError(
+    499,
+    "api_error",
+    "The client disconnected and the generation was stopped; the answer is incomplete.",
+)
+SHUTDOWN_ERROR = ProviderError(
+    503,
+    "api_error",
+    "The server shut down before the answer was finished; the partial answer was kept.",
+)
 # A finished generation stays in memory this long for same-process resumes (Redis serves
 # later ones; without Redis, memory is the only log, kept for the log TTL).
 _KEEP_FINISHED_SECONDS_WITH_REDIS = 60.0
@@ -85,6 +91,7 @@ class Generation:
         self._waiters: list[asyncio.Future[None]] = []
         self._last_event_at = time.perf_counter()
         self._cancel_status = Message.Status.CANCELLED
+        self._cancel_error = DISCONNECTED_ERROR
         # What the answer is made of so far.
         self.model = plan.model.id
         self.text: list[str] = []
@@ -137,11 +144,22 @@ class Generation:
         self._heartbeat = asyncio.create_task(self._beat(), context=contextvars.Context())
         return self._task
 
-    def cancel(self, status: Message.Status = Message.Status.CANCELLED) -> None:
+    @property
+    def task(self) -> "asyncio.Task[TurnOutcome] | None":
+        return self._task
+
+    def cancel(
+        self,
+        status: Message.Status = Message.Status.CANCELLED,
+        *,
+        reason: ProviderError = DISCONNECTED_ERROR,
+    ) -> None:
         """Stop generating: the upstream connection closes and the partial answer is kept,
-        as ``cancelled`` (the user's Stop) or ``incomplete`` (the client went away)."""
+        as ``cancelled`` (the user's Stop) or ``incomplete`` (the client went away, or the
+        server shuts down: ``reason`` is the error the message and its followers get)."""
         if self._task is not None and not self._task.done():
             self._cancel_status = status
+            self._cancel_error = reason
             self._task.cancel()
 
     async def run_to_end(self) -> TurnOutcome:
@@ -204,7 +222,7 @@ class Generation:
                 )
             )
         elif status == Message.Status.INCOMPLETE:
-            error = ProviderError(499, DISCONNECTED_ERROR["type"], DISCONNECTED_ERROR["message"])
+            error = self._cancel_error
             self._emit(sse.error(error_type=error.error_type, message=error.message))
         elif error is not None:
             self._emit(sse.error(error_type=error.error_type, message=error.message))

@@ -24,6 +24,7 @@ from rest_framework.response import Response
 
 from accounts.authentication import request_user
 from accounts.models import User
+from chatapi import shutdown
 from chatapi.errors import ApiError, ConflictError, RateLimitedError, api_error
 from chatapi.pagination import PageParams, PageQuerySerializer, page_body, page_schema
 from conversations.models import Conversation
@@ -162,7 +163,9 @@ def _release_connection() -> None:
 
 
 def _event_stream_response(body: AsyncIterator[bytes]) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(body, content_type="text/event-stream")
+    response = StreamingHttpResponse(
+        shutdown.stream_tracked(body), content_type="text/event-stream"
+    )
     for name, value in SSE_HEADERS.items():
         response[name] = value
     return response

@@ -28,6 +28,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from chatapi import shutdown
 from messaging import sse
 from messaging.eventlog import append_events, log_events, redis_client, redis_enabled
 from messaging.models import GenerationWorker, Message
@@ -43,6 +44,9 @@ SWEPT_ERROR = {
     "type": "api_error",
     "message": "The server generating this answer stopped; the partial answer was kept.",
 }
+
+# How long a shutdown waits for stopped generations to store their outcome.
+_DRAIN_STORE_SECONDS = 30.0
 
 _generations: dict[uuid.UUID, "Generation"] = {}
 _services: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[asyncio.Task[None]]]
@@ -75,6 +79,31 @@ async def generation_cancel(message_id: uuid.UUID) -> bool:
         with contextlib.suppress(RedisError):
             await redis_client().publish(CANCEL_CHANNEL, str(message_id))
     return False
+
+
+async def generations_drain(deadline: float) -> None:
+    """Graceful shutdown (``chatapi.shutdown``): let this process's generations run until
+    ``deadline`` (loop time), then stop the rest as ``incomplete``; returns once every one of
+    them is stored."""
+    from messaging.generation import SHUTDOWN_ERROR  # generation imports this module
+
+    loop = asyncio.get_running_loop()
+    running = [g for g in _generations.values() if not g.finished and g.task is not None]
+    tasks = [g.task for g in running if g.task is not None]
+    if not tasks:
+        return
+    await asyncio.wait(tasks, timeout=max(0.0, deadline - loop.time()))
+    late = [g for g in running if not g.finished]
+    for generation in late:
+        generation.cancel(Message.Status.INCOMPLETE, reason=SHUTDOWN_ERROR)
+    logger.warning(
+        "shutdown: %d generations finished, %d stopped as incomplete",
+        len(running) - len(late),
+        len(late),
+    )
+    # Each stores its outcome before its task ends; a database that does not answer leaves
+    # the rest to the sweeper of another process.
+    await asyncio.wait(tasks, timeout=_DRAIN_STORE_SECONDS)
 
 
 # --- the database side -------------------------------------------------------------------------
@@ -191,6 +220,7 @@ def worker_ensure_running() -> None:
     loop = asyncio.get_running_loop()
     if loop in _services:
         return
+    shutdown.drain_hook_register(generations_drain)
     tasks = [loop.create_task(_beat_forever())]
     if redis_enabled():
         tasks.append(loop.create_task(_listen_for_cancels()))
