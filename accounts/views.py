@@ -6,7 +6,6 @@ from rest_framework.authentication import get_authorization_header
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts.authentication import request_claims, request_user
 from accounts.gotrue import gotrue_client
@@ -19,6 +18,7 @@ from accounts.serializers import (
     RegisterSerializer,
     SessionSerializer,
 )
+from chatapi.dispatch import APIView
 from usage.throttles import AuthRateThrottle
 
 _CREDENTIALS_EXAMPLE = OpenApiExample(

@@ -10,8 +10,8 @@ from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from chatapi.dispatch import APIView
 from chatapi.errors import ServiceUnavailableError, error_body
 from chatapi.middleware import API_PREFIX
 

@@ -9,9 +9,9 @@ from rest_framework import status
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts.authentication import request_user
+from chatapi.dispatch import APIView
 from chatapi.pagination import PageParams, page_body, page_schema
 from conversations.export import (
     ConversationExportQuerySerializer,

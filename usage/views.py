@@ -12,9 +12,9 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts.authentication import request_user
+from chatapi.dispatch import APIView
 from usage.catalog import chat_models
 from usage.selectors import usage_daily, usage_stats
 from usage.serializers import (
