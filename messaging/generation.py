@@ -172,6 +172,30 @@ class Generation:
             raise RuntimeError("wait() before open()")
         return await asyncio.shield(self._task)
 
+    def stored_message(self) -> Message:
+        """The assistant message as ``turn_record`` stored it (built from the outcome, no
+        query); the generation must have ended."""
+        outcome = self.outcome
+        if outcome is None:
+            raise RuntimeError("stored_message() before the outcome was stored")
+        return Message(
+            id=self.plan.assistant_message_id,
+            conversation_id=self.plan.conversation_id,
+            role=Message.Role.ASSISTANT,
+            status=outcome.status,
+            content=outcome.content,
+            reasoning=outcome.reasoning,
+            model=outcome.model,
+            stop_reason=outcome.stop_reason,
+            input_tokens=outcome.usage.input_tokens,
+            output_tokens=outcome.usage.output_tokens,
+            usage_estimated=outcome.usage_estimated,
+            latency_ms=outcome.latency_ms,
+            ttft_ms=outcome.ttft_ms,
+            cost_usd=outcome.cost_usd,
+            error=outcome.error,
+        )
+
     async def follow(self, after: int = 0) -> AsyncIterator[bytes]:
         """The SSE bytes of every event with an id above ``after``, live until the end."""
         position = after

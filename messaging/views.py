@@ -6,9 +6,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from django.conf import settings
-from django.db import connection
 from django.http import HttpResponseBase, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -25,6 +23,7 @@ from rest_framework.response import Response
 from accounts.authentication import request_user
 from accounts.models import User
 from chatapi import shutdown
+from chatapi.dispatch import ContinueOnLoop
 from chatapi.errors import ApiError, ConflictError, RateLimitedError, api_error
 from chatapi.pagination import PageParams, PageQuerySerializer, page_body, page_schema
 from conversations.models import Conversation
@@ -36,7 +35,7 @@ from messaging.llm.base import ProviderError
 from messaging.llm.registry import provider_get
 from messaging.models import IdempotencyKey, Message
 from messaging.resume import message_events, message_wait_final
-from messaging.selectors import message_get, message_get_in_conversation, message_list
+from messaging.selectors import message_get_in_conversation, message_list
 from messaging.serializers import (
     AssistantReplySerializer,
     MessageCreateSerializer,
@@ -155,13 +154,6 @@ def _stream_slot(user: User) -> Callable[[], None]:
     return functools.partial(stream_slot_release, user.pk, slot)
 
 
-def _release_connection() -> None:
-    """The rest of the request waits on the model or streams: give this thread's database
-    connection back to the pool now. Django would hold it until the response ends, i.e. one
-    pooled connection per open stream."""
-    connection.close()
-
-
 def _event_stream_response(body: AsyncIterator[bytes]) -> StreamingHttpResponse:
     response = StreamingHttpResponse(
         shutdown.stream_tracked(body), content_type="text/event-stream"
@@ -277,34 +269,42 @@ class ConversationMessageSendMixin:
         generation = Generation(
             plan, provider, ping_seconds=settings.SSE_PING_SECONDS, on_stored=release_slot
         )
-        _release_connection()
-        if streaming:
-            try:
-                async_to_sync(generation.open)()
-            except ProviderError as exc:
-                raise _api_error_from(exc) from None
-            return _stream_of(
-                _relay(generation),
-                conversation_id=plan.conversation_id,
-                user_message_id=plan.user_message.pk,
-            )
-        try:
-            async_to_sync(generation.run_to_end)()
-        except ProviderError as exc:
-            raise _api_error_from(exc) from None
-        return _reply(plan.user_message, message_get(message_id=plan.assistant_message_id))
+        return ContinueOnLoop(functools.partial(_answer, generation, streaming=streaming))
 
     def replay(self, record: IdempotencyKey, *, streaming: bool) -> HttpResponseBase:
         """A retry with a known Idempotency-Key: the same turn, followed or awaited."""
-        _release_connection()
+        user_message, assistant = record.user_message, record.assistant_message
         if streaming:
             return _stream_of(
-                message_events(record.assistant_message, after=0),
+                message_events(assistant, after=0),
                 conversation_id=record.conversation_id,
-                user_message_id=record.user_message_id,
+                user_message_id=user_message.pk,
             )
-        assistant = async_to_sync(message_wait_final)(record.assistant_message)
-        return _reply(record.user_message, assistant)
+
+        async def awaited() -> HttpResponseBase:
+            return _reply(user_message, await message_wait_final(assistant))
+
+        return ContinueOnLoop(awaited)
+
+
+async def _answer(generation: Generation, *, streaming: bool) -> HttpResponseBase:
+    """The rest of a send, on the event loop: open the upstream request (its refusal is
+    still an HTTP error), then stream the answer, or wait for it."""
+    plan = generation.plan
+    try:
+        if streaming:
+            await generation.open()
+        else:
+            await generation.run_to_end()
+    except ProviderError as exc:
+        raise _api_error_from(exc) from None
+    if streaming:
+        return _stream_of(
+            _relay(generation),
+            conversation_id=plan.conversation_id,
+            user_message_id=plan.user_message.pk,
+        )
+    return _reply(plan.user_message, generation.stored_message())
 
 
 class ConversationMessagesView(ConversationMessageSendMixin, ConversationScopedView):
@@ -446,7 +446,6 @@ class ConversationMessageStreamView(ConversationScopedView):
         message = message_get_in_conversation(conversation=self.conversation, message_id=message_id)
         if message.role != Message.Role.ASSISTANT:
             raise ApiError("Only an assistant message has a stream.")
-        _release_connection()
         response = _event_stream_response(message_events(message, after=after))
         response["conversation-id"] = str(self.conversation.pk)
         return response
