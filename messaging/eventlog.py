@@ -54,51 +54,78 @@ def _event_from(entry_id: Any, fields: Any) -> SSEEvent:
     )
 
 
-class RedisLogWriter:
-    """Appends a generation's events to its stream in order, in the background: the
-    generation never waits on Redis, and events that pile up go out in one pipeline."""
+class _LogFlusher:
+    """Writes the events of every generation of this process (event loop): whatever piled up
+    since the last write goes out in one pipeline, so under load one round trip carries the
+    events of many streams, and no generation ever waits on Redis."""
 
-    def __init__(self, message_id: uuid.UUID) -> None:
-        self.key = log_key(message_id)
-        self._pending: list[SSEEvent] = []
+    def __init__(self) -> None:
+        self._pending: dict[str, list[SSEEvent]] = {}
+        self._closing: dict[str, asyncio.Future[None]] = {}
         self._wakeup = asyncio.Event()
-        self._closing = False
         self._ttl = settings.GENERATION_EVENT_LOG_TTL_SECONDS
         self._task = asyncio.create_task(self._run())
 
-    def push(self, event: SSEEvent) -> None:
-        self._pending.append(event)
+    def push(self, key: str, event: SSEEvent) -> None:
+        self._pending.setdefault(key, []).append(event)
         self._wakeup.set()
 
-    async def close(self) -> None:
-        """Write what is left, then let the stream expire after the TTL."""
-        self._closing = True
-        self._wakeup.set()
-        await asyncio.shield(self._task)
+    def close(self, key: str) -> "asyncio.Future[None]":
+        """Resolved once everything pushed for ``key`` is written and its expiry is set."""
+        done = self._closing.get(key)
+        if done is None:
+            done = self._closing[key] = asyncio.get_running_loop().create_future()
+            self._wakeup.set()
+        return done
 
     async def _run(self) -> None:
         client = redis_client()
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            batch, self._pending = self._pending, []
+            pending, self._pending = self._pending, {}
+            closing, self._closing = self._closing, {}
             try:
-                if batch:
-                    async with client.pipeline(transaction=False) as pipe:
-                        for event in batch:
-                            pipe.xadd(
-                                self.key, {"t": event.type, "b": event.raw}, id=f"{event.id}-0"
-                            )
-                        if self._closing and not self._pending:
-                            pipe.expire(self.key, self._ttl)
-                        await pipe.execute()
-                elif self._closing:
-                    await client.expire(self.key, self._ttl)
-            except RedisError:
-                # The generation goes on and is stored; only cross-process resume suffers.
-                logger.exception("event log write to %s failed", self.key)
-            if self._closing and not self._pending:
-                return
+                async with client.pipeline(transaction=False) as pipe:
+                    for key, events in pending.items():
+                        for event in events:
+                            pipe.xadd(key, {"t": event.type, "b": event.raw}, id=f"{event.id}-0")
+                    for key in closing:
+                        pipe.expire(key, self._ttl)
+                    results = await pipe.execute(raise_on_error=False)
+                failed = [r for r in results if isinstance(r, Exception)]
+                if failed:
+                    logger.error("%d event log writes failed: %s", len(failed), failed[0])
+            except Exception:  # this task must outlive any failure
+                # The generations go on and are stored; only cross-process resume suffers.
+                logger.exception("event log write failed (%d logs)", len(pending))
+            for done in closing.values():
+                if not done.done():
+                    done.set_result(None)
+
+
+_flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LogFlusher]
+_flushers = weakref.WeakKeyDictionary()
+
+
+class RedisLogWriter:
+    """Appends one generation's events to its stream, in order, through this process's
+    flusher."""
+
+    def __init__(self, message_id: uuid.UUID) -> None:
+        self.key = log_key(message_id)
+        loop = asyncio.get_running_loop()
+        flusher = _flushers.get(loop)
+        if flusher is None:
+            flusher = _flushers[loop] = _LogFlusher()
+        self._flusher = flusher
+
+    def push(self, event: SSEEvent) -> None:
+        self._flusher.push(self.key, event)
+
+    async def close(self) -> None:
+        """Write what is left, then let the stream expire after the TTL."""
+        await asyncio.shield(self._flusher.close(self.key))
 
 
 async def read_log(message_id: uuid.UUID, *, after: int, block_ms: int) -> list[SSEEvent] | None:
