@@ -304,8 +304,10 @@ class Generation:
             self._block_index += 1
             self._block_type = block_type
             self._emit(sse.content_block_start(index=self._block_index, block_type=block_type))
-        self._emit(
-            sse.content_block_delta(index=self._block_index, block_type=block_type, text=text)
+        self._append(
+            sse.SSEEvent.delta(
+                len(self.events) + 1, index=self._block_index, block_type=block_type, text=text
+            )
         )
 
     def _close_block(self) -> None:
@@ -335,7 +337,9 @@ class Generation:
     # --- plumbing ----------------------------------------------------------------------------
 
     def _emit(self, data: dict[str, Any]) -> None:
-        event = sse.SSEEvent.build(len(self.events) + 1, data)
+        self._append(sse.SSEEvent.build(len(self.events) + 1, data))
+
+    def _append(self, event: sse.SSEEvent) -> None:
         self.events.append(event)
         if self._writer is not None:
             self._writer.push(event)

@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 
+_TEXT_DELTA = b',"delta":{"type":"text_delta","text":'
+_THINKING_DELTA = b',"delta":{"type":"thinking_delta","thinking":'
 # Events after which a message's stream has nothing more to say.
 TERMINAL_TYPES = frozenset({"message_stop", "error"})
 
@@ -35,6 +37,21 @@ class SSEEvent:
             orjson.dumps(data),
         )
         return cls(id=event_id, type=event_type, raw=raw)
+
+    @classmethod
+    def delta(cls, event_id: int, *, index: int, block_type: str, text: str) -> "SSEEvent":
+        """``build(event_id, content_block_delta(...))`` from a pre-encoded frame: the bytes
+        are identical (tests/test_sse.py), only ``text`` is encoded. Most events are these."""
+        prefix = _THINKING_DELTA if block_type == "thinking" else _TEXT_DELTA
+        raw = b"%s%d%s%d%s%s}}\n\n" % (
+            b"id: ",
+            event_id,
+            b'\nevent: content_block_delta\ndata: {"type":"content_block_delta","index":',
+            index,
+            prefix,
+            orjson.dumps(text),
+        )
+        return cls(id=event_id, type="content_block_delta", raw=raw)
 
     @property
     def terminal(self) -> bool:
