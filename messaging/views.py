@@ -24,6 +24,7 @@ from rest_framework.response import Response
 
 from accounts.authentication import request_user
 from accounts.models import User
+from accounts.rls import caller_transaction_end
 from chatapi.errors import ApiError, ConflictError, RateLimitedError, api_error
 from chatapi.pagination import PageParams, PageQuerySerializer, page_body, page_schema
 from conversations.models import Conversation
@@ -157,7 +158,9 @@ def _stream_slot(user: User) -> Callable[[], None]:
 def _release_connection() -> None:
     """The rest of the request waits on the model or streams: give this thread's database
     connection back to the pool now. Django would hold it until the response ends, i.e. one
-    pooled connection per open stream."""
+    pooled connection per open stream. The request's caller transaction (DB_RLS_PER_REQUEST)
+    commits first: the generation task, on connections of its own, works on what it stored."""
+    caller_transaction_end()
     connection.close()
 
 
