@@ -44,6 +44,11 @@ def rls_on(settings: Any) -> None:
 
 
 @pytest.fixture
+def rls_off(settings: Any) -> None:
+    settings.DB_RLS_PER_REQUEST = False
+
+
+@pytest.fixture
 def data(user: User, other_user: User) -> dict[str, Conversation]:
     mine = conversation_create(owner=user, model=MODEL, title="mine")
     theirs = conversation_create(owner=other_user, model=MODEL, title="theirs")
@@ -130,7 +135,7 @@ async def test_an_unfiltered_query_in_a_request_sees_only_the_callers_rows(
 
 @pytest.mark.asyncio
 async def test_without_the_setting_the_same_query_sees_everyones_rows(
-    data: dict[str, Conversation], auth: dict[str, str]
+    rls_off: None, data: dict[str, Conversation], auth: dict[str, str]
 ) -> None:
     # when
     response = await ASGIRequest("GET", EVERYTHING_URL, headers=auth).start()
