@@ -1,6 +1,6 @@
 # The two commands a newcomer needs: `make run` and `make test` (see README.md).
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format typecheck pytest venv clean bench bench-full
+.PHONY: help run test lint format typecheck pytest pytest-rls venv clean bench bench-full
 
 PY := .venv/bin/python
 HOST ?= 127.0.0.1
@@ -43,6 +43,10 @@ typecheck: venv
 
 pytest: venv
 	@.venv/bin/pytest
+
+# The API's tests again with every authenticated request run as the `authenticated` role.
+pytest-rls: venv
+	@DB_RLS_PER_REQUEST=true .venv/bin/pytest conversations messaging usage accounts
 
 bench: venv
 	@.venv/bin/python -m bench.run

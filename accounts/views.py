@@ -9,6 +9,7 @@ from rest_framework.response import Response
 
 from accounts.authentication import request_claims, request_user
 from accounts.gotrue import gotrue_client
+from accounts.rls import CallerAPIView
 from accounts.serializers import (
     CredentialsSerializer,
     LogoutSerializer,
@@ -93,7 +94,7 @@ class RefreshView(_PublicView):
         return Response(session.as_json())
 
 
-class LogoutView(APIView):
+class LogoutView(CallerAPIView):
     @extend_schema(
         operation_id="auth_logout",
         tags=["auth"],
@@ -110,7 +111,7 @@ class LogoutView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class MeView(APIView):
+class MeView(CallerAPIView):
     @extend_schema(operation_id="auth_me", tags=["auth"], responses={200: MeSerializer})
     def get(self, request: Request) -> Response:
         user, claims = request_user(request), request_claims(request)

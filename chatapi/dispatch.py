@@ -79,14 +79,19 @@ class APIView(views.APIView):
                 request, *args, **kwargs
             )
         else:
-            response = await sync_to_async(super().dispatch)(request, *args, **kwargs)
+            response = await sync_to_async(self.dispatch_sync)(request, *args, **kwargs)
         if isinstance(response, ContinueOnLoop):
             response = await self._continue(response, *args, **kwargs)
         return response
 
+    def dispatch_sync(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        """DRF's synchronous dispatch; subclasses wrap it (it runs in one thread, with one
+        database connection, from authentication to the rendered response)."""
+        return super().dispatch(request, *args, **kwargs)
+
     def _dispatch_in_pool(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponseBase:
         try:
-            return _rendered(super().dispatch(request, *args, **kwargs))
+            return _rendered(self.dispatch_sync(request, *args, **kwargs))
         finally:
             connection.close()  # back to the pool: this thread serves other requests next
 

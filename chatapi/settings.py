@@ -129,6 +129,10 @@ _default_db.setdefault("OPTIONS", {})["pool"] = {
     "timeout": env_float("DATABASE_POOL_TIMEOUT_SECONDS", 10.0, minimum=0.1),
 }
 DATABASES = {"default": _default_db}
+# Defence in depth: run each authenticated API request's queries as Supabase's
+# `authenticated` role with the caller's JWT claims, in one transaction, so the Row Level
+# Security policies apply under the app's own ownership filters (accounts/rls.py).
+DB_RLS_PER_REQUEST = env_bool("DB_RLS_PER_REQUEST", default=False)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"

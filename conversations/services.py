@@ -7,6 +7,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.rls import service_role
 from conversations.models import Conversation
 
 # What conversation_update may change; everything else is the server's.
@@ -84,6 +85,9 @@ def conversation_delete(*, conversation: Conversation) -> None:
     """Delete the conversation and its messages.
 
     Billing records must outlive this: the usage ledger keeps its own copy of what each
-    message cost and must not cascade from conversations or messages.
+    message cost and must not cascade from conversations or messages. The idempotency keys
+    of its turns do go with it, and they are the service's own (users may only read theirs):
+    the delete runs as the service, on a conversation the caller's lookup resolved.
     """
-    conversation.delete()  # one transaction: Django's deletion collector opens it
+    with service_role():
+        conversation.delete()  # one transaction: Django's deletion collector opens it

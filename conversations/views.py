@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.authentication import request_user
-from chatapi.dispatch import APIView
+from accounts.rls import CallerAPIView
 from chatapi.pagination import PageParams, page_body, page_schema
 from conversations.export import (
     ConversationExportQuerySerializer,
@@ -68,7 +68,7 @@ _CONVERSATION_EXAMPLE = {
         )
     ]
 )
-class ConversationScopedView(APIView):
+class ConversationScopedView(CallerAPIView):
     """Base class of every view under ``/conversations/{conversation_id}``.
 
     The caller's conversation is resolved once, after authentication and before the handler
@@ -85,7 +85,7 @@ class ConversationScopedView(APIView):
         )
 
 
-class ConversationListView(APIView):
+class ConversationListView(CallerAPIView):
     @extend_schema(
         operation_id="conversations_list",
         tags=["conversations"],

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.rls import service_role
 from chatapi.errors import ApiError, api_error
 from messaging.models import IdempotencyKey
 
@@ -86,7 +87,23 @@ def idempotency_record(
     assistant_message_id: uuid.UUID,
 ) -> None:
     """Claim the key for this turn; call inside the turn's transaction. An expired record of
-    the same key gives way."""
+    the same key gives way. The keys are the service's own (users may only read theirs)."""
+    with service_role():
+        _record(
+            claim=claim,
+            conversation_id=conversation_id,
+            user_message_id=user_message_id,
+            assistant_message_id=assistant_message_id,
+        )
+
+
+def _record(
+    *,
+    claim: IdempotencyClaim,
+    conversation_id: uuid.UUID,
+    user_message_id: uuid.UUID,
+    assistant_message_id: uuid.UUID,
+) -> None:
     IdempotencyKey.objects.filter(
         user=claim.user,
         key=claim.key,

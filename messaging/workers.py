@@ -28,6 +28,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from accounts.rls import service_role
 from chatapi import shutdown
 from messaging import sse
 from messaging.eventlog import append_events, log_events, redis_client, redis_enabled
@@ -111,14 +112,16 @@ async def generations_drain(deadline: float) -> None:
 
 def worker_heartbeat(*, worker_id: str) -> None:
     now = timezone.now()
-    GenerationWorker.objects.update_or_create(
-        id=worker_id, defaults={"heartbeat_at": now}, create_defaults={"started_at": now}
-    )
+    with service_role():  # the workers table is closed to users
+        GenerationWorker.objects.update_or_create(
+            id=worker_id, defaults={"heartbeat_at": now}, create_defaults={"started_at": now}
+        )
 
 
 def worker_is_alive(*, worker_id: str) -> bool:
     cutoff = timezone.now() - timedelta(seconds=settings.GENERATION_STALE_SECONDS)
-    return GenerationWorker.objects.filter(id=worker_id, heartbeat_at__gte=cutoff).exists()
+    with service_role():  # the workers table is closed to users (a cancel asks in a request)
+        return GenerationWorker.objects.filter(id=worker_id, heartbeat_at__gte=cutoff).exists()
 
 
 def generations_sweep(*, stale_seconds: float) -> list[uuid.UUID]:

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from accounts.rls import service_role
 from chatapi.errors import BillingError
 from usage.catalog import ChatModel, catalog_cache_clear
 from usage.models import BudgetReservation, LanguageModel, ModelPrice, UsageKind, UsageRecord
@@ -42,6 +43,38 @@ def usage_record(
     """
     if input_tokens == 0 and output_tokens == 0:
         return None
+    with service_role():  # the ledger is the service's to write
+        return _usage_record_create(
+            user_id=user_id,
+            conversation_id=conversation_id,
+            message_id=message_id,
+            kind=kind,
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            reasoning_tokens=reasoning_tokens,
+            cached_input_tokens=cached_input_tokens,
+            usage_estimated=usage_estimated,
+            cost_usd=cost_usd,
+            created_at=created_at,
+        )
+
+
+def _usage_record_create(
+    *,
+    user_id: uuid.UUID | None,
+    conversation_id: uuid.UUID | None,
+    message_id: uuid.UUID | None,
+    kind: UsageKind,
+    model: ChatModel,
+    input_tokens: int,
+    output_tokens: int,
+    reasoning_tokens: int | None,
+    cached_input_tokens: int | None,
+    usage_estimated: bool,
+    cost_usd: Decimal | None,
+    created_at: datetime | None,
+) -> UsageRecord:
     return UsageRecord.objects.create(
         user_id=user_id,
         conversation_id=conversation_id,
@@ -167,22 +200,24 @@ def budget_reserve(
     for check in _checks(limits, spend, now):
         if check.spent + check.held >= check.limit:
             raise _over_budget(check)
-    if spend.expired_reservations:
-        BudgetReservation.objects.filter(user_id=user_id, expires_at__lte=now).delete()
-    return BudgetReservation.objects.create(
-        message_id=message_id,
-        user_id=user_id,
-        tokens=tokens,
-        cost_usd=cost_usd,
-        created_at=now,
-        expires_at=now + timedelta(seconds=settings.USAGE_RESERVATION_TTL_SECONDS),
-    )
+    with service_role():  # reservations are the service's to write
+        if spend.expired_reservations:
+            BudgetReservation.objects.filter(user_id=user_id, expires_at__lte=now).delete()
+        return BudgetReservation.objects.create(
+            message_id=message_id,
+            user_id=user_id,
+            tokens=tokens,
+            cost_usd=cost_usd,
+            created_at=now,
+            expires_at=now + timedelta(seconds=settings.USAGE_RESERVATION_TTL_SECONDS),
+        )
 
 
 def budget_release(*, message_id: uuid.UUID) -> None:
     """End the hold of the turn that answers with ``message_id`` (if it had one). Call it in
     the transaction that writes the turn's ledger row, so the two change together."""
-    BudgetReservation.objects.filter(message_id=message_id).delete()
+    with service_role():
+        BudgetReservation.objects.filter(message_id=message_id).delete()
 
 
 # --- the model catalog ---------------------------------------------------------------------

@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.authentication import request_user
-from chatapi.dispatch import APIView
+from accounts.rls import CallerAPIView
 from usage.catalog import chat_models
 from usage.selectors import usage_daily, usage_stats
 from usage.serializers import (
@@ -85,7 +85,7 @@ _STATS_EXAMPLE = {
 }
 
 
-class ModelListView(APIView):
+class ModelListView(CallerAPIView):
     @extend_schema(
         operation_id="models_list",
         tags=["models"],
@@ -134,7 +134,7 @@ class UsageModelListView(ModelListView):
         return super().get(request)
 
 
-class UsageStatsView(APIView):
+class UsageStatsView(CallerAPIView):
     @extend_schema(
         operation_id="usage_stats",
         tags=["usage"],
@@ -162,7 +162,7 @@ class UsageStatsView(APIView):
         return Response(UsageStatsSerializer(body).data)
 
 
-class UsageDailyView(APIView):
+class UsageDailyView(CallerAPIView):
     @extend_schema(
         operation_id="usage_daily",
         tags=["usage"],

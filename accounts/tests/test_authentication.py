@@ -6,12 +6,14 @@ from collections.abc import Callable
 
 import pytest
 from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from accounts.models import User
 from accounts.tests.fake_supabase import FakeSupabase, unsigned_token
 from accounts.tokens import MAX_TOKEN_BYTES
-from chatapi.testing import assert_error
+from chatapi.testing import app_queries, assert_error
 from conftest import TokenFactory
 
 pytestmark = pytest.mark.django_db
@@ -293,19 +295,19 @@ def test_email_is_updated_when_the_claims_change(anon_client, make_token, user) 
     assert user.email == "ada.lovelace@example.com"
 
 
-def test_known_user_costs_one_read_and_no_write(
-    anon_client, make_token, user, django_assert_num_queries
-) -> None:
+def test_known_user_costs_one_read_and_no_write(anon_client, make_token, user) -> None:
     # given
     token = make_token(user)
 
     # when
-    with django_assert_num_queries(1) as captured:
+    with CaptureQueriesContext(connection) as captured:
         response = me_as(anon_client, f"Bearer {token}")
 
     # then
     assert response.status_code == 200
-    assert captured.captured_queries[0]["sql"].startswith("SELECT ")
+    queries = app_queries(captured)
+    assert len(queries) == 1
+    assert queries[0].startswith("SELECT ")
 
 
 def test_token_without_email_keeps_the_stored_email(anon_client, make_token, user) -> None:

@@ -1,6 +1,7 @@
 """The Row Level Security policies (accounts/migrations/0002), proved the way Supabase's Data
 API would exercise them: as the `authenticated` role with one user's JWT claims."""
 
+import importlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -9,6 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.auth.models import Group, Permission
+from django.contrib.sessions.backends.db import SessionStore
 from django.db import DatabaseError, connection, transaction
 
 from accounts.models import User
@@ -19,6 +23,10 @@ from messaging.services import message_create
 from usage.tests.factories import make_usage
 
 pytestmark = pytest.mark.django_db
+
+SYSTEM_TABLES: list[str] = importlib.import_module(
+    "accounts.migrations.0004_rls_system_tables"
+).SYSTEM_TABLES
 
 
 @contextmanager
@@ -146,3 +154,64 @@ def test_the_services_bookkeeping_is_closed_to_users(user: User) -> None:
         error = refused(cursor, "SELECT * FROM messaging_generationworker", [])
 
     assert "permission denied" in error
+
+
+def _rls_disabled_tables() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relrowsecurity "
+            "ORDER BY 1"
+        )
+        return [name for (name,) in cursor.fetchall()]
+
+
+def test_every_table_has_row_level_security() -> None:
+    # then: a new table must get policies (0002) or none at all (0004)
+    assert _rls_disabled_tables() == []
+
+
+def _counts(tables: list[str]) -> dict[str, int]:
+    counts = {}
+    with connection.cursor() as cursor:
+        for table in tables:
+            cursor.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 (our own names)
+            counts[table] = cursor.fetchone()[0]
+    return counts
+
+
+@pytest.mark.parametrize("role", ["anon", "authenticated"])
+def test_djangos_tables_show_the_data_api_nothing(user: User, role: str) -> None:
+    # given: a row in every one of them, and Supabase's default grants to the API roles
+    group = Group.objects.create(name="support")
+    permission = Permission.objects.get(codename="view_conversation")
+    group.permissions.add(permission)
+    user.groups.add(group)
+    user.user_permissions.add(permission)
+    session = SessionStore()
+    session["note"] = "admin session"
+    session.create()
+    LogEntry.objects.log_actions(
+        user_id=user.pk,
+        queryset=User.objects.filter(pk=user.pk),
+        action_flag=CHANGE,
+        change_message="edited",
+        single_object=True,
+    )
+    tables = SYSTEM_TABLES
+    with connection.cursor() as cursor:
+        cursor.execute(f"GRANT SELECT ON {', '.join(tables)} TO anon, authenticated")
+    as_owner = _counts(tables)
+
+    # when
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET ROLE {role}")
+        try:
+            as_role = _counts(tables)
+        finally:
+            cursor.execute("RESET ROLE")
+
+    # then
+    assert all(count > 0 for count in as_owner.values()), as_owner
+    assert as_role == dict.fromkeys(tables, 0)
+    assert SessionStore(session_key=session.session_key)["note"] == "admin session"

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from chatapi.testing import assert_error
+from chatapi.testing import app_queries, assert_error
 from conversations.models import Conversation
 from conversations.tests.factories import make_conversation
 from messaging.models import Message
@@ -103,8 +103,8 @@ def test_every_route_answers_404_and_changes_nothing(
 
 def _statements(context: CaptureQueriesContext, conversation_id: uuid.UUID) -> list[str]:
     return [
-        query["sql"].replace(str(conversation_id), "<id>").replace(conversation_id.hex, "<id>")
-        for query in context.captured_queries
+        query.replace(str(conversation_id), "<id>").replace(conversation_id.hex, "<id>")
+        for query in app_queries(context)
     ]
 
 
@@ -123,7 +123,7 @@ def test_another_users_id_runs_the_same_queries_as_a_missing_one(
         ROUTES[route](other_client, str(missing_id))
 
     # then: the same statements, differing only in the id
-    assert len(foreign) == 2  # the caller, the conversation
+    assert len(app_queries(foreign)) == 2  # the caller, the conversation
     assert _statements(foreign, private_conversation.id) == _statements(missing, missing_id)
 
 
