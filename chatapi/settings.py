@@ -307,6 +307,10 @@ GENERATION_EVENT_LOG_TTL_SECONDS = env_int("GENERATION_EVENT_LOG_TTL_SECONDS", 3
 # belongs to a dead process and the sweeper finishes its message as `incomplete`.
 GENERATION_HEARTBEAT_SECONDS = env_float("GENERATION_HEARTBEAT_SECONDS", 5.0, minimum=0.05)
 GENERATION_STALE_SECONDS = env_float("GENERATION_STALE_SECONDS", 30.0, minimum=0.1)
+# When the database is unreachable as an answer ends, its stream stays open while storing is
+# retried this long; then the stream ends with an `error` event and this process's heartbeat
+# stores the answer once the database is back.
+GENERATION_STORE_GRACE_SECONDS = env_float("GENERATION_STORE_GRACE_SECONDS", 20.0, minimum=0.0)
 # How long an Idempotency-Key on POST .../messages is remembered.
 IDEMPOTENCY_KEY_TTL_SECONDS = env_int("IDEMPOTENCY_KEY_TTL_SECONDS", 86400, minimum=1)
 

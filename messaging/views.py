@@ -277,7 +277,7 @@ class ConversationMessageSendMixin:
         _release_connection()
         if streaming:
             try:
-                async_to_sync(generation.open)()
+                async_to_sync(generation.start)()
             except ProviderError as exc:
                 raise _api_error_from(exc) from None
             return _stream_of(

@@ -19,6 +19,7 @@ import os
 import socket
 import uuid
 import weakref
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -45,6 +46,9 @@ SWEPT_ERROR = {
 }
 
 _generations: dict[uuid.UUID, "Generation"] = {}
+# Outcomes of this process's generations that could not be stored (the database was
+# unreachable), by message id: the heartbeat retries them before anything else.
+_store_later: dict[uuid.UUID, Callable[[], Awaitable[None]]] = {}
 _services: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[asyncio.Task[None]]]
 _services = weakref.WeakKeyDictionary()
 
@@ -75,6 +79,23 @@ async def generation_cancel(message_id: uuid.UUID) -> bool:
         with contextlib.suppress(RedisError):
             await redis_client().publish(CANCEL_CHANNEL, str(message_id))
     return False
+
+
+def store_later(message_id: uuid.UUID, store: Callable[[], Awaitable[None]]) -> None:
+    """Have the heartbeat call ``store`` until it succeeds. The message stays in progress
+    on this (live) worker meanwhile, so no sweeper takes it."""
+    _store_later[message_id] = store
+
+
+async def _store_pending() -> None:
+    for message_id, store in list(_store_later.items()):
+        try:
+            await store()
+        except Exception:
+            logger.warning("message %s still not stored", message_id, exc_info=True)
+            return
+        del _store_later[message_id]
+        logger.info("message %s stored late", message_id)
 
 
 # --- the database side -------------------------------------------------------------------------
@@ -158,7 +179,9 @@ def _in_db_thread_heartbeat_and_sweep() -> list[uuid.UUID]:
 
 
 async def sweep_once() -> list[uuid.UUID]:
-    """Beat, sweep, and give each swept message its partial answer and a logged ending."""
+    """Store what could not be stored before, beat, sweep, and give each swept message its
+    partial answer and a logged ending."""
+    await _store_pending()
     swept = await _in_db_thread_heartbeat_and_sweep()
     for message_id in swept:
         await _finish_swept(message_id)
