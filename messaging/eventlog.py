@@ -63,6 +63,7 @@ class RedisLogWriter:
         self._pending: list[SSEEvent] = []
         self._wakeup = asyncio.Event()
         self._closing = False
+        self._failed = False
         self._ttl = settings.GENERATION_EVENT_LOG_TTL_SECONDS
         self._task = asyncio.create_task(self._run())
 
@@ -94,9 +95,12 @@ class RedisLogWriter:
                         await pipe.execute()
                 elif self._closing:
                     await client.expire(self.key, self._ttl)
-            except RedisError:
+            except RedisError as exc:
                 # The generation goes on and is stored; only cross-process resume suffers.
-                logger.exception("event log write to %s failed", self.key)
+                # Once per log: while Redis is down every write fails.
+                if not self._failed:
+                    logger.warning("event log write to %s failed: %s", self.key, exc)
+                self._failed = True
             if self._closing and not self._pending:
                 return
 

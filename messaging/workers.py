@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
@@ -224,16 +224,23 @@ async def _beat_forever() -> None:
     while True:
         try:
             await sweep_once()
+        except (OperationalError, InterfaceError) as exc:
+            # PostgreSQL is down or restarting: one line per beat, not a traceback.
+            logger.warning("generation heartbeat/sweep: database unreachable: %s", exc)
         except Exception:
             logger.exception("generation heartbeat/sweep failed")
         await asyncio.sleep(settings.GENERATION_HEARTBEAT_SECONDS)
 
 
 async def _listen_for_cancels() -> None:
+    delay = 0.0
     while True:
         try:
             async with redis_client().pubsub() as pubsub:
                 await pubsub.subscribe(CANCEL_CHANNEL)
+                if delay:
+                    logger.warning("cancel listener reconnected to Redis")
+                delay = 0.0
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue
@@ -241,6 +248,9 @@ async def _listen_for_cancels() -> None:
                         generation = _generations.get(uuid.UUID(message["data"].decode()))
                         if generation is not None and not generation.finished:
                             generation.cancel(Message.Status.CANCELLED)
-        except RedisError:
-            logger.exception("cancel listener lost Redis; reconnecting")
-            await asyncio.sleep(1)
+        except RedisError as exc:
+            # Cancels from other processes cannot reach this one until Redis is back.
+            if not delay:
+                logger.warning("cancel listener lost Redis (%s); reconnecting", exc)
+            delay = min(delay * 2 or 0.5, 5.0)
+            await asyncio.sleep(delay)
