@@ -125,7 +125,10 @@ class FakeGroq:
         return self.disconnected.wait(timeout)
 
     def wait_for_hold(self, timeout: float = 5.0) -> bool:
-        return self.held.wait(timeout)
+        """Wait until a reply reaches its ``hold_at`` (each hold is waited for once)."""
+        held = self.held.wait(timeout)
+        self.held.clear()
+        return held
 
     # --- HTTP --------------------------------------------------------------------------------
 
