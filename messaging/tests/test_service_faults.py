@@ -8,6 +8,8 @@ PostgreSQL down: requests answer 503 in the envelope within the pool timeout, /h
 again, the same server process answers again. Redis down: the API degrades to what one
 process can do on its own and never answers 500; started again, it is used again."""
 
+import json
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -306,3 +308,57 @@ def test_redis_down_degrades_to_one_process_and_recovers(
         "complete",
         "complete",
     ]
+
+
+def test_a_slow_reader_gets_the_whole_stream_and_the_answer_is_stored_meanwhile(
+    start_server: Any, fake_groq: FakeGroq, auth: dict[str, str]
+) -> None:
+    # given: an upstream that sends a long answer at once, and a client with a small receive
+    # buffer that reads 4 KiB at a time
+    server = start_server()
+    conversation = new_conversation(server, auth)
+    words = [f"{i:04d}" + "x" * 996 for i in range(200)]
+    fake_groq.replies.append(Reply(text=words, batch=50))
+    body = json.dumps({"content": "Hi", "stream": True}).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as client:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.sendall(
+            f"POST /api/v1/conversations/{conversation}/messages HTTP/1.1\r\n"
+            f"Host: 127.0.0.1\r\nAuthorization: {auth['Authorization']}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n".encode()
+            + body
+        )
+        received = client.recv(4096)
+
+        # when: the answer ends upstream while the client has read almost nothing
+        stored = eventually(
+            lambda: messages(server, auth, conversation)[-1]["status"] == "complete", wait=30
+        )
+        read_when_stored = len(received)
+        while chunk := client.recv(4096):
+            received += chunk
+            time.sleep(0.001)
+
+    # then: it was stored without waiting for the reader, who still gets every event
+    assert stored
+    assert read_when_stored < 50_000
+    head, _, chunked = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    events = parse_sse(dechunk(chunked))
+    assert [e.id for e in events] == list(range(1, len(events) + 1))
+    assert events[-1].event == "message_stop"
+    assert stream_text(dechunk(chunked)) == "".join(words)
+    assert messages(server, auth, conversation)[-1]["content"] == "".join(words)
+
+
+def dechunk(data: bytes) -> bytes:
+    """The body of a chunked HTTP/1.1 response."""
+    body = b""
+    while True:
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            return body
+        body += data[:size]
+        data = data[size + 2 :]
