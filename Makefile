@@ -1,6 +1,6 @@
 # The two commands a newcomer needs: `make run` and `make test` (see README.md).
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format typecheck pytest pytest-rls venv clean bench bench-full
+.PHONY: help run test lint format typecheck pytest pytest-rls venv clean bench bench-full soak
 
 PY := .venv/bin/python
 HOST ?= 127.0.0.1
@@ -10,6 +10,7 @@ help:
 	@echo "make run    start the API on http://$(HOST):$(PORT) (embedded PostgreSQL unless DATABASE_URL is set)"
 	@echo "make test   lint, format check, type check and the test suite"
 	@echo "make bench  the quick benchmark (under 5 minutes); make bench-full for the full one"
+	@echo "make soak   200 concurrent streams for 3 minutes: no errors, all stored, flat memory"
 
 venv:
 	@scripts/ensure-venv
@@ -53,6 +54,9 @@ bench: venv
 
 bench-full: venv
 	@.venv/bin/python -m bench.run --full
+
+soak: venv
+	@.venv/bin/python -m bench.soak
 
 clean:
 	rm -rf .venv .devdata staticfiles .mypy_cache .ruff_cache .pytest_cache

@@ -36,11 +36,33 @@ offloaded: contextvars.ContextVar[bool] = contextvars.ContextVar(
 
 class ContinueOnLoop(HttpResponseBase):
     """What a handler returns when the rest of the request runs on the event loop:
-    ``finish()`` makes the response (or raises an error the view turns into its envelope)."""
+    ``finish()`` makes the response (or raises an error the view turns into its envelope).
+    ``abandon()``, when given, runs instead if the client went away before ``finish`` could
+    start (the synchronous part still ran to its end, as a thread cannot be interrupted)."""
 
-    def __init__(self, finish: Callable[[], Awaitable[HttpResponseBase]]) -> None:
+    def __init__(
+        self,
+        finish: Callable[[], Awaitable[HttpResponseBase]],
+        *,
+        abandon: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         super().__init__()
         self.finish = finish
+        self.abandon = abandon
+
+
+# Abandoned continuations still running (the loop keeps only weak references to tasks).
+_abandoned: set["asyncio.Task[None]"] = set()
+
+
+def _abandon(hop: "asyncio.Future[HttpResponseBase]") -> None:
+    if hop.cancelled() or hop.exception() is not None:
+        return
+    pending = hop.result()
+    if isinstance(pending, ContinueOnLoop) and pending.abandon is not None:
+        task = asyncio.ensure_future(pending.abandon())
+        _abandoned.add(task)
+        task.add_done_callback(_abandoned.discard)
 
 
 def _rendered(response: HttpResponseBase) -> HttpResponseBase:
@@ -67,19 +89,18 @@ class APIView(views.APIView):
     async def dispatch(  # type: ignore[override]
         self, request: Any, *args: Any, **kwargs: Any
     ) -> HttpResponseBase:
-        # Django cancels a view whose client went away; like a synchronous view's thread, the
-        # dispatch still runs to its end, so a turn it prepared is opened and goes on (to be
-        # resumed), never left half-started.
-        return await asyncio.shield(self._dispatch(request, *args, **kwargs))
-
-    async def _dispatch(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        response: HttpResponseBase
         if offloaded.get():
-            response = await sync_to_async(self._dispatch_in_pool, thread_sensitive=False)(
-                request, *args, **kwargs
-            )
+            call = sync_to_async(self._dispatch_in_pool, thread_sensitive=False)
         else:
-            response = await sync_to_async(self.dispatch_sync)(request, *args, **kwargs)
+            call = sync_to_async(self.dispatch_sync)
+        hop = asyncio.ensure_future(call(request, *args, **kwargs))
+        try:
+            # Django cancels a view whose client went away; the thread goes on regardless,
+            # and what it prepared must not be left half-started.
+            response = await asyncio.shield(hop)
+        except asyncio.CancelledError:
+            hop.add_done_callback(_abandon)
+            raise
         if isinstance(response, ContinueOnLoop):
             response = await self._continue(response, *args, **kwargs)
         return response

@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -189,6 +190,11 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         exc = NotFoundError()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, (OperationalError, InterfaceError)):
+        # PostgreSQL is down or restarting, or the pool had no connection in time: the
+        # request may succeed if retried shortly, so 503 as /health says, never a 500.
+        logger.warning("database unreachable: %s", str(exc).strip())
+        exc = ServiceUnavailableError("The database is unreachable; try again shortly.")
 
     if not isinstance(exc, exceptions.APIException):
         return None  # a real bug: Django logs it and the middleware renders a 500 envelope

@@ -312,6 +312,10 @@ GENERATION_EVENT_LOG_TTL_SECONDS = env_int("GENERATION_EVENT_LOG_TTL_SECONDS", 3
 # belongs to a dead process and the sweeper finishes its message as `incomplete`.
 GENERATION_HEARTBEAT_SECONDS = env_float("GENERATION_HEARTBEAT_SECONDS", 5.0, minimum=0.05)
 GENERATION_STALE_SECONDS = env_float("GENERATION_STALE_SECONDS", 30.0, minimum=0.1)
+# When the database is unreachable as an answer ends, its stream stays open while storing is
+# retried this long; then the stream ends with an `error` event and this process's heartbeat
+# stores the answer once the database is back.
+GENERATION_STORE_GRACE_SECONDS = env_float("GENERATION_STORE_GRACE_SECONDS", 20.0, minimum=0.0)
 # Graceful shutdown (chatapi/shutdown.py): on SIGTERM, answers in progress get this long to
 # finish before the rest are stored `incomplete`. Keep it under the supervisor's own timeout
 # (Kubernetes' terminationGracePeriodSeconds 30, systemd's TimeoutStopSec 90 by default).

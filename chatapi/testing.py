@@ -1,9 +1,13 @@
 """Assertions and helpers shared by the test suites of every app."""
 
+import contextlib
 import os
+import pwd
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -136,3 +140,165 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+
+
+def _postgres_bin() -> Path:
+    """PostgreSQL's server programs: Debian's (the machine's own server is that package),
+    else the ones pgserver (requirements-dev.txt) ships."""
+    debian = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parts[-3])
+    )
+    if debian:
+        return debian[-1].parent
+    import pgserver  # only where Debian's server is missing
+
+    return Path(pgserver.__file__).parent / "pginstall" / "bin"
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of the test's own, for outages: a fresh ``initdb`` in a temporary
+    folder, listening on a Unix socket there only (no port), with a copy of the test
+    database (schema, migrations, seeded catalog). ``stop`` and ``start`` it at will; the
+    machine's shared server is never touched. PostgreSQL refuses to run as root, so as root
+    it runs as the ``postgres`` system user."""
+
+    def __init__(self, *, copy_of: str) -> None:
+        self.bin = _postgres_bin()
+        self.dir = Path(tempfile.mkdtemp(prefix="chatapi-pg-"))
+        self.data = self.dir / "data"
+        self.user = "postgres" if os.geteuid() == 0 else None
+        if self.user is not None:
+            entry = pwd.getpwnam(self.user)
+            os.chown(self.dir, entry.pw_uid, entry.pw_gid)
+        self.url = f"postgresql://postgres@/chatapi?host={quote(str(self.dir))}"
+        try:
+            self._run(
+                "initdb",
+                "-D",
+                str(self.data),
+                "--auth=trust",
+                "-U",
+                "postgres",
+                "--encoding=UTF8",
+                "--no-sync",
+            )
+            self.start()
+            self._copy(copy_of)
+        except BaseException:
+            self.destroy()
+            raise
+
+    def _run(self, program: str, *args: str, stdin: Any = None) -> None:
+        done = subprocess.run(  # noqa: S603 - PostgreSQL's own programs
+            [str(self.bin / program), *args],
+            user=self.user,
+            cwd=self.dir,
+            stdin=stdin,
+            capture_output=True,
+            check=False,
+            timeout=60,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{program} failed: {done.stderr.decode(errors='replace')}")
+
+    def _copy(self, source_url: str) -> None:
+        local = ["-h", str(self.dir), "-U", "postgres"]
+        self._run(
+            "psql",
+            *local,
+            "-d",
+            "postgres",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            "CREATE DATABASE chatapi",
+            "-c",
+            "CREATE ROLE authenticated NOLOGIN",
+        )
+        with tempfile.TemporaryFile() as dump:
+            done = subprocess.run(  # noqa: S603 - PostgreSQL's own program
+                [str(self.bin / "pg_dump"), "--no-owner", "--no-privileges", source_url],
+                stdout=dump,
+                stderr=subprocess.PIPE,
+                check=False,
+                timeout=60,
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"pg_dump failed: {done.stderr.decode(errors='replace')}")
+            dump.seek(0)
+            self._run("psql", *local, "-d", "chatapi", "-q", "-v", "ON_ERROR_STOP=1", stdin=dump)
+
+    def start(self) -> None:
+        options = f"-c listen_addresses='' -k {self.dir} -c fsync=off -c full_page_writes=off"
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(self.dir / "server.log"),
+            "-o",
+            options,
+            "start",
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server: ``fast`` ends every session (what clients see of a restart)."""
+        self._run("pg_ctl", "-D", str(self.data), "-w", "-t", "60", "-m", mode, "stop")
+
+    def destroy(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            with contextlib.suppress(RuntimeError):
+                self.stop("immediate")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on a free loopback port, keeping nothing on disk;
+    ``kill`` and ``start`` it at will (the machine's shared Redis is never touched)."""
+
+    def __init__(self, *, log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - the machine's redis-server
+                [
+                    shutil.which("redis-server") or "/usr/bin/redis-server",
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ],
+                stdout=log,
+                stderr=log,
+            )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as probe:
+                    probe.sendall(b"PING\r\n")
+                    if probe.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start: {self.log_path.read_text()}")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        """Die at once (SIGKILL): every connection drops, every key is gone."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)

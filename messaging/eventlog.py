@@ -63,6 +63,7 @@ class _LogFlusher:
         self._pending: dict[str, list[SSEEvent]] = {}
         self._closing: dict[str, asyncio.Future[None]] = {}
         self._wakeup = asyncio.Event()
+        self._failing = False  # one warning per outage, not one per write
         self._ttl = settings.GENERATION_EVENT_LOG_TTL_SECONDS
         self._task = asyncio.create_task(self._run())
 
@@ -96,8 +97,15 @@ class _LogFlusher:
                 failed = [r for r in results if isinstance(r, Exception)]
                 if failed:
                     logger.error("%d event log writes failed: %s", len(failed), failed[0])
-            except Exception:  # this task must outlive any failure
+                if self._failing:
+                    logger.warning("event log writes to Redis work again")
+                    self._failing = False
+            except RedisError as exc:
                 # The generations go on and are stored; only cross-process resume suffers.
+                if not self._failing:
+                    logger.warning("event log writes to Redis fail: %s", exc)
+                self._failing = True
+            except Exception:  # this task must outlive any failure
                 logger.exception("event log write failed (%d logs)", len(pending))
             for done in closing.values():
                 if not done.done():

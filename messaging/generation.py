@@ -11,6 +11,7 @@ can be cancelled from anywhere (``messaging.workers``).
 import asyncio
 import contextlib
 import contextvars
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -18,7 +19,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 
 from chatapi import metrics
 from messaging import sse
@@ -38,7 +39,12 @@ from messaging.models import Message
 from messaging.titles import title_generate_later
 from messaging.tokens import estimate_tokens
 from messaging.turns import TurnOutcome, TurnPlan, turn_cost, turn_record
-from messaging.workers import generation_forget, generation_register, worker_ensure_running
+from messaging.workers import (
+    generation_forget,
+    generation_register,
+    store_later,
+    worker_ensure_running,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -53,9 +59,19 @@ SHUTDOWN_ERROR = ProviderError(
     "api_error",
     "The server shut down before the answer was finished; the partial answer was kept.",
 )
+NOT_STORED_MESSAGE = (
+    "The answer is complete but could not be stored yet: the database is unreachable. "
+    "It will be stored when the database is back."
+)
 # A finished generation stays in memory this long for same-process resumes (Redis serves
 # later ones; without Redis, memory is the only log, kept for the log TTL).
 _KEEP_FINISHED_SECONDS_WITH_REDIS = 60.0
+
+
+def _retrieve(task: "asyncio.Future[Any]") -> None:
+    """Mark a background task's exception as seen (it was handled where it was raised)."""
+    if not task.cancelled():
+        task.exception()
 
 
 @sync_to_async(thread_sensitive=False)
@@ -84,6 +100,7 @@ class Generation:
         self.events: list[sse.SSEEvent] = []
         self.finished = False
         self.outcome: TurnOutcome | None = None
+        self.store_deferred = False  # the database was unreachable past the grace
         self._stream = provider.stream(plan.request)
         self._writer: RedisLogWriter | None = None
         self._task: asyncio.Task[TurnOutcome] | None = None
@@ -118,6 +135,11 @@ class Generation:
         except ProviderError as exc:
             await self._store(Message.Status.ERROR, error=exc, refused=True)
             raise
+        except asyncio.CancelledError:
+            # The client went away before the provider answered, and generations stop on
+            # disconnect (``start``): the upstream request is closed with the stream.
+            await self._store(Message.Status.INCOMPLETE, error=DISCONNECTED_ERROR)
+            raise
         except Exception:
             logger.exception("generation %s failed to start", self.plan.assistant_message_id)
             first = None
@@ -144,6 +166,33 @@ class Generation:
         self._heartbeat = asyncio.create_task(self._beat(), context=contextvars.Context())
         return self._task
 
+    async def start(self) -> "asyncio.Task[TurnOutcome]":
+        """``open`` on behalf of a request, which may go away before the provider answers
+        (its task is cancelled). With GENERATION_CONTINUE_ON_DISCONNECT the opening goes on
+        and the answer is generated and stored, to be resumed; without, it stops and the
+        message is stored ``incomplete``. Never leaves the message ``in_progress``."""
+        opening = asyncio.ensure_future(self.open())
+        try:
+            return await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            if not opening.done():
+                if settings.GENERATION_CONTINUE_ON_DISCONNECT:
+                    # Its outcome is stored either way; nobody waits for the task itself.
+                    opening.add_done_callback(_retrieve)
+                else:
+                    opening.cancel()
+            raise
+
+    async def abandon(self) -> None:
+        """The request that prepared this turn went away before it could start it: what a
+        disconnect before the provider answered means (see ``start``)."""
+        if settings.GENERATION_CONTINUE_ON_DISCONNECT:
+            with contextlib.suppress(ProviderError):  # stored as the error it is
+                await self.open()
+        else:
+            await self._stream.aclose()
+            await self._store(Message.Status.INCOMPLETE, error=DISCONNECTED_ERROR, refused=True)
+
     @property
     def task(self) -> "asyncio.Task[TurnOutcome] | None":
         return self._task
@@ -163,8 +212,8 @@ class Generation:
             self._task.cancel()
 
     async def run_to_end(self) -> TurnOutcome:
-        """Open and wait for the whole answer (the non-streaming path)."""
-        return await asyncio.shield(await self.open())
+        """Start and wait for the whole answer (the non-streaming path)."""
+        return await asyncio.shield(await self.start())
 
     async def wait(self) -> TurnOutcome:
         """The outcome, once the generation has ended (it must have been opened)."""
@@ -232,27 +281,13 @@ class Generation:
             await self._stream.aclose()  # closes the upstream connection if still open
             if self._heartbeat is not None:
                 self._heartbeat.cancel()
-        if status in (Message.Status.COMPLETE, Message.Status.CANCELLED):
-            self._close_block()
-            usage = self._final_usage()
-            stop_reason = self.stop_reason or "end_turn"
-            self._emit(
-                sse.message_delta(
-                    stop_reason=(
-                        stop_reason if status == Message.Status.COMPLETE else CANCELLED_STOP_REASON
-                    ),
-                    input_tokens=usage.input_tokens,
-                    output_tokens=usage.output_tokens,
-                )
-            )
-        elif status == Message.Status.INCOMPLETE:
-            error = self._cancel_error
-            self._emit(sse.error(error_type=error.error_type, message=error.message))
-        elif error is not None:
-            self._emit(sse.error(error_type=error.error_type, message=error.message))
+        error = self._emit_ending(status, error)
         outcome = await self._store(status, error=error)
         if status in (Message.Status.COMPLETE, Message.Status.CANCELLED):
-            self._emit(sse.message_stop())
+            if self.store_deferred:
+                self._emit(sse.error(error_type="api_error", message=NOT_STORED_MESSAGE))
+            else:
+                self._emit(sse.message_stop())
         self.finished = True
         self._wake()
         if status == Message.Status.COMPLETE and self.plan.auto_title and settings.TITLE_MODEL:
@@ -273,6 +308,28 @@ class Generation:
             ),
         )
         return outcome
+
+    def _emit_ending(self, status: str, error: ProviderError | None) -> ProviderError | None:
+        """The events that end the answer before it is stored; returns the error to store."""
+        if status in (Message.Status.COMPLETE, Message.Status.CANCELLED):
+            self._close_block()
+            usage = self._final_usage()
+            stop_reason = self.stop_reason or "end_turn"
+            self._emit(
+                sse.message_delta(
+                    stop_reason=(
+                        stop_reason if status == Message.Status.COMPLETE else CANCELLED_STOP_REASON
+                    ),
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                )
+            )
+        elif status == Message.Status.INCOMPLETE:
+            error = self._cancel_error
+            self._emit(sse.error(error_type=error.error_type, message=error.message))
+        elif error is not None:
+            self._emit(sse.error(error_type=error.error_type, message=error.message))
+        return error
 
     def _apply(self, event: StreamEvent) -> ProviderError | None:
         match event:
@@ -334,6 +391,41 @@ class Generation:
                 idle = 0.0
             await asyncio.sleep(self.ping_seconds - idle)
 
+    async def _persist(self, outcome: TurnOutcome) -> bool:
+        """Store the outcome, retrying while the database is unreachable, for up to
+        GENERATION_STORE_GRACE_SECONDS; then hand it to this process's heartbeat, which
+        retries until it is stored (``workers.store_later``). True once stored."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.GENERATION_STORE_GRACE_SECONDS
+        delay = 0.1
+        message_id = self.plan.assistant_message_id
+        while True:
+            try:
+                await _record(plan=self.plan, outcome=outcome)
+            except (OperationalError, InterfaceError) as exc:
+                if loop.time() + delay <= deadline:
+                    logger.warning("generation %s not stored yet (%s); retrying", message_id, exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 1.0)
+                    continue
+                logger.error("generation %s not stored: the database is unreachable", message_id)
+                store_later(message_id, functools.partial(self._store_late, outcome))
+                return False
+            except Exception:
+                logger.exception("generation %s could not be stored", message_id)
+                store_later(message_id, functools.partial(self._store_late, outcome))
+                return False
+            await self._stored()
+            return True
+
+    async def _store_late(self, outcome: TurnOutcome) -> None:
+        await _record(plan=self.plan, outcome=outcome)
+        await self._stored()
+
+    async def _stored(self) -> None:
+        if self._on_stored is not None:
+            await sync_to_async(self._on_stored, thread_sensitive=False)()
+
     # --- plumbing ----------------------------------------------------------------------------
 
     def _emit(self, data: dict[str, Any]) -> None:
@@ -381,9 +473,11 @@ class Generation:
             ),
             error={"type": error.error_type, "message": error.message} if error else None,
         )
-        # Shielded: a cancelled request must still leave its message in a final state.
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.shield(_record(plan=self.plan, outcome=outcome))
-            if self._on_stored is not None:
-                await asyncio.shield(sync_to_async(self._on_stored, thread_sensitive=False)())
+        # Waited for even when this task is cancelled meanwhile (a Stop, a disconnect): the
+        # message must end in a final state before anything else happens.
+        persisting = asyncio.ensure_future(self._persist(outcome))
+        while not persisting.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(persisting)
+        self.store_deferred = persisting.cancelled() or not persisting.result()
         return outcome

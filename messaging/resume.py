@@ -2,21 +2,30 @@
 from the Redis event log, or, once the log has expired, as a replay of the stored message."""
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator
 
 from asgiref.sync import sync_to_async
 from django.db import connection
+from redis.exceptions import RedisError
 
 from messaging import sse
 from messaging.eventlog import log_exists, log_tail_is_terminal, read_log, redis_enabled
 from messaging.models import Message
 from messaging.workers import generation_get, worker_ensure_running
 
+logger = logging.getLogger(__name__)
+
 _POLL_SECONDS = 0.5
 _KEEPALIVE_SECONDS = 15.0
 # An SSE comment: keeps proxies from closing an idle stream; clients ignore it.
 _KEEPALIVE = b": keepalive\n\n"
+LOG_LOST_ERROR = {
+    "type": "api_error",
+    "message": "The answer's event log became unavailable (Redis failed). The answer is "
+    "stored: resume again to replay it, or list the conversation's messages.",
+}
 
 
 @sync_to_async(thread_sensitive=False)
@@ -71,11 +80,32 @@ async def message_events(message: Message, *, after: int) -> AsyncIterator[bytes
         async for chunk in generation.follow(after):
             yield chunk
         return
-    if redis_enabled() and await log_exists(message.pk):
+    if redis_enabled() and await _log_readable(message.pk):
         async for chunk in _follow_redis(message.pk, after=after):
             yield chunk
         return
     # No log: wait for the stored outcome (a sweeper finishes a dead process's message).
+    async for item in _until_final(message):
+        if isinstance(item, Message):
+            message = item
+        else:
+            yield item
+    for event in stored_message_events(message):
+        yield event.raw
+
+
+async def _log_readable(message_id: uuid.UUID) -> bool:
+    """Whether the message has a log in Redis; False when Redis fails (the stored message
+    is then followed instead: the same answer, replayed once it is finished)."""
+    try:
+        return await log_exists(message_id)
+    except RedisError as exc:
+        logger.warning("event log of %s unreadable (%s); following storage", message_id, exc)
+        return False
+
+
+async def _until_final(message: Message) -> AsyncIterator[bytes | Message]:
+    """Keepalives while the message is in progress, then the message as finished."""
     idle = 0.0
     while message.status == Message.Status.IN_PROGRESS:
         await asyncio.sleep(_POLL_SECONDS)
@@ -84,19 +114,31 @@ async def message_events(message: Message, *, after: int) -> AsyncIterator[bytes
             idle = 0.0
             yield _KEEPALIVE
         message = await _load(message.pk)
-    for event in stored_message_events(message):
-        yield event.raw
+    yield message
 
 
 async def _follow_redis(message_id: uuid.UUID, *, after: int) -> AsyncIterator[bytes]:
     """Ends at a terminal event, or at once when the client already has it."""
     position = after
     while True:
-        events = await read_log(message_id, after=position, block_ms=1000)
+        try:
+            events = await read_log(message_id, after=position, block_ms=1000)
+            if not events and events is not None and not await log_tail_is_terminal(message_id):
+                continue
+        except RedisError as exc:
+            # The rest of the log is lost to this follower: end cleanly once the answer is
+            # stored, pointing at the stored copy (a resume replays it).
+            logger.warning("event log of %s lost while followed (%s)", message_id, exc)
+            async for item in _until_final(await _load(message_id)):
+                if not isinstance(item, Message):
+                    yield item
+            yield sse.SSEEvent.build(
+                position + 1,
+                sse.error(error_type=LOG_LOST_ERROR["type"], message=LOG_LOST_ERROR["message"]),
+            ).raw
+            return
         if not events:
-            if events is None or await log_tail_is_terminal(message_id):
-                return
-            continue
+            return
         for event in events:
             yield event.raw
             position = event.id

@@ -28,7 +28,7 @@ from messaging.models import Message
 from messaging.tokens import TOKENS_PER_MESSAGE, estimate_messages_tokens, estimate_tokens
 from messaging.workers import WORKER_ID
 from usage.catalog import ChatModel, chat_model_get
-from usage.models import UsageKind
+from usage.models import UsageKind, UsageRecord
 from usage.services import budget_release, budget_reserve, usage_record
 
 TITLE_MAX_CHARS = 60
@@ -270,21 +270,30 @@ def turn_record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
             .first()
         )
     with transaction.atomic():
-        Message.objects.filter(pk=plan.assistant_message_id).update(
-            status=outcome.status,
-            content=outcome.content,
-            reasoning=outcome.reasoning,
-            model=outcome.model,
-            stop_reason=outcome.stop_reason,
-            input_tokens=outcome.usage.input_tokens,
-            output_tokens=outcome.usage.output_tokens,
-            usage_estimated=outcome.usage_estimated,
-            latency_ms=outcome.latency_ms,
-            ttft_ms=outcome.ttft_ms,
-            cost_usd=outcome.cost_usd,
-            error=outcome.error,
-            completed_at=now,
-        )
+        fields = {
+            "status": outcome.status,
+            "content": outcome.content,
+            "reasoning": outcome.reasoning,
+            "model": outcome.model,
+            "stop_reason": outcome.stop_reason,
+            "input_tokens": outcome.usage.input_tokens,
+            "output_tokens": outcome.usage.output_tokens,
+            "usage_estimated": outcome.usage_estimated,
+            "latency_ms": outcome.latency_ms,
+            "ttft_ms": outcome.ttft_ms,
+            "cost_usd": outcome.cost_usd,
+            "error": outcome.error,
+            "completed_at": now,
+        }
+        message = Message.objects.filter(pk=plan.assistant_message_id)
+        if not message.filter(status=Message.Status.IN_PROGRESS).update(**fields):
+            # Finished meanwhile by a sweeper or a cancel that took this process for dead
+            # (its heartbeat could not reach the database): the real outcome replaces
+            # theirs, and its ledger row their estimated one.
+            UsageRecord.objects.filter(
+                message_id=plan.assistant_message_id, kind=UsageKind.CHAT
+            ).delete()
+            message.update(**fields)
         conversation_touch(conversation_id=plan.conversation_id, at=now)
         usage_record(
             user_id=user_id,

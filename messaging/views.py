@@ -269,7 +269,9 @@ class ConversationMessageSendMixin:
         generation = Generation(
             plan, provider, ping_seconds=settings.SSE_PING_SECONDS, on_stored=release_slot
         )
-        return ContinueOnLoop(functools.partial(_answer, generation, streaming=streaming))
+        return ContinueOnLoop(
+            functools.partial(_answer, generation, streaming=streaming), abandon=generation.abandon
+        )
 
     def replay(self, record: IdempotencyKey, *, streaming: bool) -> HttpResponseBase:
         """A retry with a known Idempotency-Key: the same turn, followed or awaited."""
@@ -293,7 +295,7 @@ async def _answer(generation: Generation, *, streaming: bool) -> HttpResponseBas
     plan = generation.plan
     try:
         if streaming:
-            await generation.open()
+            await generation.start()
         else:
             await generation.run_to_end()
     except ProviderError as exc:

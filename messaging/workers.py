@@ -19,12 +19,13 @@ import os
 import socket
 import uuid
 import weakref
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
@@ -50,6 +51,9 @@ SWEPT_ERROR = {
 _DRAIN_STORE_SECONDS = 30.0
 
 _generations: dict[uuid.UUID, "Generation"] = {}
+# Outcomes of this process's generations that could not be stored (the database was
+# unreachable), by message id: the heartbeat retries them before anything else.
+_store_later: dict[uuid.UUID, Callable[[], Awaitable[None]]] = {}
 _services: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[asyncio.Task[None]]]
 _services = weakref.WeakKeyDictionary()
 
@@ -105,6 +109,23 @@ async def generations_drain(deadline: float) -> None:
     # Each stores its outcome before its task ends; a database that does not answer leaves
     # the rest to the sweeper of another process.
     await asyncio.wait(tasks, timeout=_DRAIN_STORE_SECONDS)
+
+
+def store_later(message_id: uuid.UUID, store: Callable[[], Awaitable[None]]) -> None:
+    """Have the heartbeat call ``store`` until it succeeds. The message stays in progress
+    on this (live) worker meanwhile, so no sweeper takes it."""
+    _store_later[message_id] = store
+
+
+async def _store_pending() -> None:
+    for message_id, store in list(_store_later.items()):
+        try:
+            await store()
+        except Exception:
+            logger.warning("message %s still not stored", message_id, exc_info=True)
+            return
+        del _store_later[message_id]
+        logger.info("message %s stored late", message_id)
 
 
 # --- the database side -------------------------------------------------------------------------
@@ -190,7 +211,9 @@ def _in_db_thread_heartbeat_and_sweep() -> list[uuid.UUID]:
 
 
 async def sweep_once() -> list[uuid.UUID]:
-    """Beat, sweep, and give each swept message its partial answer and a logged ending."""
+    """Store what could not be stored before, beat, sweep, and give each swept message its
+    partial answer and a logged ending."""
+    await _store_pending()
     swept = await _in_db_thread_heartbeat_and_sweep()
     for message_id in swept:
         await _finish_swept(message_id)
@@ -234,16 +257,23 @@ async def _beat_forever() -> None:
     while True:
         try:
             await sweep_once()
+        except (OperationalError, InterfaceError) as exc:
+            # PostgreSQL is down or restarting: one line per beat, not a traceback.
+            logger.warning("generation heartbeat/sweep: database unreachable: %s", exc)
         except Exception:
             logger.exception("generation heartbeat/sweep failed")
         await asyncio.sleep(settings.GENERATION_HEARTBEAT_SECONDS)
 
 
 async def _listen_for_cancels() -> None:
+    delay = 0.0
     while True:
         try:
             async with redis_client().pubsub() as pubsub:
                 await pubsub.subscribe(CANCEL_CHANNEL)
+                if delay:
+                    logger.warning("cancel listener reconnected to Redis")
+                delay = 0.0
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue
@@ -251,6 +281,9 @@ async def _listen_for_cancels() -> None:
                         generation = _generations.get(uuid.UUID(message["data"].decode()))
                         if generation is not None and not generation.finished:
                             generation.cancel(Message.Status.CANCELLED)
-        except RedisError:
-            logger.exception("cancel listener lost Redis; reconnecting")
-            await asyncio.sleep(1)
+        except RedisError as exc:
+            # Cancels from other processes cannot reach this one until Redis is back.
+            if not delay:
+                logger.warning("cancel listener lost Redis (%s); reconnecting", exc)
+            delay = min(delay * 2 or 0.5, 5.0)
+            await asyncio.sleep(delay)

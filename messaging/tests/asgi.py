@@ -68,9 +68,16 @@ class ASGIRequest:
     async def _send(self, message: dict[str, Any]) -> None:
         await self._sent.put(message)
 
+    def begin(self) -> "ASGIRequest":
+        """Send the request without waiting for anything (a client may leave before the
+        response starts)."""
+        self._task = asyncio.create_task(application(self.scope, self._receive, self._send))
+        return self
+
     async def start(self, wait: float = 10.0) -> "ASGIRequest":
         """Send the request and wait for the response's status line and headers."""
-        self._task = asyncio.create_task(application(self.scope, self._receive, self._send))
+        if self._task is None:
+            self.begin()
         message = await asyncio.wait_for(self._sent.get(), wait)
         assert message["type"] == "http.response.start", message
         self.status = message["status"]

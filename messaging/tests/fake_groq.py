@@ -34,6 +34,10 @@ class Reply:
     groq_error_after: int | None = None  # send an x_groq.error chunk after this many
     malformed_after: int | None = None  # send a chunk that is not JSON after this many
     done: bool = True  # end with data: [DONE]
+    # Wait (connection open) before the chunk at this index (0: before the first chunk) until
+    # ``hold`` is set: a test decides when the rest comes.
+    hold_at: int | None = None
+    hold: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -81,6 +85,7 @@ class FakeGroq:
         self.disconnects = 0  # streams the client closed before the server finished
         self.completed_streams = 0
         self.disconnected = threading.Event()
+        self.held = threading.Event()  # a reply reached its hold_at
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
@@ -118,6 +123,12 @@ class FakeGroq:
 
     def wait_for_disconnect(self, timeout: float = 5.0) -> bool:
         return self.disconnected.wait(timeout)
+
+    def wait_for_hold(self, timeout: float = 5.0) -> bool:
+        """Wait until a reply reaches its ``hold_at`` (each hold is waited for once)."""
+        held = self.held.wait(timeout)
+        self.held.clear()
+        return held
 
     # --- HTTP --------------------------------------------------------------------------------
 
@@ -235,7 +246,10 @@ class FakeGroq:
         try:
             if reply.ttft:
                 await asyncio.sleep(reply.ttft)
-            for kind, data in chunks:
+            for index, (kind, data) in enumerate(chunks):
+                if index == reply.hold_at:
+                    await self._flush(writer, pending, reply.split)
+                    await self._hold(reply)
                 if kind == "delta":
                     if reply.drop_after is not None and sent_deltas >= reply.drop_after:
                         await self._flush(writer, pending, reply.split)
@@ -279,6 +293,12 @@ class FakeGroq:
             self._note_disconnect()
             return False
         return True
+
+    async def _hold(self, reply: Reply) -> None:
+        self.held.set()
+        # A threading.Event: the test sets it from its own thread and loop.
+        while not reply.hold.is_set():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
 
     def _encoded_chunks(self, model: str, reply: Reply) -> list[tuple[str, bytes]]:
         """Encoded once per reply and model: the benchmark streams the same reply many times."""
