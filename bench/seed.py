@@ -52,9 +52,8 @@ def ledger_seed(user_ids: list[uuid.UUID], rows: int) -> None:
     # Written around ledger_append: the rollups are recomputed from the rows.
     usage_rollup_rebuild(user_ids=user_ids)
     with connection.cursor() as cursor:
-        for vacuumed in (table, *(m._meta.db_table for m in (UsageDaily, UsageHourly))):
-            cursor.execute(f"VACUUM ANALYZE {vacuumed}")
-        cursor.execute(f"VACUUM ANALYZE {UsageConversationDay._meta.db_table}")
+        for model in (UsageRecord, UsageDaily, UsageHourly, UsageConversationDay):
+            cursor.execute(f"VACUUM ANALYZE {model._meta.db_table}")
 
 
 def main() -> None:

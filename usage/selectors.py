@@ -228,9 +228,12 @@ def usage_stats(*, user: User, start: datetime | None, end: datetime | None) -> 
         """,  # noqa: S608 - table names from the models; values are parameters
         {**params, "chat": UsageRecord.Kind.CHAT.value},
     )
-    # UNION: the distinct ids (a hash aggregate, where COUNT(DISTINCT) sorts).
+    # GROUP BY: the distinct ids by a hash aggregate, where COUNT(DISTINCT) sorts.
     ((total_conversations,),) = _query(
-        f"SELECT COUNT(*) FROM ({' UNION '.join(conversations)}) AS conversations",  # noqa: S608
+        f"""SELECT COUNT(*) FROM (
+            SELECT conversation_id FROM ({" UNION ALL ".join(conversations)}) AS named
+            GROUP BY conversation_id
+        ) AS conversations""",  # noqa: S608
         params,
     )
     by_model = [

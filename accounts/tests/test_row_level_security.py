@@ -146,3 +146,18 @@ def test_the_services_bookkeeping_is_closed_to_users(user: User) -> None:
         error = refused(cursor, "SELECT * FROM messaging_generationworker", [])
 
     assert "permission denied" in error
+
+
+def test_the_usage_rollups_are_readable_by_their_owner_only(
+    user: User, other_user: User, data: dict[str, Conversation]
+) -> None:
+    # given: one ledger row each (data), so one row of each rollup each
+    with as_authenticated(user) as cursor:
+        # when
+        daily = rows(cursor, "SELECT output_tokens FROM usage_usagedaily")
+        hourly = rows(cursor, "SELECT output_tokens FROM usage_usagehourly")
+        update = refused(cursor, "UPDATE usage_usagedaily SET output_tokens = 0", [])
+
+    # then
+    assert (daily, hourly) == ([(2,)], [(2,)])
+    assert "permission denied" in update  # the rollups are the service's to write
