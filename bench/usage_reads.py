@@ -38,7 +38,7 @@ from rest_framework.test import APIClient  # noqa: E402
 
 from accounts.models import User  # noqa: E402
 from bench.seed import ledger_seed  # noqa: E402
-from usage.models import UsageRecord  # noqa: E402
+from usage.models import UsageDaily, UsageRecord  # noqa: E402
 from usage.selectors import budget_spend_get, usage_daily, usage_stats  # noqa: E402
 
 
@@ -184,6 +184,7 @@ def main() -> None:
                 _say(f"{name:40s} {timings}")
     finally:
         UsageRecord.objects.filter(user__in=users).delete()
+        UsageDaily.objects.filter(user__in=users).delete()  # kept for deleted users otherwise
         for someone in users:
             someone.delete()
 
