@@ -16,7 +16,13 @@ from django.db import connection  # noqa: E402
 from accounts.models import User  # noqa: E402
 from conversations.models import Conversation  # noqa: E402
 from messaging.models import Message  # noqa: E402
-from usage.models import UsageRecord  # noqa: E402
+from usage.models import (  # noqa: E402
+    UsageConversationDay,
+    UsageDaily,
+    UsageHourly,
+    UsageRecord,
+)
+from usage.services import usage_rollup_rebuild  # noqa: E402
 
 USER_ID = uuid.UUID("00000000-0000-4000-8000-00000000be0c")
 MODEL = "openai/gpt-oss-20b"
@@ -43,7 +49,11 @@ def ledger_seed(user_ids: list[uuid.UUID], rows: int) -> None:
             """,  # noqa: S608 - the table name comes from the model
             {"users": user_ids, "rows": rows},
         )
-        cursor.execute(f"VACUUM ANALYZE {table}")
+    # Written around ledger_append: the rollups are recomputed from the rows.
+    usage_rollup_rebuild(user_ids=user_ids)
+    with connection.cursor() as cursor:
+        for model in (UsageRecord, UsageDaily, UsageHourly, UsageConversationDay):
+            cursor.execute(f"VACUUM ANALYZE {model._meta.db_table}")
 
 
 def main() -> None:

@@ -2,14 +2,14 @@
 model, with the top users and models; charts are SVG drawn here (nothing from a CDN)."""
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, F, QuerySet, Sum
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models import BigIntegerField, F, QuerySet, Sum
+from django.db.models.functions import Cast, Coalesce
 
-from usage.models import UsageRecord
+from usage.models import UsageDaily
 
 TOP = 10
 CHART_WIDTH, CHART_HEIGHT = 720, 160
@@ -36,12 +36,11 @@ class Dashboard:
     cost_chart: str
 
 
-def _ledger(
+def _days(
     *, first_day: date, last_day: date, user_id: str | None, model: str | None
-) -> QuerySet[UsageRecord]:
-    start = datetime.combine(first_day, time.min, tzinfo=UTC)
-    end = datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=UTC)
-    rows = UsageRecord.objects.filter(created_at__gte=start, created_at__lt=end)
+) -> QuerySet[UsageDaily]:
+    """The ledger's sums per user, UTC day, model and kind (the rollup kept with it)."""
+    rows = UsageDaily.objects.filter(day__gte=first_day, day__lte=last_day)
     if user_id:
         rows = rows.filter(user_id=user_id)
     if model:
@@ -52,16 +51,13 @@ def _ledger(
 def usage_dashboard(
     *, first_day: date, last_day: date, user_id: str | None = None, model: str | None = None
 ) -> Dashboard:
-    """Aggregated in SQL: one query per day series, one per top list, one for the totals."""
-    rows = _ledger(first_day=first_day, last_day=last_day, user_id=user_id, model=model)
-    tokens = Coalesce(Sum(F("input_tokens") + F("output_tokens")), 0)
+    """Aggregated in SQL over the daily rollup (whole UTC days, so the ledger's sums exactly):
+    one query per day series, one per top list, one for the totals."""
+    rows = _days(first_day=first_day, last_day=last_day, user_id=user_id, model=model).order_by()
+    tokens = Cast(Coalesce(Sum(F("input_tokens") + F("output_tokens")), 0), BigIntegerField())
     cost = Coalesce(Sum("cost_usd"), Decimal(0))
-    by_day = {
-        row["day"]: row
-        for row in rows.annotate(day=TruncDate("created_at", tzinfo=UTC))
-        .values("day")
-        .annotate(tokens=tokens, cost=cost)
-    }
+    calls = Cast(Coalesce(Sum("requests"), 0), BigIntegerField())
+    by_day = {row["day"]: row for row in rows.values("day").annotate(tokens=tokens, cost=cost)}
     days = []
     day = first_day
     while day <= last_day:
@@ -74,17 +70,17 @@ def usage_dashboard(
             )
         )
         day += timedelta(days=1)
-    totals = rows.aggregate(tokens=tokens, cost=cost, calls=Count("id"))
+    totals = rows.aggregate(tokens=tokens, cost=cost, calls=calls)
     top_users = [
         dict(row)
         for row in rows.values("user_id", "user__email")
-        .annotate(tokens=tokens, cost=cost, calls=Count("id"))
+        .annotate(tokens=tokens, cost=cost, calls=calls)
         .order_by("-cost", "-tokens")[:TOP]
     ]
     top_models = [
         dict(row)
         for row in rows.values("model")
-        .annotate(tokens=tokens, cost=cost, calls=Count("id"))
+        .annotate(tokens=tokens, cost=cost, calls=calls)
         .order_by("-cost", "-tokens")[:TOP]
     ]
     return Dashboard(

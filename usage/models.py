@@ -176,6 +176,86 @@ class UsageRecord(models.Model):
         return self.input_tokens + self.output_tokens
 
 
+class UsageDaily(models.Model):
+    """The ledger summed per user, UTC day, model and kind: what the usage statistics, the
+    budget check and the admin dashboard read for whole UTC days instead of every ledger row.
+
+    Written only with the ledger, in the same transaction, by an upsert
+    (``usage.services.ledger_append``), so it always equals the ledger's sums. Like the
+    ledger it outlives the user (null then): the dashboard's totals keep their calls."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, db_index=False
+    )
+    day = models.DateField(help_text="The UTC date of the calls.")
+    kind = models.CharField(max_length=16, choices=UsageKind.choices)
+    model = models.CharField(max_length=100)
+    requests = models.PositiveBigIntegerField(help_text="Ledger rows.")
+    input_tokens = models.PositiveBigIntegerField()
+    output_tokens = models.PositiveBigIntegerField()
+    # Sums of the rows that say (the ledger's nulls count as 0).
+    reasoning_tokens = models.PositiveBigIntegerField()
+    cached_input_tokens = models.PositiveBigIntegerField()
+    # The sum of the priced rows' costs; null when none was priced (as SUM over the ledger).
+    cost_usd = models.DecimalField(max_digits=28, decimal_places=10, null=True, blank=True)
+    unpriced_requests = models.PositiveBigIntegerField()
+    estimated_requests = models.PositiveBigIntegerField()
+
+    class Meta:
+        verbose_name_plural = "usage daily"
+        constraints = [
+            # Also the index of every read: one user's days in a range.
+            models.UniqueConstraint(
+                fields=["user", "day", "model", "kind"], name="usage_daily_one_per_key"
+            ),
+        ]
+        indexes = [models.Index(fields=["day"], name="usage_daily_day")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.day} {self.model} {self.kind}"
+
+
+class UsageConversationDay(models.Model):
+    """The conversations a user's ledger rows name on each UTC day: distinct conversations
+    over whole days, which the per-model sums cannot add up. Written with the ledger."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, db_index=False)
+    day = models.DateField()
+    conversation_id = models.UUIDField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "day", "conversation_id"], name="usage_conversation_day_one"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.day} {self.conversation_id}"
+
+
+class UsageHourly(models.Model):
+    """A user's ledger summed per UTC hour, every model and kind together: the daily series
+    in any time zone whose days start on a whole UTC hour (all of today's but a handful).
+    Written with the ledger."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, db_index=False)
+    hour = models.DateTimeField(help_text="The start of the UTC hour.")
+    requests = models.PositiveBigIntegerField()
+    input_tokens = models.PositiveBigIntegerField()
+    output_tokens = models.PositiveBigIntegerField()
+    cost_usd = models.DecimalField(max_digits=28, decimal_places=10, null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "usage hourly"
+        constraints = [
+            models.UniqueConstraint(fields=["user", "hour"], name="usage_hourly_one_per_hour"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.hour:%Y-%m-%d %H:00}"
+
+
 class UsageBudget(models.Model):
     """A user's overrides of the default budgets (settings.USAGE_*_LIMIT). Empty fields use
     the default; ``unlimited`` lifts every limit for this user."""

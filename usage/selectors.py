@@ -1,21 +1,36 @@
 """Reads of the usage ledger: a user's statistics, the daily series, and what counts against
-a budget. Every aggregate runs in SQL over the (user, created_at) index."""
+a budget. Every aggregate runs in SQL.
+
+Whole UTC days (and hours) are read from the rollups that ``ledger_append`` keeps with the
+ledger (UsageDaily, UsageHourly, UsageConversationDay); only the parts of a range that are not
+whole (a start or end inside a day) are read from the ledger, over its (user, created_at)
+index. The results are the ledger's, to the last digit: usage/tests/test_rollup.py compares
+the two on random ledgers and ranges.
+"""
 
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, OuterRef, Q, QuerySet, Sum
+from django.db.models import Count, OuterRef, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncDate
 
 from accounts.models import User
-from usage.models import BudgetReservation, ModelPrice, UsageBudget, UsageRecord
+from usage.models import (
+    BudgetReservation,
+    ModelPrice,
+    UsageBudget,
+    UsageConversationDay,
+    UsageDaily,
+    UsageHourly,
+    UsageRecord,
+)
 
 _ZERO_USD = Decimal(0)
 
@@ -89,19 +104,84 @@ def _sums() -> dict[str, Any]:
     }
 
 
-def _by_model(rows: QuerySet[UsageRecord]) -> list[dict[str, Any]]:
-    grouped = (
-        rows.values("model")
-        .annotate(
-            **_sums(),
-            reasoning_tokens=Coalesce(Sum("reasoning_tokens"), 0),
-            unpriced_requests=Count("pk", filter=Q(price_unknown=True)),
-            messages=Count("pk", filter=Q(kind=UsageRecord.Kind.CHAT)),
+def _is_midnight(at: datetime) -> bool:
+    return at.astimezone(UTC).time() == time.min
+
+
+def _midnight_on_or_before(at: datetime) -> datetime:
+    return datetime.combine(at.astimezone(UTC).date(), time.min, tzinfo=UTC)
+
+
+def _midnight_on_or_after(at: datetime) -> datetime:
+    midnight = _midnight_on_or_before(at)
+    return midnight if midnight == at else midnight + timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class _Split:
+    """A range as the whole UTC days the rollups answer, ``days`` = [first, stop) (either
+    open; None: not one whole day), and the ledger ranges [start, end) around them."""
+
+    days: tuple[date | None, date | None] | None
+    edges: list[tuple[datetime, datetime]]
+
+
+def _split(start: datetime | None, end: datetime | None) -> _Split:
+    if (
+        start is not None
+        and end is not None
+        and _midnight_on_or_after(start) >= _midnight_on_or_before(end)
+    ):
+        return _Split(days=None, edges=[(start, end)])
+    edges = []
+    first_day = stop_day = None
+    if start is not None:
+        first = _midnight_on_or_after(start)
+        first_day = first.date()
+        if start < first:
+            edges.append((start, first))
+    if end is not None:
+        stop = _midnight_on_or_before(end)
+        stop_day = stop.date()
+        if stop < end:
+            edges.append((stop, end))
+    return _Split(days=(first_day, stop_day), edges=edges)
+
+
+def _days_sql(days: tuple[date | None, date | None], params: dict[str, Any]) -> str:
+    """The condition on a rollup's ``day`` for ``days``, its values put in ``params``."""
+    first, stop = days
+    conditions = ["user_id = %(user)s"]
+    if first is not None:
+        conditions.append("day >= %(first_day)s")
+        params["first_day"] = first
+    if stop is not None:
+        conditions.append("day < %(stop_day)s")
+        params["stop_day"] = stop
+    return " AND ".join(conditions)
+
+
+def _edges_sql(edges: list[tuple[datetime, datetime]], params: dict[str, Any]) -> str:
+    """The condition on the ledger for the user's rows in ``edges``."""
+    ranges = []
+    for index, (start, end) in enumerate(edges):
+        params[f"edge_start_{index}"], params[f"edge_end_{index}"] = start, end
+        ranges.append(
+            f"(created_at >= %(edge_start_{index})s AND created_at < %(edge_end_{index})s)"
         )
-        .order_by("model")
-    )
-    # The annotations are partly spread from a dict, which the type checker cannot follow.
-    return list(cast("Iterable[dict[str, Any]]", grouped))
+    return f"user_id = %(user)s AND ({' OR '.join(ranges)})"
+
+
+def _query(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+
+
+_LEDGER = UsageRecord._meta.db_table
+_DAILY = UsageDaily._meta.db_table
+_HOURLY = UsageHourly._meta.db_table
+_CONVERSATION_DAYS = UsageConversationDay._meta.db_table
 
 
 def usage_stats(*, user: User, start: datetime | None, end: datetime | None) -> UsageStats:
@@ -109,31 +189,82 @@ def usage_stats(*, user: User, start: datetime | None, end: datetime | None) -> 
     ``cost_usd`` sums the priced calls; ``unpriced_requests`` counts the others.
 
     Two queries: the sums per model (the totals add them up), and the distinct
-    conversations, which do not add up across models."""
-    rows = _ledger(user=user, start=start, end=end)
-    grouped = _by_model(rows)
-    conversations = rows.filter(conversation_id__isnull=False).values("conversation_id")
+    conversations, which do not add up across models. Each reads the rollups for the whole
+    UTC days of the range and the ledger for the rest."""
+    split = _split(start, end)
+    params: dict[str, Any] = {"user": user.pk}
+    sums: list[str] = []
+    conversations: list[str] = []
+    if split.days is not None:
+        days = _days_sql(split.days, params)
+        sums.append(
+            f"""SELECT model, kind, requests, input_tokens, output_tokens, reasoning_tokens,
+                cost_usd, unpriced_requests FROM {_DAILY} WHERE {days}"""  # noqa: S608
+        )
+        conversations.append(
+            f"SELECT conversation_id FROM {_CONVERSATION_DAYS} WHERE {days}"  # noqa: S608
+        )
+    if split.edges:
+        edges = _edges_sql(split.edges, params)
+        sums.append(
+            f"""SELECT model, kind, 1, input_tokens, output_tokens, COALESCE(reasoning_tokens, 0),
+                cost_usd, CASE WHEN price_unknown THEN 1 ELSE 0 END
+            FROM {_LEDGER} WHERE {edges}"""  # noqa: S608
+        )
+        conversations.append(
+            f"SELECT conversation_id FROM {_LEDGER} "  # noqa: S608
+            f"WHERE {edges} AND conversation_id IS NOT NULL"
+        )
+    grouped = _query(
+        f"""
+        SELECT model, SUM(requests)::bigint, SUM(input_tokens)::bigint,
+            SUM(output_tokens)::bigint, SUM(reasoning_tokens)::bigint, COALESCE(SUM(cost_usd), 0),
+            SUM(unpriced_requests)::bigint,
+            COALESCE(SUM(requests) FILTER (WHERE kind = %(chat)s), 0)::bigint
+        FROM ({" UNION ALL ".join(sums)}) AS parts (model, kind, requests, input_tokens,
+            output_tokens, reasoning_tokens, cost_usd, unpriced_requests)
+        GROUP BY model
+        ORDER BY model
+        """,  # noqa: S608 - table names from the models; values are parameters
+        {**params, "chat": UsageRecord.Kind.CHAT.value},
+    )
+    # GROUP BY: the distinct ids by a hash aggregate, where COUNT(DISTINCT) sorts.
+    ((total_conversations,),) = _query(
+        f"""SELECT COUNT(*) FROM (
+            SELECT conversation_id FROM ({" UNION ALL ".join(conversations)}) AS named
+            GROUP BY conversation_id
+        ) AS conversations""",  # noqa: S608
+        params,
+    )
     by_model = [
         ModelUsage(
-            model=row["model"],
-            requests=row["requests"],
-            input_tokens=row["input_tokens"],
-            output_tokens=row["output_tokens"],
-            reasoning_tokens=row["reasoning_tokens"],
-            total_tokens=row["input_tokens"] + row["output_tokens"],
-            cost_usd=row["cost_usd"],
-            unpriced_requests=row["unpriced_requests"],
+            model=model,
+            requests=requests,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            reasoning_tokens=reasoning_tokens,
+            total_tokens=input_tokens + output_tokens,
+            cost_usd=cost_usd,
+            unpriced_requests=unpriced_requests,
         )
-        for row in grouped
+        for (
+            model,
+            requests,
+            input_tokens,
+            output_tokens,
+            reasoning_tokens,
+            cost_usd,
+            unpriced_requests,
+            _,
+        ) in grouped
     ]
 
     def total(field: str) -> Any:
         return sum((getattr(usage, field) for usage in by_model), start=0)
 
     return UsageStats(
-        # COUNT over a DISTINCT subquery: a hash aggregate, where COUNT(DISTINCT) sorts.
-        total_conversations=conversations.distinct().count(),
-        total_messages=sum(row["messages"] for row in grouped),
+        total_conversations=total_conversations,
+        total_messages=sum(row[7] for row in grouped),
         requests=total("requests"),
         input_tokens=total("input_tokens"),
         output_tokens=total("output_tokens"),
@@ -152,14 +283,41 @@ def _days(first: date, last: date) -> Iterable[date]:
         day += timedelta(days=1)
 
 
-def usage_daily(*, user: User, first_day: date, last_day: date, zone: ZoneInfo) -> list[DailyUsage]:
-    """One entry per calendar day in ``zone`` from ``first_day`` to ``last_day`` (both
-    included), days without usage as zeros: a series a chart can draw as is."""
-    start = datetime.combine(first_day, datetime.min.time(), tzinfo=zone)
-    end = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), tzinfo=zone)
+def _daily_sums(
+    *, user: User, start: datetime, end: datetime, zone: ZoneInfo, boundaries: list[datetime]
+) -> list[tuple[Any, ...]]:
+    """(day, requests, input_tokens, output_tokens, cost_usd) of the days in ``zone`` with
+    usage: from the daily rollup when every day of ``zone`` in the range is a UTC day, from
+    the hourly one when each starts on a whole UTC hour, else from the ledger."""
+    params: dict[str, Any] = {"user": user.pk, "start": start, "end": end}
+    if all(_is_midnight(at) for at in boundaries):
+        params["start"], params["end"] = start.astimezone(UTC).date(), end.astimezone(UTC).date()
+        return _query(
+            f"""
+            SELECT day, SUM(requests)::bigint, SUM(input_tokens)::bigint,
+                SUM(output_tokens)::bigint, COALESCE(SUM(cost_usd), 0)
+            FROM {_DAILY}
+            WHERE user_id = %(user)s AND day >= %(start)s AND day < %(end)s
+            GROUP BY day
+            """,  # noqa: S608 - table names from the models; values are parameters
+            params,
+        )
+    if all(at.astimezone(UTC).time().replace(hour=0) == time.min for at in boundaries):
+        params["zone"] = zone.key
+        return _query(
+            f"""
+            SELECT (hour AT TIME ZONE %(zone)s)::date, SUM(requests)::bigint,
+                SUM(input_tokens)::bigint, SUM(output_tokens)::bigint, COALESCE(SUM(cost_usd), 0)
+            FROM {_HOURLY}
+            WHERE user_id = %(user)s AND hour >= %(start)s AND hour < %(end)s
+            GROUP BY 1
+            """,  # noqa: S608 - table names from the models; values are parameters
+            params,
+        )
     sums = _sums()
-    rows = (
-        _ledger(user=user, start=start, end=end)
+    return [
+        (row["day"], row["requests"], row["input_tokens"], row["output_tokens"], row["cost_usd"])
+        for row in _ledger(user=user, start=start, end=end)
         .annotate(day=TruncDate("created_at", tzinfo=zone))
         .values("day")
         .annotate(
@@ -168,22 +326,37 @@ def usage_daily(*, user: User, first_day: date, last_day: date, zone: ZoneInfo) 
             output_tokens=sums["output_tokens"],
             cost_usd=sums["cost_usd"],
         )
-    )
-    found = {row["day"]: row for row in rows}
+    ]
+
+
+def usage_daily(*, user: User, first_day: date, last_day: date, zone: ZoneInfo) -> list[DailyUsage]:
+    """One entry per calendar day in ``zone`` from ``first_day`` to ``last_day`` (both
+    included), days without usage as zeros: a series a chart can draw as is."""
+    boundaries = [
+        datetime.combine(day, time.min, tzinfo=zone)
+        for day in _days(first_day, last_day + timedelta(days=1))
+    ]
+    found = {
+        row[0]: row
+        for row in _daily_sums(
+            user=user, start=boundaries[0], end=boundaries[-1], zone=zone, boundaries=boundaries
+        )
+    }
     series = []
     for day in _days(first_day, last_day):
         row = found.get(day)
         if row is None:
             series.append(DailyUsage(day, 0, 0, 0, 0, _ZERO_USD))
             continue
+        _, requests, input_tokens, output_tokens, cost_usd = row
         series.append(
             DailyUsage(
                 date=day,
-                requests=row["requests"],
-                input_tokens=row["input_tokens"],
-                output_tokens=row["output_tokens"],
-                total_tokens=row["input_tokens"] + row["output_tokens"],
-                cost_usd=row["cost_usd"],
+                requests=requests,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                total_tokens=input_tokens + output_tokens,
+                cost_usd=cost_usd,
             )
         )
     return series
@@ -247,15 +420,22 @@ def budget_spend_get(
     """What counts against ``user_id``'s budgets, in one statement.
 
     One statement is one snapshot: a turn that settles meanwhile (its ledger row in, its
-    reservation out, in one transaction) is counted exactly once, never zero times.
+    reservation out, in one transaction) is counted exactly once, never zero times. Read
+    from the daily rollup (written in that same transaction) when the day and the month
+    start on UTC midnights, as they do for ``budget_reserve``; else from the ledger.
     """
-    ledger = UsageRecord._meta.db_table
     reservations = BudgetReservation._meta.db_table
+    day: date | datetime = day_start
+    month: date | datetime = month_start
+    spent_from, at = _LEDGER, "created_at"
+    if _is_midnight(day_start) and _is_midnight(month_start):
+        spent_from, at = _DAILY, "day"
+        day, month = day_start.astimezone(UTC).date(), month_start.astimezone(UTC).date()
     sql = f"""
         SELECT
-            COALESCE(SUM(input_tokens + output_tokens) FILTER (WHERE created_at >= %(day)s), 0),
-            COALESCE(SUM(cost_usd) FILTER (WHERE created_at >= %(day)s), 0),
-            COALESCE(SUM(input_tokens + output_tokens), 0),
+            COALESCE(SUM(input_tokens + output_tokens) FILTER (WHERE {at} >= %(day)s), 0)::bigint,
+            COALESCE(SUM(cost_usd) FILTER (WHERE {at} >= %(day)s), 0),
+            COALESCE(SUM(input_tokens + output_tokens), 0)::bigint,
             COALESCE(SUM(cost_usd), 0),
             (SELECT COALESCE(SUM(tokens), 0) FROM {reservations}
               WHERE user_id = %(user)s AND expires_at > %(now)s),
@@ -263,11 +443,11 @@ def budget_spend_get(
               WHERE user_id = %(user)s AND expires_at > %(now)s),
             (SELECT COUNT(*) FROM {reservations}
               WHERE user_id = %(user)s AND expires_at <= %(now)s)
-        FROM {ledger}
-        WHERE user_id = %(user)s AND created_at >= %(month)s
+        FROM {spent_from}
+        WHERE user_id = %(user)s AND {at} >= %(month)s
     """  # noqa: S608 - table names from the models; values are parameters
     with connection.cursor() as cursor:
-        cursor.execute(sql, {"user": user_id, "day": day_start, "month": month_start, "now": now})
+        cursor.execute(sql, {"user": user_id, "day": day, "month": month, "now": now})
         row = cursor.fetchone()
     assert row is not None  # noqa: S101 - an aggregate always returns a row
     return BudgetSpend(

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -43,55 +44,112 @@ def usage_record(
     """
     if input_tokens == 0 and output_tokens == 0:
         return None
-    with service_role():  # the ledger is the service's to write
-        return _usage_record_create(
-            user_id=user_id,
-            conversation_id=conversation_id,
-            message_id=message_id,
-            kind=kind,
-            model=model,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            reasoning_tokens=reasoning_tokens,
-            cached_input_tokens=cached_input_tokens,
-            usage_estimated=usage_estimated,
-            cost_usd=cost_usd,
-            created_at=created_at,
+    with service_role():  # the ledger and its rollups are the service's to write
+        return ledger_append(
+            UsageRecord(
+                user_id=user_id,
+                conversation_id=conversation_id,
+                message_id=message_id,
+                kind=kind,
+                provider=model.provider,
+                model=model.id,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                reasoning_tokens=reasoning_tokens,
+                cached_input_tokens=cached_input_tokens,
+                usage_estimated=usage_estimated,
+                price_id=model.price_id if cost_usd is not None else None,
+                cost_usd=cost_usd,
+                price_unknown=cost_usd is None,
+                created_at=created_at or timezone.now(),
+            )
         )
 
 
-def _usage_record_create(
-    *,
-    user_id: uuid.UUID | None,
-    conversation_id: uuid.UUID | None,
-    message_id: uuid.UUID | None,
-    kind: UsageKind,
-    model: ChatModel,
-    input_tokens: int,
-    output_tokens: int,
-    reasoning_tokens: int | None,
-    cached_input_tokens: int | None,
-    usage_estimated: bool,
-    cost_usd: Decimal | None,
-    created_at: datetime | None,
-) -> UsageRecord:
-    return UsageRecord.objects.create(
-        user_id=user_id,
-        conversation_id=conversation_id,
-        message_id=message_id,
-        kind=kind,
-        provider=model.provider,
-        model=model.id,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        reasoning_tokens=reasoning_tokens,
-        cached_input_tokens=cached_input_tokens,
-        usage_estimated=usage_estimated,
-        price_id=model.price_id if cost_usd is not None else None,
-        cost_usd=cost_usd,
-        price_unknown=cost_usd is None,
-        created_at=created_at or timezone.now(),
-    )
+# The ledger rows matching {where}, added to the rollups (UsageDaily, UsageHourly,
+# UsageConversationDay) in one statement. Upserts: concurrent writers of the same key add up,
+# the second waiting for the first's commit. Each statement inserts its keys in one order, so
+# two of them cannot deadlock each other. The same SQL backfills in migration 0004.
+_ROLLUP_ADD = """
+WITH added AS (
+    SELECT * FROM usage_usagerecord WHERE {where}
+),
+daily AS (
+    INSERT INTO usage_usagedaily AS d (user_id, day, kind, model, requests, input_tokens,
+        output_tokens, reasoning_tokens, cached_input_tokens, cost_usd, unpriced_requests,
+        estimated_requests)
+    SELECT user_id, (created_at AT TIME ZONE 'UTC')::date, kind, model, COUNT(*),
+        SUM(input_tokens), SUM(output_tokens), COALESCE(SUM(reasoning_tokens), 0),
+        COALESCE(SUM(cached_input_tokens), 0), SUM(cost_usd),
+        COUNT(*) FILTER (WHERE price_unknown), COUNT(*) FILTER (WHERE usage_estimated)
+    FROM added
+    GROUP BY 1, 2, 3, 4
+    ORDER BY 1, 2, 3, 4
+    ON CONFLICT (user_id, day, model, kind) DO UPDATE SET
+        requests = d.requests + EXCLUDED.requests,
+        input_tokens = d.input_tokens + EXCLUDED.input_tokens,
+        output_tokens = d.output_tokens + EXCLUDED.output_tokens,
+        reasoning_tokens = d.reasoning_tokens + EXCLUDED.reasoning_tokens,
+        cached_input_tokens = d.cached_input_tokens + EXCLUDED.cached_input_tokens,
+        cost_usd = COALESCE(d.cost_usd + EXCLUDED.cost_usd, d.cost_usd, EXCLUDED.cost_usd),
+        unpriced_requests = d.unpriced_requests + EXCLUDED.unpriced_requests,
+        estimated_requests = d.estimated_requests + EXCLUDED.estimated_requests
+),
+hourly AS (
+    INSERT INTO usage_usagehourly AS h (user_id, hour, requests, input_tokens, output_tokens,
+        cost_usd)
+    SELECT user_id, date_trunc('hour', created_at, 'UTC'), COUNT(*), SUM(input_tokens),
+        SUM(output_tokens), SUM(cost_usd)
+    FROM added
+    WHERE user_id IS NOT NULL
+    GROUP BY 1, 2
+    ORDER BY 1, 2
+    ON CONFLICT (user_id, hour) DO UPDATE SET
+        requests = h.requests + EXCLUDED.requests,
+        input_tokens = h.input_tokens + EXCLUDED.input_tokens,
+        output_tokens = h.output_tokens + EXCLUDED.output_tokens,
+        cost_usd = COALESCE(h.cost_usd + EXCLUDED.cost_usd, h.cost_usd, EXCLUDED.cost_usd)
+)
+INSERT INTO usage_usageconversationday (user_id, day, conversation_id)
+SELECT DISTINCT user_id, (created_at AT TIME ZONE 'UTC')::date, conversation_id
+FROM added
+WHERE user_id IS NOT NULL AND conversation_id IS NOT NULL
+ORDER BY 1, 2, 3
+ON CONFLICT (user_id, day, conversation_id) DO NOTHING
+"""
+
+
+def _rollup_add(where: str, params: list[Any]) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(_ROLLUP_ADD.format(where=where), params)
+
+
+def ledger_append(record: UsageRecord) -> UsageRecord:
+    """Insert ``record`` (a new ledger row) and add it to the rollups, in one transaction.
+    The one way rows enter the ledger: the statistics read the rollups, so a row written
+    otherwise would be missing from them until ``usage_rollup_rebuild``."""
+    with transaction.atomic():
+        record.save(force_insert=True)
+        _rollup_add("id = %s", [record.pk])
+    return record
+
+
+def usage_rollup_rebuild(*, user_ids: Sequence[uuid.UUID] | None = None) -> None:
+    """Recompute the rollups of ``user_ids`` (default: everyone, and the rows without a
+    user) from the ledger: after rows were written around ``ledger_append`` (a bulk load, or
+    a process of an older release during a deploy). The ledger takes no new rows meanwhile
+    (SHARE lock until the commit): turns being recorded wait, reads go on."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"LOCK TABLE {UsageRecord._meta.db_table} IN SHARE MODE")
+        if user_ids is None:
+            for table in ("usage_usagedaily", "usage_usagehourly", "usage_usageconversationday"):
+                cursor.execute(f"DELETE FROM {table}")  # noqa: S608 - a constant
+            _rollup_add("TRUE", [])
+            return
+        users = list(user_ids)
+        for table in ("usage_usagedaily", "usage_usagehourly", "usage_usageconversationday"):
+            cursor.execute(f"DELETE FROM {table} WHERE user_id = ANY(%s)", [users])  # noqa: S608
+        _rollup_add("user_id = ANY(%s)", [users])
 
 
 # --- budgets -------------------------------------------------------------------------------

@@ -215,3 +215,18 @@ def test_djangos_tables_show_the_data_api_nothing(user: User, role: str) -> None
     assert all(count > 0 for count in as_owner.values()), as_owner
     assert as_role == dict.fromkeys(tables, 0)
     assert SessionStore(session_key=session.session_key)["note"] == "admin session"
+
+
+def test_the_usage_rollups_are_readable_by_their_owner_only(
+    user: User, other_user: User, data: dict[str, Conversation]
+) -> None:
+    # given: one ledger row each (data), so one row of each rollup each
+    with as_authenticated(user) as cursor:
+        # when
+        daily = rows(cursor, "SELECT output_tokens FROM usage_usagedaily")
+        hourly = rows(cursor, "SELECT output_tokens FROM usage_usagehourly")
+        update = refused(cursor, "UPDATE usage_usagedaily SET output_tokens = 0", [])
+
+    # then
+    assert (daily, hourly) == ([(2,)], [(2,)])
+    assert "permission denied" in update  # the rollups are the service's to write

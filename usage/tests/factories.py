@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from accounts.models import User
 from usage.models import LanguageModel, UsageKind, UsageRecord
-from usage.services import language_model_create, model_price_add
+from usage.services import language_model_create, ledger_append, model_price_add
 
 # Before any test's calls: the price of a model made here is in force from the start.
 PRICED_FROM = datetime(2026, 1, 1, tzinfo=UTC)
@@ -54,18 +54,20 @@ def make_usage(
     kind: UsageKind = UsageKind.CHAT,
     reasoning_tokens: int | None = None,
 ) -> UsageRecord:
-    """A ledger row as written at ``at``."""
-    return UsageRecord.objects.create(
-        user=user,
-        conversation_id=conversation_id,
-        message_id=uuid.uuid4(),
-        kind=kind,
-        provider="groq",
-        model=model,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        reasoning_tokens=reasoning_tokens,
-        cost_usd=None if cost_usd is None else Decimal(cost_usd),
-        price_unknown=cost_usd is None,
-        created_at=at,
+    """A ledger row as written at ``at`` (with its rollups, as every ledger row)."""
+    return ledger_append(
+        UsageRecord(
+            user=user,
+            conversation_id=conversation_id,
+            message_id=uuid.uuid4(),
+            kind=kind,
+            provider="groq",
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            reasoning_tokens=reasoning_tokens,
+            cost_usd=None if cost_usd is None else Decimal(cost_usd),
+            price_unknown=cost_usd is None,
+            created_at=at,
+        )
     )
