@@ -218,6 +218,11 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        # 401, 400, 413 and 415 where they apply, and the error envelope on every error.
+        "chatapi.openapi.document_error_responses",
+    ],
 }
 
 # --- Supabase --------------------------------------------------------------------------------
