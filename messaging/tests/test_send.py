@@ -522,6 +522,10 @@ async def test_two_concurrent_sends_one_generates_the_other_is_409(
         ({"content": "hi", "model": "nope/nope"}, "model"),
         ({"content": "hi", "stream": "sometimes"}, "stream"),
         ({"content": "a\x00b"}, "content"),
+        ({"content": 42}, "content"),
+        ({"content": "hi", "stream": "true"}, "stream"),
+        ({"content": "hi", "stream": 1}, "stream"),
+        ({"content": "hi", "temperature": "0.5"}, "temperature"),
     ],
 )
 async def test_invalid_sends_are_400_and_store_nothing(
