@@ -1,6 +1,6 @@
 # The two commands a newcomer needs: `make run` and `make test` (see README.md).
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format typecheck pytest venv clean bench bench-full
+.PHONY: help run test lint format typecheck pytest venv clean bench bench-full fuzz
 
 PY := .venv/bin/python
 HOST ?= 127.0.0.1
@@ -10,6 +10,7 @@ help:
 	@echo "make run    start the API on http://$(HOST):$(PORT) (embedded PostgreSQL unless DATABASE_URL is set)"
 	@echo "make test   lint, format check, type check and the test suite"
 	@echo "make bench  the quick benchmark (under 5 minutes); make bench-full for the full one"
+	@echo "make fuzz   a long Schemathesis run against the API (make test runs a short one)"
 
 venv:
 	@scripts/ensure-venv
@@ -43,6 +44,15 @@ typecheck: venv
 
 pytest: venv
 	@.venv/bin/pytest
+
+# The fuzz test of `make test` with many more examples and a fresh seed (printed, so a failure
+# can be replayed with FUZZ_SEED=<seed>). Needs DATABASE_URL like `make test`.
+fuzz: export CHATAPI_ENV ?= test
+fuzz: export FUZZ_EXAMPLES ?= 200
+fuzz: export FUZZ_SEED ?= $(shell date +%s)
+fuzz: venv
+	@echo "fuzz: FUZZ_EXAMPLES=$$FUZZ_EXAMPLES FUZZ_SEED=$$FUZZ_SEED"
+	@.venv/bin/pytest -p no:cacheprovider chatapi/tests/test_fuzz.py
 
 bench: venv
 	@.venv/bin/python -m bench.run
