@@ -1,6 +1,6 @@
 # The two commands a newcomer needs: `make run` and `make test` (see README.md).
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format typecheck pytest pytest-rls venv clean bench bench-full soak
+.PHONY: help run test lint format typecheck pytest pytest-rls venv clean bench bench-full soak fuzz
 
 PY := .venv/bin/python
 HOST ?= 127.0.0.1
@@ -11,6 +11,7 @@ help:
 	@echo "make test   lint, format check, type check and the test suite"
 	@echo "make bench  the quick benchmark (under 5 minutes); make bench-full for the full one"
 	@echo "make soak   200 concurrent streams for 3 minutes: no errors, all stored, flat memory"
+	@echo "make fuzz   a long Schemathesis run against the API (make test runs a short one)"
 
 venv:
 	@scripts/ensure-venv
@@ -48,6 +49,15 @@ pytest: venv
 # The API's tests again with every authenticated request run as the `authenticated` role.
 pytest-rls: venv
 	@DB_RLS_PER_REQUEST=true .venv/bin/pytest conversations messaging usage accounts
+
+# The fuzz test of `make test` with many more examples and a fresh seed (printed, so a failure
+# can be replayed with FUZZ_SEED=<seed>). Needs DATABASE_URL like `make test`.
+fuzz: export CHATAPI_ENV ?= test
+fuzz: export FUZZ_EXAMPLES ?= 200
+fuzz: export FUZZ_SEED ?= $(shell date +%s)
+fuzz: venv
+	@echo "fuzz: FUZZ_EXAMPLES=$$FUZZ_EXAMPLES FUZZ_SEED=$$FUZZ_SEED"
+	@.venv/bin/pytest -p no:cacheprovider chatapi/tests/test_fuzz.py
 
 bench: venv
 	@.venv/bin/python -m bench.run

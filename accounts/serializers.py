@@ -2,10 +2,10 @@ from typing import Any
 
 from rest_framework import serializers
 
-from chatapi.serializers import StrictSerializer
+from chatapi.serializers import JsonBodySerializer
 
 
-class CredentialsSerializer(StrictSerializer):
+class CredentialsSerializer(JsonBodySerializer):
     email = serializers.EmailField(max_length=254)
     # GoTrue hashes with bcrypt, which reads at most 72 bytes.
     password = serializers.CharField(min_length=6, max_length=72, trim_whitespace=False)
@@ -17,11 +17,11 @@ class RegisterSerializer(CredentialsSerializer):
     )
 
 
-class RefreshSerializer(StrictSerializer):
+class RefreshSerializer(JsonBodySerializer):
     refresh_token = serializers.CharField(max_length=1024)
 
 
-class LogoutSerializer(StrictSerializer):
+class LogoutSerializer(JsonBodySerializer):
     scope = serializers.ChoiceField(
         choices=["global", "local", "others"],
         default="local",

@@ -31,6 +31,20 @@ _RATE_LIMITED = OpenApiResponse(
     description="Too many sign-up and login attempts from this address "
     "(RATE_LIMIT_AUTH_PER_MINUTE): rate_limit_error with Retry-After."
 )
+# What Supabase Auth's answers map to (accounts.gotrue), on every proxied route.
+_SUPABASE_ERRORS = {
+    401: OpenApiResponse(
+        description="Supabase Auth refused the credentials or token (authentication_error)."
+    ),
+    403: OpenApiResponse(description="Supabase Auth does not allow this (permission_error)."),
+    429: OpenApiResponse(
+        description="Supabase Auth's own rate limit (rate_limit_error, with Retry-After)."
+    ),
+    502: OpenApiResponse(description="Supabase Auth failed or answered unexpectedly."),
+    503: OpenApiResponse(
+        description="Supabase Auth timed out (timeout_error) or is not configured here."
+    ),
+}
 
 
 class _PublicView(APIView):
@@ -46,7 +60,12 @@ class RegisterView(_PublicView):
         tags=["auth"],
         auth=[],
         request=RegisterSerializer,
-        responses={201: RegisterResponseSerializer, 429: _RATE_LIMITED},
+        responses={
+            201: RegisterResponseSerializer,
+            **_SUPABASE_ERRORS,
+            409: OpenApiResponse(description="The e-mail address is already registered."),
+            429: _RATE_LIMITED,
+        },
         examples=[_CREDENTIALS_EXAMPLE],
     )
     def post(self, request: Request) -> Response:
@@ -68,7 +87,7 @@ class LoginView(_PublicView):
         tags=["auth"],
         auth=[],
         request=CredentialsSerializer,
-        responses={200: SessionSerializer, 429: _RATE_LIMITED},
+        responses={200: SessionSerializer, **_SUPABASE_ERRORS, 429: _RATE_LIMITED},
         examples=[_CREDENTIALS_EXAMPLE],
     )
     def post(self, request: Request) -> Response:
@@ -84,7 +103,7 @@ class RefreshView(_PublicView):
         tags=["auth"],
         auth=[],
         request=RefreshSerializer,
-        responses={200: SessionSerializer},
+        responses={200: SessionSerializer, **_SUPABASE_ERRORS},
         description="Trade a refresh token (single use) for a new session.",
     )
     def post(self, request: Request) -> Response:
@@ -99,7 +118,7 @@ class LogoutView(CallerAPIView):
         operation_id="auth_logout",
         tags=["auth"],
         request=LogoutSerializer,
-        responses={204: None},
+        responses={204: None, **_SUPABASE_ERRORS},
         description="Revoke the caller's refresh tokens at Supabase Auth. Access tokens stay "
         "valid until they expire.",
     )

@@ -12,6 +12,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+from django.http import HttpRequest
+
 # The id of the request being served (the `request-id` header), set by
 # chatapi.middleware.access_log_middleware for the time the request runs.
 current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
@@ -33,6 +35,15 @@ class RequestContextFilter(logging.Filter):
         return True
 
 
+def _loggable(value: Any) -> Any:
+    """An extra field as it may be logged. Django's loggers pass the request itself, whose
+    repr has the query string, and a query string can carry a key or a token
+    (``?apikey=...``): a request is logged as its method and path only."""
+    if isinstance(value, HttpRequest):
+        return f"{value.method} {value.path}"
+    return value
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record: ``time`` (UTC, ISO 8601), ``level``, ``logger``,
     ``message``, ``process``, the record's extra fields (None ones left out), and
@@ -50,7 +61,7 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in record.__dict__.items():
             if key not in _RECORD_ATTRIBUTES and not key.startswith("_") and value is not None:
-                entry[key] = value
+                entry[key] = _loggable(value)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         if record.stack_info:

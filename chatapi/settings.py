@@ -12,6 +12,7 @@ from typing import Any
 import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 from chatapi.embedded_db import embedded_database
 from chatapi.env import (
@@ -68,6 +69,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: the site's Content-Security-Policy (SECURE_CSP) on every response that has
+    # none yet; API answers already carry their own, stricter one (chatapi.middleware).
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "chatapi.middleware.request_id_middleware",
     # Before anything that answers early, so refusals carry the CORS headers too.
     "corsheaders.middleware.CorsMiddleware",
@@ -179,6 +183,23 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 # Admin session and CSRF cookies only over HTTPS, except in development and tests.
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=not DEV_MODE)
 
+# The pages people open (the docs, the admin) load and run only what this server serves,
+# and no other site may frame them. ReDoc's page has its own policy (chatapi/urls.py); API
+# answers load nothing at all (chatapi.middleware.API_CONTENT_SECURITY_POLICY).
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    # Swagger UI, ReDoc and the admin's charts set style attributes.
+    "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+    "img-src": [CSP.SELF, "data:"],
+    "font-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+
 # The largest request body accepted (a message is at most 100,000 characters): 413 beyond.
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
@@ -195,7 +216,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.SupabaseJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["chatapi.parsers.JsonParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "chatapi.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
@@ -223,6 +244,11 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        # 401, 400, 413 and 415 where they apply, and the error envelope on every error.
+        "chatapi.openapi.document_error_responses",
+    ],
 }
 
 # --- Supabase --------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 from django.contrib import admin
 from django.templatetags.static import static
 from django.urls import URLPattern, URLResolver, include, path
+from django.utils.csp import CSP
+from django.views.decorators.csp import csp_override
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerSplitView
 
 from chatapi.metrics import metrics_view
 from chatapi.views import HealthView, OpenApiSchemaView, PingView
@@ -18,13 +20,32 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("usage.urls")),
 ]
 
+# ReDoc needs inline scripts and styles, and runs its search in a worker made from a blob;
+# img-src keeps its "API docs by Redocly" badge from fetching a logo from cdn.redoc.ly.
+REDOC_CONTENT_SECURITY_POLICY: dict[str, list[str]] = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+    "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+    "img-src": [CSP.SELF, "data:"],
+    "font-src": [CSP.SELF, "data:"],
+    "worker-src": [CSP.SELF, "blob:"],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+
 urlpatterns = [
     path("api/v1/", include(api_v1)),
-    path("docs", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
+    # Swagger UI's start-up script from its own URL (/docs?script=), not inline: the
+    # site's policy runs no inline script.
+    path("docs", SpectacularSwaggerSplitView.as_view(url_name="openapi"), name="docs"),
     path(
         "redoc",
         # The stock page fetches from Google's and Redocly's servers; this one from nowhere.
-        SpectacularRedocView.as_view(url_name="openapi", template_name="chatapi/redoc.html"),
+        csp_override(REDOC_CONTENT_SECURITY_POLICY)(
+            SpectacularRedocView.as_view(url_name="openapi", template_name="chatapi/redoc.html")
+        ),
         name="redoc",
     ),
     # Prometheus; off unless METRICS_ENABLED (chatapi/metrics.py).

@@ -4,7 +4,7 @@ from typing import Any
 from rest_framework import serializers
 
 from chatapi.pagination import PageQuerySerializer
-from chatapi.serializers import StrictSerializer
+from chatapi.serializers import JsonBodySerializer
 from conversations.models import Conversation, ReasoningEffort
 from usage.catalog import chat_model_get, chat_model_unavailable, default_chat_model
 
@@ -38,7 +38,7 @@ def unstorable_text(value: Any) -> str | None:
     return None
 
 
-class GenerationSettingsSerializer(StrictSerializer):
+class GenerationSettingsSerializer(JsonBodySerializer):
     """The model and its generation settings, validated together: a conversation's, or a
     single message's overrides (``instance`` is then the conversation they override)."""
 

@@ -392,6 +392,9 @@ class ConversationMessagesStreamView(ConversationMessageSendMixin, ConversationS
         return self.send(request, always_stream=True)
 
 
+MAX_EVENT_ID = 2**63 - 1
+
+
 def _last_event_id(request: Request) -> int:
     raw = request.headers.get("Last-Event-ID") or request.query_params.get("after") or "0"
     try:
@@ -402,6 +405,12 @@ def _last_event_id(request: Request) -> int:
         raise ApiError(
             "Last-Event-ID (or after) must be a non-negative event id.",
             details={"fields": {"after": ["Must be a non-negative integer."]}},
+        )
+    if value > MAX_EVENT_ID:
+        # Redis refuses a stream id past 64 bits, mid-stream: refuse it here instead.
+        raise ApiError(
+            f"Last-Event-ID (or after) must be an event id of at most {MAX_EVENT_ID}.",
+            details={"fields": {"after": [f"Must be at most {MAX_EVENT_ID}."]}},
         )
     return value
 

@@ -1,4 +1,4 @@
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -56,6 +56,30 @@ class DateOrDateTimeField(serializers.Field[date | datetime, str, str, Any]):
         )
 
 
+OUT_OF_RANGE = "Out of the range of dates this API can count (years 1 to 9999 in UTC)."
+
+
+def _representable(moment: datetime, field: str) -> datetime:
+    """``moment``, once it is known to have a UTC equivalent (PostgreSQL compares in UTC,
+    and the answer shows it in UTC); else a 400 on ``field``, not an OverflowError's 500."""
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise serializers.ValidationError({field: [OUT_OF_RANGE]}) from None
+    return moment
+
+
+def _day_start(day: date, zone: ZoneInfo, field: str) -> datetime:
+    return _representable(datetime.combine(day, time.min, tzinfo=zone), field)
+
+
+def _days_after(day: date, days: int, field: str) -> date:
+    try:
+        return day + timedelta(days=days)
+    except OverflowError:
+        raise serializers.ValidationError({field: [OUT_OF_RANGE]}) from None
+
+
 def _rename_from(fields: Any) -> Any:
     """Fields declared as ``from_`` and ``data_`` are ``from`` and ``data``: a Python keyword,
     and a name a serializer uses for itself."""
@@ -87,16 +111,17 @@ class UsageStatsQuerySerializer(StrictSerializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         zone: ZoneInfo = attrs["tz"]
 
-        def instant(value: date | datetime | None, *, end: bool) -> datetime | None:
+        def instant(value: date | datetime | None, *, field: str) -> datetime | None:
             if value is None:
                 return None
             if isinstance(value, datetime):
-                return value if timezone.is_aware(value) else value.replace(tzinfo=zone)
-            day = value + timedelta(days=1) if end else value
-            return datetime.combine(day, time.min, tzinfo=zone)
+                aware = value if timezone.is_aware(value) else value.replace(tzinfo=zone)
+                return _representable(aware, field)
+            day = _days_after(value, 1, field) if field == "to" else value
+            return _day_start(day, zone, field)
 
-        start = instant(attrs.get("from"), end=False)
-        end = instant(attrs.get("to"), end=True)
+        start = instant(attrs.get("from"), field="from")
+        end = instant(attrs.get("to"), field="to")
         if start is not None and end is not None and start >= end:
             raise serializers.ValidationError({"to": ["Must be after from."]})
         return {"start": start, "end": end, "tz": zone}
@@ -119,13 +144,17 @@ class UsageDailyQuerySerializer(StrictSerializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         zone: ZoneInfo = attrs["tz"]
         last: date = attrs.get("to") or timezone.now().astimezone(zone).date()
-        first: date = attrs.get("from") or last - timedelta(days=DAILY_DEFAULT_DAYS - 1)
+        first: date = attrs.get("from") or _days_after(last, 1 - DAILY_DEFAULT_DAYS, "to")
         if first > last:
             raise serializers.ValidationError({"to": ["Must not be before from."]})
         if (last - first).days + 1 > DAILY_MAX_DAYS:
             raise serializers.ValidationError(
                 {"to": [f"At most {DAILY_MAX_DAYS} days per request."]}
             )
+        # The series runs from the start of the first day to the start of the day after
+        # the last, in tz (usage.selectors.usage_daily).
+        _day_start(first, zone, "from" if "from" in attrs else "to")
+        _day_start(_days_after(last, 1, "to"), zone, "to")
         return {"first_day": first, "last_day": last, "tz": zone}
 
 

@@ -150,6 +150,18 @@ def test_unknown_field_is_400_naming_it(anon_client, supabase: FakeSupabase) -> 
     assert supabase.requests == []
 
 
+def test_a_value_of_the_wrong_json_type_is_400_not_coerced(
+    anon_client, supabase: FakeSupabase
+) -> None:
+    # when: a number where the document says string (DRF alone would read it as "12345678")
+    response = post(anon_client, LOGIN, {"email": "ada@example.com", "password": 12345678})
+
+    # then
+    body = assert_error(response, 400, "invalid_request_error")
+    assert body["error"]["details"] == {"fields": {"password": ["Not a valid string."]}}
+    assert supabase.requests == []
+
+
 def test_invalid_body_is_400_before_calling_supabase(anon_client, supabase: FakeSupabase) -> None:
     # when
     response = post(anon_client, REGISTER, {"email": "not-an-email", "password": "12345"})

@@ -62,6 +62,21 @@ def test_malformed_json_is_400_envelope(api_client: APIClient) -> None:
     assert "JSON parse error" in body["error"]["message"]
 
 
+def test_json_nested_too_deeply_to_decode_is_400_envelope(api_client: APIClient) -> None:
+    # given 100,000 nested arrays (200 kB, under the body cap)
+    body = "[" * 100_000 + "]" * 100_000
+
+    # when
+    response = api_client.post("/api/v1/conversations", data=body, content_type="application/json")
+
+    # then
+    error = assert_error(response, 400, "invalid_request_error")["error"]
+    assert error == {
+        "type": "invalid_request_error",
+        "message": "JSON parse error - nested too deeply.",
+    }
+
+
 def test_unauthenticated_is_401_with_bearer_challenge(anon_client: APIClient) -> None:
     response = anon_client.get("/api/v1/auth/me")
 

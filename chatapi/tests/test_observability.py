@@ -13,7 +13,7 @@ import httpx
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection
-from django.test import Client
+from django.test import Client, RequestFactory
 from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
 
@@ -76,6 +76,25 @@ def test_json_formatter_writes_one_object_per_record() -> None:
         "request_id": "req_abc",
         "status": 200,
     }
+
+
+def test_json_formatter_logs_a_request_without_its_query_string() -> None:
+    # given: what django.request logs for a 4xx, with a key in the query string
+    request = RequestFactory().get("/api/v1/conversations?apikey=sk-secret&access_token=t0k3n")
+    record = logging.LogRecord(
+        "django.request", logging.WARNING, __file__, 1, "Bad Request: %s", (request.path,), None
+    )
+    record.request = request
+    record.status_code = 400
+
+    # when
+    entry = json.loads(JsonFormatter().format(record))
+
+    # then
+    assert entry["request"] == "GET /api/v1/conversations"
+    assert entry["message"] == "Bad Request: /api/v1/conversations"
+    assert "sk-secret" not in json.dumps(entry)
+    assert "t0k3n" not in json.dumps(entry)
 
 
 def test_json_formatter_keeps_a_traceback_on_one_line() -> None:

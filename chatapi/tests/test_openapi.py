@@ -54,8 +54,14 @@ def test_conversation_routes_are_documented(schema: dict[str, Any]) -> None:
 
 def test_responses_and_path_parameter(schema: dict[str, Any]) -> None:
     detail = schema["paths"]["/api/v1/conversations/{conversation_id}"]
-    assert sorted(detail["delete"]["responses"]) == ["204", "404"]
-    assert sorted(schema["paths"]["/api/v1/conversations"]["post"]["responses"]) == ["201", "400"]
+    assert sorted(detail["delete"]["responses"]) == ["204", "401", "404"]
+    assert sorted(schema["paths"]["/api/v1/conversations"]["post"]["responses"]) == [
+        "201",
+        "400",
+        "401",
+        "413",
+        "415",
+    ]
     (parameter,) = detail["get"]["parameters"]
     assert parameter["name"] == "conversation_id"
     assert parameter["in"] == "path"
@@ -101,7 +107,7 @@ def test_usage_routes_are_documented(schema: dict[str, Any]) -> None:
     assert schema["paths"]["/api/v1/usage/models"]["get"]["deprecated"] is True
     stats = schema["paths"]["/api/v1/usage/stats"]["get"]
     assert [parameter["name"] for parameter in stats["parameters"]] == ["from", "to", "tz"]
-    assert sorted(stats["responses"]) == ["200", "400"]
+    assert sorted(stats["responses"]) == ["200", "400", "401"]
     example = stats["responses"]["200"]["content"]["application/json"]["examples"]["Stats"]
     assert example["value"]["cost_usd"] == example["value"]["cost_estimate_usd"]
     daily = schema["paths"]["/api/v1/usage/daily"]["get"]
@@ -109,7 +115,17 @@ def test_usage_routes_are_documented(schema: dict[str, Any]) -> None:
     properties = schema["components"]["schemas"]["UsageDaily"]["properties"]
     assert sorted(properties) == ["data", "from", "to", "tz"]
     login = schema["paths"]["/api/v1/auth/login"]["post"]
-    assert sorted(login["responses"]) == ["200", "429"]
+    assert sorted(login["responses"]) == [
+        "200",
+        "400",
+        "401",
+        "403",
+        "413",
+        "415",
+        "429",
+        "502",
+        "503",
+    ]
 
 
 def test_export_route_is_documented(schema: dict[str, Any]) -> None:
@@ -128,7 +144,7 @@ def test_export_route_is_documented(schema: dict[str, Any]) -> None:
         "application/json": {"schema": {"$ref": "#/components/schemas/ConversationExport"}},
         "text/markdown": {"schema": {"type": "string"}},
     }
-    assert sorted(operation["responses"]) == ["200", "400", "404"]
+    assert sorted(operation["responses"]) == ["200", "400", "401", "404"]
     export = schema["components"]["schemas"]["ConversationExport"]
     assert export["properties"] == {
         "conversation": {"$ref": "#/components/schemas/Conversation"},
@@ -140,3 +156,38 @@ def test_export_route_is_documented(schema: dict[str, Any]) -> None:
 def test_metrics_and_docs_are_not_api_routes(schema: dict[str, Any]) -> None:
     assert [path for path in schema["paths"] if not path.startswith("/api/v1/")] == []
     assert "/api/v1/metrics" not in schema["paths"]
+
+
+def test_every_error_answer_is_the_envelope(schema: dict[str, Any]) -> None:
+    # given every documented error response of every operation
+    errors = [
+        (f"{method.upper()} {path} {status}", response)
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+        for status, response in operation["responses"].items()
+        if status[0] in "45"
+    ]
+
+    # then each one is the envelope, in JSON
+    assert len(errors) > 60
+    for _, response in errors:
+        assert response["content"] == {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+        }
+    envelope = schema["components"]["schemas"]["Error"]
+    assert envelope["required"] == ["type", "error", "request_id"]
+    assert envelope["properties"]["error"]["required"] == ["type", "message"]
+
+
+def test_token_routes_document_401_and_public_routes_do_not(schema: dict[str, Any]) -> None:
+    with_401 = {
+        operation["operationId"]
+        for item in schema["paths"].values()
+        for method, operation in item.items()
+        if method != "parameters" and "401" in operation["responses"]
+    }
+    public = {"health", "ping"}
+
+    assert public & with_401 == set()
+    assert {"auth_me", "auth_logout", "auth_login", "auth_refresh"} <= with_401
+    assert {"conversations_list", "usage_daily", "models_list"} <= with_401

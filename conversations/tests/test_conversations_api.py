@@ -172,6 +172,25 @@ def test_patch_archives_and_unarchives(api_client: APIClient, user: User) -> Non
     assert Conversation.objects.get().archived is False
 
 
+def test_patch_archived_must_be_a_json_boolean(api_client: APIClient, user: User) -> None:
+    # given
+    conversation = make_conversation(owner=user)
+
+    # when: strings and numbers DRF alone would read as booleans
+    answers = [
+        api_client.patch(
+            f"/api/v1/conversations/{conversation.id}", {"archived": value}, format="json"
+        )
+        for value in ("true", 1, "yes")
+    ]
+
+    # then
+    for response in answers:
+        body = assert_error(response, 400, "invalid_request_error")
+        assert body["error"]["details"] == {"fields": {"archived": ["Must be a valid boolean."]}}
+    assert Conversation.objects.get().archived is False
+
+
 def test_patch_with_empty_body_changes_nothing(api_client: APIClient, user: User) -> None:
     conversation = make_conversation(owner=user, title="Same")
     before = _expected(conversation)
@@ -262,6 +281,14 @@ AVAILABLE = "openai/gpt-oss-120b, openai/gpt-oss-20b, qwen/qwen3-32b, local/dev-
         ({"metadata": {"a": "x" * 16_380}}, "metadata",
          "At most 16384 bytes of JSON are allowed (got 16388)."),
         ({"metadata": {"a": {"b": ["\u0000"]}}}, "metadata", "Null characters are not allowed."),
+        # JSON types as documented, never coerced: 0 is not "0", "5" is not 5
+        ({"system_prompt": 0}, "system_prompt", "Not a valid string."),
+        ({"title": 12}, "title", "Not a valid string."),
+        ({"model": 1.5}, "model", "Not a valid string."),
+        ({"temperature": True}, "temperature", "A valid number is required."),
+        ({"temperature": "1"}, "temperature", "A valid number is required."),
+        ({"max_output_tokens": "5"}, "max_output_tokens", "A valid integer is required."),
+        ({"max_output_tokens": False}, "max_output_tokens", "A valid integer is required."),
         ({"owner": "someone-else"}, "owner", "Unknown field."),
         ({"archived": True}, "archived", "Unknown field."),
     ],

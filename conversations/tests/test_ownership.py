@@ -1,4 +1,5 @@
-"""Every conversation route answers another user's, a missing and a malformed id alike."""
+"""Every conversation route answers another user's, a missing and a malformed id alike; the
+usage routes take no filter that could name another user's rows."""
 
 import uuid
 from collections.abc import Callable
@@ -7,6 +8,7 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import User
@@ -15,6 +17,8 @@ from conversations.models import Conversation
 from conversations.tests.factories import make_conversation
 from messaging.models import Message
 from messaging.services import message_create
+from usage.models import UsageRecord
+from usage.tests.factories import make_usage
 
 pytestmark = pytest.mark.django_db
 
@@ -163,3 +167,54 @@ def test_collection_routes_require_authentication(
 
     assert_error(response, 401, "authentication_error")
     assert not Conversation.objects.exists()
+
+
+# --- usage: no filter can name another user's rows -----------------------------------------
+# GET /usage/stats and /usage/daily count the caller's own ledger only and take no
+# conversation, model or user filter (usage/views.py): a parameter naming another user's
+# conversation or the user is refused like any unknown parameter, the same whether the id
+# is theirs or missing, and the caller's numbers never include theirs.
+
+
+def _ledger_snapshot() -> list[tuple[Any, ...]]:
+    return list(
+        UsageRecord.objects.order_by("id").values_list(
+            "id", "user_id", "conversation_id", "cost_usd"
+        )
+    )
+
+
+@pytest.mark.parametrize("path", ["stats", "daily"])
+@pytest.mark.parametrize("param", ["conversation_id", "conversation", "user_id", "user", "owner"])
+def test_usage_takes_no_filter_that_names_another_users_rows(
+    other_client: APIClient,
+    private_conversation: Conversation,
+    user: User,
+    path: str,
+    param: str,
+) -> None:
+    # given: the private conversation's owner has usage
+    make_usage(user=user, at=timezone.now(), input_tokens=900, output_tokens=100,
+               cost_usd="0.5", conversation_id=private_conversation.id)  # fmt: skip
+    theirs = str(user.pk if param.startswith(("user", "owner")) else private_conversation.id)
+    before = _ledger_snapshot()
+
+    # when
+    foreign = other_client.get(f"/api/v1/usage/{path}", {param: theirs})
+    missing = other_client.get(f"/api/v1/usage/{path}", {param: str(uuid.uuid4())})
+    own = other_client.get(f"/api/v1/usage/{path}")
+
+    # then: the same refusal either way, and none of their usage in the caller's numbers
+    for response in (foreign, missing):
+        body = assert_error(response, 400, "invalid_request_error")
+        assert body["error"] == {
+            "type": "invalid_request_error",
+            "message": f"{param}: Unknown field.",
+            "details": {"fields": {param: ["Unknown field."]}},
+        }
+    assert own.status_code == 200
+    if path == "stats":
+        assert (own.json()["requests"], own.json()["cost_usd"]) == (0, "0.0000000000")
+    else:
+        assert {day["requests"] for day in own.json()["data"]} == {0}
+    assert _ledger_snapshot() == before

@@ -275,13 +275,22 @@ async def test_resume_and_cancel_of_another_users_message_are_404(
     assert (await replay.json())["error"]["message"] == "Conversation not found."
 
 
-@pytest.mark.parametrize("value", ["-1", "abc"])
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("-1", "Must be a non-negative integer."),
+        ("abc", "Must be a non-negative integer."),
+        # Redis stream ids are 64-bit: XREAD would fail once the stream had started
+        (str(2**64), "Must be at most 9223372036854775807."),
+    ],
+)
 async def test_bad_last_event_id_is_400(
     log_mode: str,
     fake_groq: FakeGroq,
     conversation: Conversation,
     auth: dict[str, str],
     value: str,
+    problem: str,
 ) -> None:
     first, _, message_id = await start_stream(conversation, auth, until_events=1)
     await first.read()
@@ -294,9 +303,7 @@ async def test_bad_last_event_id_is_400(
     ).start()
 
     assert response.status == 400
-    assert (await response.json())["error"]["details"] == {
-        "fields": {"after": ["Must be a non-negative integer."]}
-    }
+    assert (await response.json())["error"]["details"] == {"fields": {"after": [problem]}}
 
 
 async def test_sweeper_finishes_a_dead_workers_message(

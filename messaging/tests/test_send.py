@@ -462,6 +462,40 @@ async def test_two_concurrent_sends_one_generates_the_other_is_409(
     assert len(fake_groq.received) == 1
 
 
+async def test_a_message_of_the_maximum_length_is_sent_and_one_character_more_is_400(
+    fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    # given: 100,000 characters, 3 bytes each in UTF-8 (300 kB, well under the body cap; an
+    # estimated 75,000 tokens, so the output budget is kept small enough to fit the window)
+    longest = "€" * 100_000
+
+    # when
+    too_long = await send(conversation, auth, {"content": longest + "€"}).start()
+    too_long_body = await too_long.json()
+    stored_after_refusal = await stored(conversation)
+    accepted = await send(
+        conversation, auth, {"content": longest, "max_output_tokens": 1000}
+    ).start()
+    await accepted.read()
+
+    # then
+    assert too_long.status == 400
+    assert too_long_body["error"] == {
+        "type": "invalid_request_error",
+        "message": "content: Ensure this field has no more than 100000 characters.",
+        "details": {
+            "fields": {"content": ["Ensure this field has no more than 100000 characters."]}
+        },
+    }
+    assert stored_after_refusal == []
+    assert accepted.status == 201
+    user_message, assistant = await settled(conversation)
+    assert user_message.content == longest
+    assert assistant.status == "complete"
+    (call,) = fake_groq.received
+    assert call.body["messages"][-1] == {"role": "user", "content": longest}
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -474,6 +508,10 @@ async def test_two_concurrent_sends_one_generates_the_other_is_409(
         ({"content": "hi", "model": "nope/nope"}, "model"),
         ({"content": "hi", "stream": "sometimes"}, "stream"),
         ({"content": "a\x00b"}, "content"),
+        ({"content": 42}, "content"),
+        ({"content": "hi", "stream": "true"}, "stream"),
+        ({"content": "hi", "stream": 1}, "stream"),
+        ({"content": "hi", "temperature": "0.5"}, "temperature"),
     ],
 )
 async def test_invalid_sends_are_400_and_store_nothing(

@@ -15,6 +15,7 @@ from accounts.models import User
 from chatapi.testing import assert_error
 from usage.models import UsageKind
 from usage.selectors import usage_daily, usage_stats
+from usage.serializers import OUT_OF_RANGE
 from usage.tests.factories import make_usage
 
 pytestmark = pytest.mark.django_db
@@ -229,6 +230,15 @@ def test_daily_series_defaults_to_the_last_30_days(api_client: APIClient) -> Non
          "At most 366 days per request."),
         ("daily", {"tz": "posix/UTC"}, "tz",
          "Unknown time zone 'posix/UTC': use an IANA name such as Europe/Lisbon or UTC."),
+        # Dates at the ends of the calendar: a 400 on the field, never an OverflowError's 500
+        ("stats", {"to": "9999-12-31"}, "to", OUT_OF_RANGE),
+        ("stats", {"to": "9999-12-31T23:59:59-12:00"}, "to", OUT_OF_RANGE),
+        ("stats", {"from": "0001-01-01T00:00:00+14:00"}, "from", OUT_OF_RANGE),
+        ("stats", {"from": "0001-01-01", "tz": "Asia/Tokyo"}, "from", OUT_OF_RANGE),
+        ("daily", {"to": "0001-01-05"}, "to", OUT_OF_RANGE),
+        ("daily", {"from": "9999-12-31", "to": "9999-12-31"}, "to", OUT_OF_RANGE),
+        ("daily", {"from": "0001-01-01", "to": "0001-01-02", "tz": "Asia/Tokyo"}, "from",
+         OUT_OF_RANGE),
     ],
 )  # fmt: skip
 def test_bad_queries_are_400_envelopes(
@@ -238,6 +248,24 @@ def test_bad_queries_are_400_envelopes(
 
     body = assert_error(response, 400, "invalid_request_error")
     assert body["error"]["details"] == {"fields": {field: [problem]}}
+
+
+def test_the_first_and_last_days_that_can_be_counted_are_answered(
+    api_client: APIClient,
+) -> None:
+    # when
+    first = _get(api_client, "daily", **{"from": "0001-01-01", "to": "0001-01-01"})
+    last = _get(api_client, "stats", **{"from": "9999-12-30", "to": "9999-12-30"})
+
+    # then
+    assert first.status_code == 200
+    assert [day["date"] for day in first.json()["data"]] == ["0001-01-01"]
+    assert last.status_code == 200
+    assert (last.json()["from"], last.json()["to"], last.json()["requests"]) == (
+        "9999-12-30T00:00:00Z",
+        "9999-12-31T00:00:00Z",
+        0,
+    )
 
 
 @pytest.mark.parametrize("path", ["stats", "daily"])
