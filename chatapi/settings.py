@@ -68,10 +68,12 @@ INSTALLED_APPS = [
     "usage",
 ]
 
+# Django's middleware through chatapi/django_middleware.py: the same behaviour, without a thread
+# hop per hook under ASGI (and, for the cookie-based ones, without touching API requests).
 MIDDLEWARE = [
     # Outermost: the site's Content-Security-Policy (SECURE_CSP) on every response that has
     # none yet; API answers already carry their own, stricter one (chatapi.middleware).
-    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "chatapi.django_middleware.ContentSecurityPolicyMiddleware",
     "chatapi.middleware.request_id_middleware",
     # Before anything that answers early, so refusals carry the CORS headers too.
     "corsheaders.middleware.CorsMiddleware",
@@ -80,14 +82,14 @@ MIDDLEWARE = [
     "chatapi.middleware.api_trailing_slash_middleware",
     "chatapi.shutdown.draining_middleware",
     "usage.throttles.rate_limit_headers_middleware",
-    "django.middleware.security.SecurityMiddleware",
+    "chatapi.django_middleware.SecurityMiddleware",
     "chatapi.static.AsyncWhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "chatapi.django_middleware.SessionMiddleware",
+    "chatapi.django_middleware.CommonMiddleware",
+    "chatapi.django_middleware.CsrfViewMiddleware",
+    "chatapi.django_middleware.AuthenticationMiddleware",
+    "chatapi.django_middleware.MessageMiddleware",
+    "chatapi.django_middleware.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "chatapi.urls"
