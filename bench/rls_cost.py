@@ -23,17 +23,16 @@ import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
 
-import jwt
 import psycopg
 
 from bench.client import request
 from bench.run import (
     REPO,
     RESULTS,
-    SECRET,
     Api,
+    bench_token,
+    database_url,
     machine,
     ms,
     percentile,
@@ -46,21 +45,6 @@ DB_NAME = "chatapi_bench_rls"
 OTHER_USERS = 300
 OTHER_CONVERSATIONS = 30  # each
 OTHER_MESSAGES = 100  # in each other user's first conversation
-
-
-def database_url() -> str:
-    base = os.environ.get("DATABASE_URL")
-    if base is None:
-        os.environ.setdefault("CHATAPI_ENV", "development")
-        from chatapi.embedded_db import embedded_database
-
-        db = embedded_database(REPO / ".devdata" / "postgres")
-        base = f"postgresql://postgres@/postgres?host={quote(db['HOST'])}"
-    parts = urlsplit(base)
-    with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
-    return urlunsplit(parts._replace(path=f"/{DB_NAME}"))
 
 
 def seed_other_users(db_url: str) -> None:
@@ -102,19 +86,6 @@ def seed_other_users(db_url: str) -> None:
         conn.execute("VACUUM ANALYZE accounts_user, conversations_conversation, messaging_message")
 
 
-def token(user_id: str) -> str:
-    now = int(time.time())
-    claims = {
-        "sub": user_id,
-        "aud": "authenticated",
-        "role": "authenticated",
-        "email": "bench@example.com",
-        "iat": now,
-        "exp": now + 86400,
-    }
-    return jwt.encode(claims, SECRET, algorithm="HS256")
-
-
 async def measure(
     port: int, path: str, auth: dict[str, str], seconds: float, clients: int
 ) -> list[float]:
@@ -150,13 +121,13 @@ async def proves_setting_in_force(db_url: str, port: int, auth: dict[str, str]) 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    db_url = database_url()
+    db_url = database_url(DB_NAME)
     env = server_env(db_url, upstream_port=9)  # no upstream calls: reads only
     progress("migrate and seed")
     run_django(env, "manage.py", "migrate", "--no-input", "-v", "0")
     data = json.loads(run_django(env, "-m", "bench.seed", "41", "1000"))
     seed_other_users(db_url)
-    auth = {"Authorization": f"Bearer {token(data['user_id'])}"}
+    auth = {"Authorization": f"Bearer {bench_token(data['user_id'])}"}
     conversation = data["history_conversation"]
     paths = {
         "list_conversations": "/api/v1/conversations?limit=20",

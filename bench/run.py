@@ -80,8 +80,9 @@ def ms(seconds: float) -> float:
 # --- processes ---------------------------------------------------------------------------------
 
 
-def database_url() -> str:
-    """A database of its own for the benchmark, on DATABASE_URL's server or the embedded one."""
+def database_url(name: str = "chatapi_bench") -> str:
+    """A fresh database ``name`` for a benchmark, on DATABASE_URL's server or the embedded
+    one."""
     base = os.environ.get("DATABASE_URL")
     if base is None:
         os.environ.setdefault("CHATAPI_ENV", "development")
@@ -92,9 +93,23 @@ def database_url() -> str:
     parts = urlsplit(base)
     admin_url = urlunsplit(parts._replace(path="/postgres"))
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS chatapi_bench WITH (FORCE)")
-        conn.execute("CREATE DATABASE chatapi_bench")
-    return urlunsplit(parts._replace(path="/chatapi_bench"))
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def bench_token(user_id: str) -> str:
+    """A day-long access token for the benchmark's user, signed with the servers' secret."""
+    now = int(time.time())
+    claims = {
+        "sub": user_id,
+        "aud": "authenticated",
+        "role": "authenticated",
+        "email": "bench@example.com",
+        "iat": now,
+        "exp": now + 86400,
+    }
+    return jwt.encode(claims, SECRET, algorithm="HS256")
 
 
 def server_env(db_url: str, upstream_port: int) -> dict[str, str]:
@@ -149,7 +164,8 @@ class Upstream:
 
 
 SERVERS = {
-    "daphne": ["-m", "daphne", "--fd", "{fd}", "chatapi.asgi:application"],
+    # As documented (README, Deployment): -v 0, the app writes its own access log.
+    "daphne": ["-m", "daphne", "--fd", "{fd}", "-v", "0", "chatapi.asgi:application"],
     "uvicorn": [
         "-m",
         "uvicorn",
@@ -553,19 +569,7 @@ async def main_async(mode: Mode, workers: int, label: str) -> dict[str, Any]:
     data = json.loads(
         run_django(env, "-m", "bench.seed", str(mode.capacity_streams + 21), str(mode.ledger_rows))
     )
-    now = int(time.time())
-    token = jwt.encode(
-        {
-            "sub": data["user_id"],
-            "aud": "authenticated",
-            "role": "authenticated",
-            "email": "bench@example.com",
-            "iat": now,
-            "exp": now + 86400,
-        },
-        SECRET,
-        algorithm="HS256",
-    )
+    token = bench_token(data["user_id"])
     api = Api(env, workers)
     bench = Bench(api, upstream.port, token, data)
     results: dict[str, Any] = {

@@ -20,20 +20,25 @@ passed. Not part of CI (minutes long).
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
 
-import jwt
 import psycopg
 
 from bench.client import request
-from bench.run import REPO, RESULTS, SECRET, Api, Upstream, progress, run_django
+from bench.run import (
+    RESULTS,
+    Api,
+    Upstream,
+    bench_token,
+    database_url,
+    progress,
+    run_django,
+)
 from bench.run import server_env as bench_server_env
 
 # A finished generation stays in memory a minute for same-process resumes
@@ -41,22 +46,6 @@ from bench.run import server_env as bench_server_env
 # minute of steady load by design: the warm-up.
 WARM_UP_SECONDS = 60.0
 SAMPLE_SECONDS = 5.0
-
-
-def soak_database_url() -> str:
-    """A database of the soak's own, on DATABASE_URL's server or the embedded one."""
-    base = os.environ.get("DATABASE_URL")
-    if base is None:
-        os.environ.setdefault("CHATAPI_ENV", "development")
-        from chatapi.embedded_db import embedded_database
-
-        db = embedded_database(REPO / ".devdata" / "postgres")
-        base = f"postgresql://postgres@/postgres?host={quote(db['HOST'])}"
-    parts = urlsplit(base)
-    with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS chatapi_soak WITH (FORCE)")
-        conn.execute("CREATE DATABASE chatapi_soak")
-    return urlunsplit(parts._replace(path="/chatapi_soak"))
 
 
 class Soak:
@@ -129,24 +118,12 @@ def rss_window(samples: list[tuple[float, int]], start: float, end: float) -> fl
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     seconds = args.minutes * 60
-    db_url = soak_database_url()
+    db_url = database_url("chatapi_soak")
     upstream = Upstream(ttft=0.05, rate=args.rate, chunks=args.chunks)
     env = bench_server_env(db_url, upstream.port)
     run_django(env, "manage.py", "migrate", "--no-input", "-v", "0")
     data = json.loads(run_django(env, "-m", "bench.seed", str(args.streams + 1), "0"))
-    now = int(time.time())
-    token = jwt.encode(
-        {
-            "sub": data["user_id"],
-            "aud": "authenticated",
-            "role": "authenticated",
-            "email": "bench@example.com",
-            "iat": now,
-            "exp": now + 86400,
-        },
-        SECRET,
-        algorithm="HS256",
-    )
+    token = bench_token(data["user_id"])
     api = Api(env, args.workers)
     soak = Soak(api, token, data["conversations"][: args.streams], args.chunks)
     try:
