@@ -202,8 +202,10 @@ SECURE_CSP = {
     "frame-ancestors": [CSP.NONE],
 }
 
-# The largest request body accepted (a message is at most 100,000 characters): 413 beyond.
-API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
+# The largest request body accepted: 413 beyond. A message is at most 100,000 characters, which
+# JSON written with ASCII escapes (Python's json.dumps default) spells in up to 12 bytes each
+# (a surrogate pair of \u escapes): 1.2 MB; 2 MiB leaves room for the rest of the body.
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 2 * 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 
 STATIC_URL = "static/"

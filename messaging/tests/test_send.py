@@ -496,6 +496,26 @@ async def test_a_message_of_the_maximum_length_is_sent_and_one_character_more_is
     assert call.body["messages"][-1] == {"role": "user", "content": longest}
 
 
+async def test_a_maximum_message_of_emoji_in_ascii_escaped_json_is_under_the_body_cap(
+    fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    # given: 100,000 characters outside the BMP, as Python's json.dumps writes them by default
+    # (a surrogate pair of \\u escapes each: 12 bytes a character, 1.2 MB in all)
+    longest = "😀" * 100_000
+    request = send(conversation, auth, {"content": longest, "max_output_tokens": 1000})
+    assert len(request.body) > 1_200_000
+
+    # when
+    accepted = await request.start()
+    await accepted.read()
+
+    # then
+    assert accepted.status == 201
+    user_message, assistant = await settled(conversation)
+    assert user_message.content == longest
+    assert assistant.status == "complete"
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
