@@ -214,11 +214,15 @@ class PrivatePostgres:
             "-c",
             "CREATE DATABASE chatapi",
             "-c",
+            # The roles the RLS migrations create, with the grants the dump carries, so a
+            # server with DB_RLS_PER_REQUEST works on the copy too.
             "CREATE ROLE authenticated NOLOGIN",
+            "-c",
+            "CREATE ROLE anon NOLOGIN",
         )
         with tempfile.TemporaryFile() as dump:
             done = subprocess.run(  # noqa: S603 - PostgreSQL's own program
-                [str(self.bin / "pg_dump"), "--no-owner", "--no-privileges", source_url],
+                [str(self.bin / "pg_dump"), "--no-owner", source_url],
                 stdout=dump,
                 stderr=subprocess.PIPE,
                 check=False,
