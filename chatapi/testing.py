@@ -4,6 +4,7 @@ import contextlib
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -304,5 +305,16 @@ class PrivateRedis:
     def kill(self) -> None:
         """Die at once (SIGKILL): every connection drops, every key is gone."""
         if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)  # a paused one too
             self.process.kill()
             self.process.wait(timeout=10)
+
+    def pause(self) -> None:
+        """Hang (SIGSTOP): connections stay open and are accepted, nothing is answered."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGSTOP)
+
+    def unpause(self) -> None:
+        """Answer again (SIGCONT), with everything it held."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)

@@ -17,14 +17,21 @@ from typing import Any
 
 from django.conf import settings
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from chatapi.redis_breaker import CONNECT_TIMEOUT_SECONDS, RETRIED_ERRORS, Breaker
 from messaging.sse import SSEEvent
 
 logger = logging.getLogger(__name__)
 
 _KEY_PREFIX = "chatapi:gen:"
 _READ_BATCH = 512
+_READ_BLOCK_MS = 1000  # a follower's wait for new events, per XREAD
+# Above the XREAD wait: a hung Redis fails a command after this long instead of never (the
+# cancel listener's pub/sub reads are not bounded by it: they wait for messages).
+_SOCKET_TIMEOUT_SECONDS = _READ_BLOCK_MS / 1000 + 2.0
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Redis]
 _clients = weakref.WeakKeyDictionary()
 
@@ -38,7 +45,13 @@ def redis_client() -> Redis:
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
-        client = Redis.from_url(str(settings.REDIS_URL), decode_responses=False)
+        client = Redis.from_url(
+            str(settings.REDIS_URL),
+            decode_responses=False,
+            socket_timeout=_SOCKET_TIMEOUT_SECONDS,
+            socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            retry=Retry(NoBackoff(), 1, supported_errors=RETRIED_ERRORS),
+        )
         _clients[loop] = client
     return client
 
@@ -57,27 +70,34 @@ def _event_from(entry_id: Any, fields: Any) -> SSEEvent:
 class _LogFlusher:
     """Writes the events of every generation of this process (event loop): whatever piled up
     since the last write goes out in one pipeline, so under load one round trip carries the
-    events of many streams, and no generation ever waits on Redis."""
+    events of many streams, and no generation ever waits on Redis. While Redis fails, the
+    events are dropped (resumes then replay stored answers) and Redis is tried again every
+    few seconds, not on every event."""
 
     def __init__(self) -> None:
         self._pending: dict[str, list[SSEEvent]] = {}
-        self._closing: dict[str, asyncio.Future[None]] = {}
+        self._closing: set[str] = set()
         self._wakeup = asyncio.Event()
-        self._failing = False  # one warning per outage, not one per write
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._breaker = Breaker("generation event logs")
         self._ttl = settings.GENERATION_EVENT_LOG_TTL_SECONDS
         self._task = asyncio.create_task(self._run())
 
     def push(self, key: str, event: SSEEvent) -> None:
         self._pending.setdefault(key, []).append(event)
+        self._idle.clear()
         self._wakeup.set()
 
-    def close(self, key: str) -> "asyncio.Future[None]":
-        """Resolved once everything pushed for ``key`` is written and its expiry is set."""
-        done = self._closing.get(key)
-        if done is None:
-            done = self._closing[key] = asyncio.get_running_loop().create_future()
-            self._wakeup.set()
-        return done
+    def close(self, key: str) -> None:
+        """Let the log expire after the TTL, once everything pushed for it is written."""
+        self._closing.add(key)
+        self._idle.clear()
+        self._wakeup.set()
+
+    async def idle(self) -> None:
+        """Returns once everything pushed and closed so far is written (or dropped)."""
+        await self._idle.wait()
 
     async def _run(self) -> None:
         client = redis_client()
@@ -85,31 +105,34 @@ class _LogFlusher:
             await self._wakeup.wait()
             self._wakeup.clear()
             pending, self._pending = self._pending, {}
-            closing, self._closing = self._closing, {}
-            try:
-                async with client.pipeline(transaction=False) as pipe:
-                    for key, events in pending.items():
-                        for event in events:
-                            pipe.xadd(key, {"t": event.type, "b": event.raw}, id=f"{event.id}-0")
-                    for key in closing:
-                        pipe.expire(key, self._ttl)
-                    results = await pipe.execute(raise_on_error=False)
-                failed = [r for r in results if isinstance(r, Exception)]
-                if failed:
-                    logger.error("%d event log writes failed: %s", len(failed), failed[0])
-                if self._failing:
-                    logger.warning("event log writes to Redis work again")
-                    self._failing = False
-            except RedisError as exc:
-                # The generations go on and are stored; only cross-process resume suffers.
-                if not self._failing:
-                    logger.warning("event log writes to Redis fail: %s", exc)
-                self._failing = True
-            except Exception:  # this task must outlive any failure
-                logger.exception("event log write failed (%d logs)", len(pending))
-            for done in closing.values():
-                if not done.done():
-                    done.set_result(None)
+            closing, self._closing = self._closing, set()
+            if self._breaker.allows():
+                await self._write(client, pending, closing)
+            if not self._pending and not self._closing:
+                self._idle.set()
+
+    async def _write(
+        self, client: Redis, pending: dict[str, list[SSEEvent]], closing: set[str]
+    ) -> None:
+        try:
+            async with client.pipeline(transaction=False) as pipe:
+                for key, events in pending.items():
+                    for event in events:
+                        pipe.xadd(key, {"t": event.type, "b": event.raw}, id=f"{event.id}-0")
+                for key in closing:
+                    pipe.expire(key, self._ttl)
+                results = await pipe.execute(raise_on_error=False)
+        except RedisError as exc:
+            # The generations go on and are stored; only cross-process resume suffers.
+            self._breaker.failed(exc)
+            return
+        except Exception:  # this task must outlive any failure
+            logger.exception("event log write failed (%d logs)", len(pending))
+            return
+        self._breaker.succeeded()
+        failed = [r for r in results if isinstance(r, Exception)]
+        if failed:
+            logger.error("%d event log writes failed: %s", len(failed), failed[0])
 
 
 _flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LogFlusher]
@@ -131,17 +154,26 @@ class RedisLogWriter:
     def push(self, event: SSEEvent) -> None:
         self._flusher.push(self.key, event)
 
-    async def close(self) -> None:
-        """Write what is left, then let the stream expire after the TTL."""
-        await asyncio.shield(self._flusher.close(self.key))
+    def close(self) -> None:
+        """Let the stream expire after the TTL once what is left is written. Nothing waits for
+        it (a hung Redis delays no answer); a process shutting down waits in ``logs_written``."""
+        self._flusher.close(self.key)
 
 
-async def read_log(message_id: uuid.UUID, *, after: int, block_ms: int) -> list[SSEEvent] | None:
-    """The logged events with ids above ``after``, waiting up to ``block_ms`` for one to
-    arrive; ``None`` when there is no log for this message (never written, or expired)."""
+async def logs_written() -> None:
+    """Returns once this process's event logs are written (or dropped, Redis failing): at
+    shutdown, so that other processes can replay the last answers from them."""
+    flusher = _flushers.get(asyncio.get_running_loop())
+    if flusher is not None:
+        await flusher.idle()
+
+
+async def read_log(message_id: uuid.UUID, *, after: int) -> list[SSEEvent] | None:
+    """The logged events with ids above ``after``, waiting up to a second for one to arrive;
+    ``None`` when there is no log for this message (never written, or expired)."""
     client = redis_client()
     key = log_key(message_id)
-    result: Any = await client.xread({key: f"{after}-0"}, count=_READ_BATCH, block=block_ms)
+    result: Any = await client.xread({key: f"{after}-0"}, count=_READ_BATCH, block=_READ_BLOCK_MS)
     if result:
         return [_event_from(entry_id, fields) for entry_id, fields in result[0][1]]
     if not await client.exists(key):

@@ -298,7 +298,7 @@ class Generation:
                 auto_title=self.plan.auto_title,
             )
         if self._writer is not None:
-            await self._writer.close()
+            self._writer.close()
         generation_forget(
             self.plan.assistant_message_id,
             after_seconds=(

@@ -122,7 +122,7 @@ async def _follow_redis(message_id: uuid.UUID, *, after: int) -> AsyncIterator[b
     position = after
     while True:
         try:
-            events = await read_log(message_id, after=position, block_ms=1000)
+            events = await read_log(message_id, after=position)
             if not events and events is not None and not await log_tail_is_terminal(message_id):
                 continue
         except RedisError as exc:

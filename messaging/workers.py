@@ -32,7 +32,13 @@ from redis.exceptions import RedisError
 from accounts.rls import service_role
 from chatapi import shutdown
 from messaging import sse
-from messaging.eventlog import append_events, log_events, redis_client, redis_enabled
+from messaging.eventlog import (
+    append_events,
+    log_events,
+    logs_written,
+    redis_client,
+    redis_enabled,
+)
 from messaging.models import GenerationWorker, Message
 
 if TYPE_CHECKING:
@@ -49,6 +55,7 @@ SWEPT_ERROR = {
 
 # How long a shutdown waits for stopped generations to store their outcome.
 _DRAIN_STORE_SECONDS = 30.0
+_DRAIN_LOG_SECONDS = 5.0  # for the last events to reach the Redis log
 
 _generations: dict[uuid.UUID, "Generation"] = {}
 # Outcomes of this process's generations that could not be stored (the database was
@@ -89,14 +96,21 @@ async def generation_cancel(message_id: uuid.UUID) -> bool:
 async def generations_drain(deadline: float) -> None:
     """Graceful shutdown (``chatapi.shutdown``): let this process's generations run until
     ``deadline`` (loop time), then stop the rest as ``incomplete``; returns once every one of
-    them is stored."""
+    them is stored and their events are in the Redis log."""
+    running = [g for g in _generations.values() if not g.finished and g.task is not None]
+    if running:
+        await _generations_stop(running, deadline)
+    if redis_enabled():
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_DRAIN_LOG_SECONDS):
+                await logs_written()
+
+
+async def _generations_stop(running: list["Generation"], deadline: float) -> None:
     from messaging.generation import SHUTDOWN_ERROR  # generation imports this module
 
-    loop = asyncio.get_running_loop()
-    running = [g for g in _generations.values() if not g.finished and g.task is not None]
     tasks = [g.task for g in running if g.task is not None]
-    if not tasks:
-        return
+    loop = asyncio.get_running_loop()
     await asyncio.wait(tasks, timeout=max(0.0, deadline - loop.time()))
     late = [g for g in running if not g.finished]
     for generation in late:

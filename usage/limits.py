@@ -5,23 +5,26 @@ operation is one Lua script, atomic on the server. Without it, the state lives i
 process's memory, which is right for a single process. Keys start with
 ``RATE_LIMIT_KEY_PREFIX``.
 
-If Redis fails, limits fail open (the request goes through, a warning is logged): a rate
-limiter must not take the API down with it.
+If Redis fails, limits fail open (the request goes through, one warning per outage): a rate
+limiter must not take the API down with it. A hung Redis costs a one-second timeout, then
+these calls skip it for a few seconds at a time (chatapi.redis_breaker).
 """
 
-import logging
 import math
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
 import redis
 from django.conf import settings
+from redis.backoff import NoBackoff
 from redis.commands.core import Script
+from redis.retry import Retry
 
-logger = logging.getLogger(__name__)
+from chatapi.redis_breaker import CONNECT_TIMEOUT_SECONDS, RETRIED_ERRORS, Breaker
 
 # Count a hit in a fixed window that starts at the key's first hit; returns the count and the
 # milliseconds left in the window. KEYS[1]: the counter; ARGV[1]: the window in ms.
@@ -62,22 +65,42 @@ class _Redis:
     hit: Script
     acquire: Script
     refresh: Script
+    breaker: Breaker
 
 
 @cache
 def _redis(url: str) -> _Redis:
     """One client (a thread-safe connection pool) per process, with its scripts."""
-    client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    client = redis.Redis.from_url(
+        url,
+        socket_timeout=1.0,
+        socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        retry=Retry(NoBackoff(), 1, supported_errors=RETRIED_ERRORS),
+    )
     return _Redis(
         client=client,
         hit=client.register_script(_HIT_SCRIPT),
         acquire=client.register_script(_ACQUIRE_SCRIPT),
         refresh=client.register_script(_REFRESH_SCRIPT),
+        breaker=Breaker("rate limits and stream slots"),
     )
 
 
 def _client() -> _Redis | None:
     return _redis(settings.REDIS_URL) if settings.REDIS_URL else None
+
+
+def _shared[T](shared: _Redis, call: Callable[[], T], fail_open: T) -> T:
+    """``call()``'s result, or ``fail_open`` when Redis fails or is being skipped."""
+    if not shared.breaker.allows():
+        return fail_open
+    try:
+        result = call()
+    except redis.RedisError as exc:
+        shared.breaker.failed(exc)
+        return fail_open
+    shared.breaker.succeeded()
+    return result
 
 
 def _key(*parts: object) -> str:
@@ -134,15 +157,13 @@ def rate_limit_hit(*, scope: str, ident: str, limit: int, window_seconds: float)
     of ``window_seconds``: a fixed window that starts at the first request."""
     key = _key(scope, ident)
     shared = _client()
-    count, left = 0, float(window_seconds)
-    try:
-        if shared is None:
-            count, left = _hit_memory(key, float(window_seconds))
-        else:
-            reply = shared.hit(keys=[key], args=[round(window_seconds * 1000)])
-            count, left = int(reply[0]), int(reply[1]) / 1000
-    except redis.RedisError:
-        logger.warning("rate limit %s not checked: Redis failed", scope, exc_info=True)
+    if shared is None:
+        count, left = _hit_memory(key, float(window_seconds))
+    else:
+        reply = _shared(
+            shared, lambda: shared.hit(keys=[key], args=[round(window_seconds * 1000)]), None
+        )
+        count, left = (int(reply[0]), int(reply[1]) / 1000) if reply else (0, window_seconds)
     return RateLimitResult(
         allowed=count <= limit,
         limit=limit,
@@ -182,11 +203,11 @@ def stream_slot_acquire(user_id: uuid.UUID | str) -> str | None:
             _memory.slots[key] = held
         return slot
     now_ms = int(time.time() * 1000)
-    try:
-        taken = shared.acquire(keys=[key], args=[now_ms, now_ms + ttl_ms, limit, slot, ttl_ms])
-    except redis.RedisError:
-        logger.warning("stream slots not checked: Redis failed", exc_info=True)
-        return slot
+    taken = _shared(
+        shared,
+        lambda: shared.acquire(keys=[key], args=[now_ms, now_ms + ttl_ms, limit, slot, ttl_ms]),
+        1,
+    )
     return slot if taken == 1 else None
 
 
@@ -205,11 +226,11 @@ def stream_slot_refresh(user_id: uuid.UUID | str, slot: str) -> bool:
             held[slot] = now + ttl
         return True
     now_ms = int(time.time() * 1000)
-    try:
-        refreshed = shared.refresh(keys=[key], args=[now_ms + ttl_ms, slot, ttl_ms])
-    except redis.RedisError:
-        logger.warning("stream slot not refreshed: Redis failed", exc_info=True)
-        return True
+    refreshed = _shared(
+        shared,
+        lambda: shared.refresh(keys=[key], args=[now_ms + ttl_ms, slot, ttl_ms]),
+        1,
+    )
     return bool(refreshed == 1)
 
 
@@ -221,7 +242,4 @@ def stream_slot_release(user_id: uuid.UUID | str, slot: str) -> None:
         with _memory.lock:
             _memory.slots.get(key, {}).pop(slot, None)
         return
-    try:
-        shared.client.zrem(key, slot)
-    except redis.RedisError:
-        logger.warning("stream slot not released: Redis failed (it expires)", exc_info=True)
+    _shared(shared, lambda: shared.client.zrem(key, slot), 0)  # if Redis fails, the slot expires

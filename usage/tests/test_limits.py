@@ -1,9 +1,13 @@
 """Rate limits and stream slots, in process memory and (when REDIS_URL is set, as in CI) in
 Redis; the 429s and X-RateLimit-* headers of the throttled routes."""
 
+import contextlib
 import os
+import socket
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
 from pytest_django import Settings
@@ -139,6 +143,52 @@ def test_limits_fail_open_when_redis_is_unreachable(settings: Settings) -> None:
     assert result.allowed is True
     assert stream_slot_acquire("u1") is not None
     assert stream_slot_acquire("u1") is not None
+
+
+class SilentServer:
+    """Accepts connections and reads what they send, never answering: a hung Redis."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"redis://127.0.0.1:{self.listener.getsockname()[1]}/0"
+        self.connections: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                self.connections.append(self.listener.accept()[0])
+
+    def close(self) -> None:
+        self.listener.close()
+        for conn in self.connections:
+            conn.close()
+
+
+@pytest.fixture
+def hung_redis() -> Iterator[SilentServer]:
+    server = SilentServer()
+    yield server
+    server.close()
+
+
+def test_a_hung_redis_costs_one_timeout_then_is_skipped(
+    settings: Settings, hung_redis: SilentServer
+) -> None:
+    settings.REDIS_URL = hung_redis.url
+    settings.RATE_LIMIT_CONCURRENT_STREAMS = 1
+
+    results = [rate_limit_hit(scope="test", ident="u1", limit=1, window_seconds=60)]
+    slots = [stream_slot_acquire("u1") for _ in range(10)]
+    results += [rate_limit_hit(scope="test", ident="u1", limit=1, window_seconds=60)]
+    for slot in slots:
+        assert slot is not None
+        assert stream_slot_refresh("u1", slot) is True
+        stream_slot_release("u1", slot)
+
+    # every call let through; only the first one went to Redis (and timed out, not retried)
+    assert [result.allowed for result in results] == [True, True]
+    assert len(hung_redis.connections) == 1
 
 
 # --- throttled routes ------------------------------------------------------------------------
