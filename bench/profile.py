@@ -9,7 +9,8 @@ profile-<scenario>.raw.txt (not committed) for a flame graph (speedscope reads t
 py-spy (requirements-dev.txt) and the right to ptrace the server (root, or
 ``kernel.yama.ptrace_scope=0``).
 
-Scenarios: list_conversations, list_messages, hello (GET /api/v1/ping), usage_stats,
+Scenarios: hello (GET /api/v1/ping), me (GET /api/v1/auth/me), list_one (a page of one
+conversation), list_conversations, list_messages, usage_stats,
 stream (sequential streamed turns), relay (concurrent streams of many chunks: the per-chunk
 path).
 """
