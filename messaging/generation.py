@@ -97,7 +97,7 @@ class Generation:
         self.plan = plan
         self.ping_seconds = ping_seconds
         self._on_stored = on_stored
-        self.events: list[sse.SSEEvent] = []
+        self.events = sse.EventBuffer()
         self.finished = False
         self.outcome: TurnOutcome | None = None
         self.store_deferred = False  # the database was unreachable past the grace
@@ -251,9 +251,9 @@ class Generation:
         while True:
             if position < len(self.events):
                 # Everything that piled up goes out as one write (same bytes, fewer sends).
-                batch = self.events[position:]
-                position += len(batch)
-                yield batch[0].raw if len(batch) == 1 else b"".join(e.raw for e in batch)
+                batch = self.events.after(position)
+                position = len(self.events)
+                yield batch
                 continue
             if self.finished:
                 return
@@ -432,7 +432,7 @@ class Generation:
         self._append(sse.SSEEvent.build(len(self.events) + 1, data))
 
     def _append(self, event: sse.SSEEvent) -> None:
-        self.events.append(event)
+        self.events.append(event.raw)
         if self._writer is not None:
             self._writer.push(event)
         self._last_event_at = time.perf_counter()

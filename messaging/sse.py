@@ -6,6 +6,7 @@ Each event is ``id: <n>\\nevent: <type>\\ndata: <json>\\n\\n`` where the event n
 so a client can resume with ``Last-Event-ID``.
 """
 
+from array import array
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,31 @@ _TEXT_DELTA = b',"delta":{"type":"text_delta","text":'
 _THINKING_DELTA = b',"delta":{"type":"thinking_delta","thinking":'
 # Events after which a message's stream has nothing more to say.
 TERMINAL_TYPES = frozenset({"message_stop", "error"})
+
+
+class EventBuffer:
+    """A stream's events so far, as their wire bytes end to end and where each one ends: about
+    the bytes themselves plus 8 per event, where a list of events costs twice that (an object,
+    a bytes and an int each). A generation keeps one for its whole answer."""
+
+    __slots__ = ("_data", "_ends")
+
+    def __init__(self) -> None:
+        self._data = bytearray()
+        self._ends = array("Q")
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def append(self, raw: bytes) -> None:
+        self._data += raw
+        self._ends.append(len(self._data))
+
+    def after(self, position: int) -> bytes:
+        """The wire bytes of every event after the first ``position``."""
+        start = self._ends[position - 1] if position else 0
+        with memoryview(self._data) as view:
+            return bytes(view[start:])
 
 
 @dataclass(frozen=True, slots=True)

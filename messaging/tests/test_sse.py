@@ -5,6 +5,7 @@ import json
 import pytest
 
 from messaging import sse
+from messaging.sse import EventBuffer, SSEEvent
 
 TEXTS = [
     "",
@@ -36,3 +37,21 @@ def test_delta_frame_is_the_generic_encoding(text: str, block_type: str) -> None
             f"{json.dumps(data, separators=(',', ':'), ensure_ascii=False)}\n\n"
         ).encode()
     )
+
+
+def test_the_event_buffer_gives_back_the_bytes_after_any_position() -> None:
+    events = [
+        SSEEvent.build(1, sse.message_start(message_id="m", model="x", input_tokens=1)),
+        SSEEvent.delta(2, index=0, block_type="text", text="h\u00e9llo \u2728"),
+        SSEEvent.delta(3, index=0, block_type="text", text=""),
+        SSEEvent.build(4, sse.message_stop()),
+    ]
+    buffer = EventBuffer()
+    assert (len(buffer), buffer.after(0)) == (0, b"")
+
+    for event in events:
+        buffer.append(event.raw)
+
+    assert len(buffer) == 4
+    for position in range(5):
+        assert buffer.after(position) == b"".join(e.raw for e in events[position:])
