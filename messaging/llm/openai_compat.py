@@ -34,6 +34,7 @@ from messaging.llm.base import (
 
 logger = logging.getLogger(__name__)
 
+_JSON_HEADERS = {"Content-Type": "application/json"}
 STOP_REASONS = {
     "stop": "end_turn",
     "length": "max_tokens",
@@ -166,7 +167,11 @@ class OpenAICompatibleClient(ChatProvider):
         http = self._http()
         sent_at = time.perf_counter()
         try:
-            async with http.stream("POST", "/chat/completions", json=body) as response:
+            # orjson: the bytes httpx's json= would send (compact UTF-8), several times faster
+            # for a long history.
+            async with http.stream(
+                "POST", "/chat/completions", content=orjson.dumps(body), headers=_JSON_HEADERS
+            ) as response:
                 metrics.UPSTREAM_LATENCY.labels(self.name).observe(time.perf_counter() - sent_at)
                 if response.status_code >= 400:
                     await response.aread()

@@ -1,10 +1,12 @@
 """The provider layer against a real HTTP server speaking Groq's wire format."""
 
 import asyncio
+import json
 import time
 from collections.abc import Coroutine
 from typing import Any
 
+import orjson
 import pytest
 
 from messaging.llm.base import (
@@ -73,6 +75,7 @@ def test_streams_typed_events_and_sends_the_openai_body(fake_groq: FakeGroq) -> 
     ]
     received = fake_groq.received[0]
     assert received.headers["authorization"] == "Bearer gsk_test"
+    assert received.headers["content-type"] == "application/json"
     assert received.body == {
         "model": "openai/gpt-oss-20b",
         "messages": [
@@ -85,6 +88,27 @@ def test_streams_typed_events_and_sends_the_openai_body(fake_groq: FakeGroq) -> 
         "max_completion_tokens": 100,
         "reasoning_effort": "low",
     }
+
+
+def test_the_body_is_the_bytes_httpx_json_would_send(fake_groq: FakeGroq) -> None:
+    body = client_for(fake_groq).request_body(
+        ChatRequest(
+            model="m",
+            messages=(
+                ChatMessage(role="system", content='Say "hi"\n\t\\ \u2028'),
+                ChatMessage(role="user", content="h\u00e9llo \U0001f600 \x01 </script>"),
+            ),
+            temperature=0.7,
+            max_output_tokens=4096,
+            reasoning_effort=None,
+        )
+    )
+
+    sent = orjson.dumps(body)
+
+    # httpx.Request(json=...) encodes with these options (httpx/_content.py, encode_json)
+    expected = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    assert sent == expected.encode()
 
 
 @pytest.mark.parametrize("usage_form", ["both", "x_groq", "usage"])
