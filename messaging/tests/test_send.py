@@ -418,6 +418,56 @@ async def test_context_keeps_the_newest_history_that_fits(
     ]
 
 
+async def test_a_long_history_is_read_across_pages_newest_first_without_gaps(
+    settings, fake_groq: FakeGroq, user: User, auth: dict[str, str]
+) -> None:
+    # given: 250 messages (the history is read 100 at a time), a third of them with the same
+    # timestamp (ties are ordered by id), one not in the context (an error), and a window
+    # that fits 200 of them: each costs 5 estimated tokens (4 bytes / 4 + 4), the new
+    # message 6, the output 40
+    await sync_to_async(make_chat_model)("mid", context_window=1046, max_output_tokens=40)
+    settings.DEFAULT_CHAT_MODEL = "mid"
+
+    @sync_to_async
+    def make_history() -> tuple[Conversation, list[str]]:
+        conversation = conversation_create(owner=user, model="mid")
+        tied = None
+        contents = []
+        for i in range(251):
+            role = Message.Role.USER if i % 2 == 0 else Message.Role.ASSISTANT
+            message = message_create(conversation=conversation, role=role, content=f"m{i:03d}")
+            if i == 7:
+                Message.objects.filter(pk=message.pk).update(status=Message.Status.ERROR)
+                continue
+            if i == 100:
+                tied = message.created_at
+            elif 100 < i < 180:
+                Message.objects.filter(pk=message.pk).update(created_at=tied)
+            contents.append(message.content)
+        return conversation, contents
+
+    conversation, contents = await make_history()
+    tied_in_id_order = await sync_to_async(
+        lambda: list(
+            Message.objects.filter(conversation=conversation, content__in=contents[99:179])
+            .order_by("created_at", "id")
+            .values_list("content", flat=True)
+        )
+    )()
+    in_order = contents[:99] + tied_in_id_order + contents[179:]
+
+    # when
+    response = await send(
+        conversation, auth, {"content": "newest", "max_output_tokens": 40}
+    ).start()
+    await response.read()
+
+    # then: (1046 - 40 - 6) // 5 = 200 of the newest, in order
+    sent = [m["content"] for m in fake_groq.received[0].body["messages"]]
+    assert sent == [*in_order[-200:], "newest"]
+    await settled(conversation)
+
+
 async def test_message_too_long_for_the_context_is_a_400(
     settings, fake_groq: FakeGroq, user: User, auth: dict[str, str]
 ) -> None:
