@@ -1,6 +1,6 @@
 # The two commands a newcomer needs: `make run` and `make test` (see README.md).
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format typecheck pytest pytest-rls venv clean bench bench-full soak fuzz
+.PHONY: help run test lint format typecheck pytest pytest-rls pytest-embedded venv clean bench bench-full soak fuzz
 
 PY := .venv/bin/python
 HOST ?= 127.0.0.1
@@ -49,6 +49,13 @@ pytest: venv
 # The API's tests again with every authenticated request run as the `authenticated` role.
 pytest-rls: venv
 	@DB_RLS_PER_REQUEST=true .venv/bin/pytest conversations messaging usage accounts
+
+# The tests that start servers against the test database, or copy it, run against the embedded
+# PostgreSQL whatever DATABASE_URL says: where the database lives must not matter to them (CI
+# runs this after `make test`, which uses CI's server).
+pytest-embedded: export CHATAPI_ENV ?= test
+pytest-embedded: venv
+	@env -u DATABASE_URL .venv/bin/pytest -m live_database
 
 # The fuzz test of `make test` with many more examples and a fresh seed (printed, so a failure
 # can be replayed with FUZZ_SEED=<seed>). Needs DATABASE_URL like `make test`.

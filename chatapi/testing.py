@@ -143,17 +143,36 @@ class LiveServer:
                 self.process.wait(timeout=10)
 
 
-def _postgres_bin() -> Path:
-    """PostgreSQL's server programs: Debian's (the machine's own server is that package),
-    else the ones pgserver (requirements-dev.txt) ships."""
-    debian = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parts[-3])
+def _postgres_bin(major: int) -> Path:
+    """PostgreSQL's programs of this major version: Debian's package for it (the machine's own
+    server), else the ones pgserver (requirements-dev.txt) ships, the embedded server's.
+    pg_dump refuses a server newer than itself, and a cluster made by another major version's
+    initdb holds no copy of an older one's dump reliably: the version must match."""
+    candidates = [Path(f"/usr/lib/postgresql/{major}/bin")]
+    try:
+        import pgserver  # a development requirement: absent from production installs
+    except ImportError:  # pragma: no cover - depends on the install
+        pass
+    else:
+        candidates.append(Path(pgserver.__file__).parent / "pginstall" / "bin")
+    for candidate in candidates:
+        if _major_version(candidate) == major:
+            return candidate
+    raise RuntimeError(
+        f"No PostgreSQL {major} programs found (looked in {', '.join(map(str, candidates))})."
     )
-    if debian:
-        return debian[-1].parent
-    import pgserver  # only where Debian's server is missing
 
-    return Path(pgserver.__file__).parent / "pginstall" / "bin"
+
+def _major_version(bin_dir: Path) -> int | None:
+    """The major version of the PostgreSQL programs in ``bin_dir`` (``pg_ctl --version``)."""
+    if not (bin_dir / "pg_ctl").exists():
+        return None
+    done = subprocess.run(  # noqa: S603 - PostgreSQL's own program
+        [str(bin_dir / "pg_ctl"), "--version"], capture_output=True, check=False, timeout=30
+    )
+    # "pg_ctl (PostgreSQL) 16.2" / "pg_ctl (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"
+    words = done.stdout.decode().split()
+    return int(words[2].split(".")[0]) if done.returncode == 0 and len(words) > 2 else None
 
 
 class PrivatePostgres:
@@ -164,7 +183,8 @@ class PrivatePostgres:
     it runs as the ``postgres`` system user."""
 
     def __init__(self, *, copy_of: str) -> None:
-        self.bin = _postgres_bin()
+        # The test database's server version: its pg_dump, and a cluster of the same version.
+        self.bin = _postgres_bin(connection.pg_version // 10000)
         self.dir = Path(tempfile.mkdtemp(prefix="chatapi-pg-"))
         self.data = self.dir / "data"
         self.user = "postgres" if os.geteuid() == 0 else None

@@ -25,7 +25,7 @@ from messaging.models import Message
 from messaging.tests.asgi import parse_sse
 from messaging.tests.fake_groq import FakeGroq, Reply
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live_database]
 
 REPO = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("REDIS_URL")

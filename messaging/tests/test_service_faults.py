@@ -25,7 +25,7 @@ from messaging.resume import LOG_LOST_ERROR
 from messaging.tests.asgi import parse_sse
 from messaging.tests.fake_groq import FakeGroq, Reply
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live_database]
 
 MODEL = "openai/gpt-oss-20b"
 WORDS = [f"w{i} " for i in range(6)]

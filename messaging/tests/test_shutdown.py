@@ -20,7 +20,7 @@ from messaging.tests.asgi import parse_sse
 from messaging.tests.fake_groq import FakeGroq, Reply
 from usage.models import UsageRecord
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live_database]
 
 MODEL = "openai/gpt-oss-20b"
 GRACE_SECONDS = 6.0
