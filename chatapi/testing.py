@@ -170,7 +170,7 @@ def _major_version(bin_dir: Path) -> int | None:
     done = subprocess.run(  # noqa: S603 - PostgreSQL's own program
         [str(bin_dir / "pg_ctl"), "--version"], capture_output=True, check=False, timeout=30
     )
-    # "pg_ctl (PostgreSQL) 16.2" / "pg_ctl (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"
+    # The output reads like: pg_ctl (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)
     words = done.stdout.decode().split()
     return int(words[2].split(".")[0]) if done.returncode == 0 and len(words) > 2 else None
 
