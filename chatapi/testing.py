@@ -184,7 +184,9 @@ class PrivatePostgres:
 
     def __init__(self, *, copy_of: str) -> None:
         # The test database's server version: its pg_dump, and a cluster of the same version.
-        self.bin = _postgres_bin(connection.pg_version // 10000)
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW server_version_num")
+            self.bin = _postgres_bin(int(cursor.fetchone()[0]) // 10000)
         self.dir = Path(tempfile.mkdtemp(prefix="chatapi-pg-"))
         self.data = self.dir / "data"
         self.user = "postgres" if os.geteuid() == 0 else None
