@@ -218,6 +218,9 @@ class UsageRecordAdmin(admin.ModelAdmin[UsageRecord]):
     def has_change_permission(self, request: HttpRequest, obj: UsageRecord | None = None) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: UsageRecord | None = None) -> bool:
+        return False
+
     # The list's columns are kept narrow enough for 1280 px beside the filters.
     @admin.display(description="Tokens")
     def tokens(self, record: UsageRecord) -> SafeString:
@@ -246,7 +249,8 @@ class UsageRecordAdmin(admin.ModelAdmin[UsageRecord]):
 
     @admin.display(description="Conversation")
     def conversation(self, record: UsageRecord) -> SafeString | str:
-        """The first 8 characters of the id, linked to the conversation's page."""
+        """The first 8 characters of the id, linked to the conversation's page (which says so
+        when the conversation has been deleted: ledger rows outlive it)."""
         if record.conversation_id is None:
             return ""
         url = reverse("admin:conversations_conversation_change", args=[record.conversation_id])
@@ -256,9 +260,6 @@ class UsageRecordAdmin(admin.ModelAdmin[UsageRecord]):
             record.conversation_id,
             str(record.conversation_id)[:8],
         )
-
-    def has_delete_permission(self, request: HttpRequest, obj: UsageRecord | None = None) -> bool:
-        return False
 
     def get_urls(self) -> list[URLPattern]:
         dashboard = path(
