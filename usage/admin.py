@@ -305,6 +305,10 @@ class UsageRecordAdmin(admin.ModelAdmin[UsageRecord]):
             "user_form": user_form,
             "media": self.media + user_form.media,
             "model_filter": model_filter,
+            # Offered as the model box's suggestions; any id the ledger holds may be typed.
+            "model_ids": LanguageModel.objects.order_by("model_id").values_list(
+                "model_id", flat=True
+            ),
             "error": error,
         }
         return TemplateResponse(request, "admin/usage/dashboard.html", context)

@@ -149,7 +149,9 @@ def test_dashboard_filters_by_user_and_model(
         },
     )
 
-    assert bars(response.content.decode(), "tokens-chart") == ["2026-11-01: 8 tokens"]
+    html = response.content.decode()
+    assert bars(html, "tokens-chart") == ["2026-11-01: 8 tokens"]
+    assert '<option value="qwen/qwen3-32b">' in html  # the catalog's ids, suggested
 
 
 @pytest.mark.parametrize(
