@@ -51,7 +51,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 INSTALLED_APPS = [
     # daphne first: its runserver serves ASGI, so streams are not buffered in development.
     "daphne",
-    "django.contrib.admin",
+    "chatapi.apps.ChatapiAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -208,7 +208,7 @@ def test_admin_login_and_a_conversation_transcript(
 
     # then
     expect(page.locator("#site-name")).to_be_visible()
-    expect(page.locator("#content h1")).to_have_text("Site administration")
+    expect(page.locator("#content h1")).to_have_text("chatapi administration")
 
     # when: open the conversation
     page.goto(f"/admin/conversations/conversation/{conversation.pk}/change/")

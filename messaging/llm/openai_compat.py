@@ -44,7 +44,7 @@ STOP_REASONS = {
 }
 
 # Upstream status -> (status we answer, envelope error type). Our server's key being refused
-# is our problem, not the caller's: 502. See the README's error table.
+# is our problem, not the caller's: 502. See the error table in docs/api.md.
 _STATUS_MAP = {
     400: (400, "invalid_request_error"),
     401: (502, "api_error"),

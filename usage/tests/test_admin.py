@@ -147,6 +147,24 @@ def test_ledger_filters_by_user_model_and_date(
     assert staff_client.get(LEDGER, {"user": "not-an-id"}).status_code == 302  # ?e=1
 
 
+def test_ledger_rows_fit_in_narrow_columns(staff_client: Client, user: User) -> None:
+    # given
+    conversation_id = uuid.UUID("0d5f3e2a-1111-4222-8333-444455556666")
+    make_usage(user=user, at=T0, input_tokens=123456, output_tokens=65432, reasoning_tokens=4321,
+               cost_usd="1234.5678", conversation_id=conversation_id)  # fmt: skip
+
+    # when
+    html = staff_client.get(LEDGER).content.decode()
+
+    # then
+    assert '<td class="field-tokens">123,456 in / 65,432 out<br>(4,321 reasoning)</td>' in html
+    assert '<td class="field-cost"><span title="1234.5678 USD">$1,234.57</span></td>' in html
+    assert (
+        '<td class="field-conversation"><a href="/admin/conversations/conversation/'
+        f'{conversation_id}/change/" title="{conversation_id}">0d5f3e2a…</a></td>'
+    ) in html
+
+
 def test_user_usage_shows_totals_and_edits_the_budget_override(
     staff_client: Client, user: User
 ) -> None:
