@@ -16,9 +16,8 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.db import DatabaseError, connection, transaction
 
 from accounts.models import User
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.services import conversation_create
-from messaging.models import Message
 from messaging.services import message_create
 from usage.tests.factories import make_usage
 

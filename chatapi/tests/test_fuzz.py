@@ -28,8 +28,8 @@ from schemathesis import Case
 from accounts.models import User
 from accounts.tests.fake_supabase import FakeSupabase
 from chatapi.testing import LiveServer
+from conversations.models import Message
 from conversations.tests.factories import make_conversation
-from messaging.models import Message
 from messaging.services import message_create
 from messaging.tests.fake_groq import FakeGroq
 

@@ -16,9 +16,9 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from chatapi.testing import assert_error
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.tests.factories import make_exchange
-from messaging.models import IdempotencyKey, Message
+from messaging.models import IdempotencyKey
 from usage.models import BudgetReservation, UsageRecord
 
 pytestmark = pytest.mark.django_db

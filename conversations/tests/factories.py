@@ -5,8 +5,7 @@ from decimal import Decimal
 from typing import Any
 
 from accounts.models import User
-from conversations.models import Conversation
-from messaging.models import Message
+from conversations.models import Conversation, Message
 from messaging.services import message_create
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)

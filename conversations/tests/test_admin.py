@@ -14,15 +14,14 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.tests.factories import at, make_conversation, make_exchange
-from messaging.models import Message
 from messaging.services import message_create
 
 pytestmark = pytest.mark.django_db
 
 CONVERSATIONS = "/admin/conversations/conversation/"
-MESSAGES = "/admin/messaging/message/"
+MESSAGES = "/admin/conversations/message/"
 
 
 @pytest.fixture

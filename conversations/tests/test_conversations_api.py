@@ -10,9 +10,8 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from chatapi.testing import assert_error
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.tests.factories import make_conversation
-from messaging.models import Message
 from messaging.services import message_create
 from usage.tests.factories import make_chat_model
 

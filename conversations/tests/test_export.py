@@ -8,9 +8,8 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from chatapi.testing import assert_error
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.tests.factories import at, make_conversation, make_exchange
-from messaging.models import Message
 from messaging.services import message_create
 
 pytestmark = pytest.mark.django_db

@@ -4,10 +4,9 @@ import pytest
 from django.db import IntegrityError
 
 from accounts.models import User
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.services import conversation_delete
 from conversations.tests.factories import at, make_conversation
-from messaging.models import Message
 from messaging.services import message_create
 
 pytestmark = pytest.mark.django_db

@@ -9,8 +9,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from prometheus_client import REGISTRY
 
-from conversations.models import Conversation
-from messaging.models import Message
+from conversations.models import Conversation, Message
 from messaging.tests.asgi import ASGIRequest, parse_sse
 from messaging.tests.fake_groq import ErrorReply, FakeGroq, Reply
 from messaging.tests.helpers import MODEL

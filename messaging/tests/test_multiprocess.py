@@ -19,9 +19,8 @@ import pytest
 
 from accounts.models import User
 from chatapi.testing import LiveServer
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.services import conversation_create
-from messaging.models import Message
 from messaging.tests.asgi import parse_sse
 from messaging.tests.fake_groq import FakeGroq, Reply
 

@@ -18,9 +18,8 @@ from django.db import DatabaseError, connection, transaction
 from accounts.models import User
 from accounts.rls import caller_transaction_begin, caller_transaction_end, service_role
 from accounts.tokens import Claims
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.services import conversation_create
-from messaging.models import Message
 from messaging.services import message_create
 from messaging.tests.asgi import ASGIRequest
 from messaging.tests.fake_groq import FakeGroq, Reply

@@ -14,8 +14,8 @@ import pytest
 
 from accounts.models import User
 from chatapi.testing import LiveServer
+from conversations.models import Message
 from conversations.services import conversation_create
-from messaging.models import Message
 from messaging.tests.asgi import parse_sse
 from messaging.tests.fake_groq import FakeGroq, Reply
 from usage.models import UsageRecord

@@ -15,8 +15,8 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from chatapi.errors import BillingError
 from chatapi.testing import assert_error
+from conversations.models import Message
 from conversations.services import conversation_create
-from messaging.models import Message
 from messaging.turns import GenerationSettings
 from usage.models import BudgetReservation, UsageBudget, UsageRecord
 from usage.selectors import BudgetLimits, budget_limits_get

@@ -6,10 +6,9 @@ from decimal import Decimal
 import pytest
 
 from accounts.models import User
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.services import conversation_create, conversation_delete
 from messaging.llm.base import Usage
-from messaging.models import Message
 from messaging.turns import turn_cost
 from usage.models import LanguageModel, ModelPrice, UsageRecord
 from usage.selectors import usage_stats

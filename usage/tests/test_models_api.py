@@ -7,8 +7,8 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from chatapi.testing import assert_error
+from conversations.models import Message
 from conversations.tests.factories import make_conversation
-from messaging.models import Message
 from messaging.services import message_create
 from usage.catalog import catalog_cache_clear
 from usage.models import LanguageModel
