@@ -12,8 +12,8 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from accounts.models import User
+from chatapi.ratelimits import memory_state_clear
 from usage.catalog import catalog_cache_clear
-from usage.limits import memory_state_clear
 from usage.models import LanguageModel
 
 TokenFactory = Callable[..., str]

@@ -26,6 +26,7 @@ from chatapi import shutdown
 from chatapi.dispatch import ContinueOnLoop
 from chatapi.errors import ApiError, ConflictError, RateLimitedError, api_error
 from chatapi.pagination import PageParams, PageQuerySerializer, page_body, page_schema
+from chatapi.ratelimits import SendRateThrottle, stream_slot_acquire, stream_slot_release
 from conversations.models import Conversation, Message
 from conversations.selectors import message_get_in_conversation, message_list
 from conversations.serializers import MessageSerializer
@@ -41,8 +42,6 @@ from messaging.serializers import AssistantReplySerializer, MessageCreateSeriali
 from messaging.services import message_cancel
 from messaging.turns import GenerationSettings, turn_prepare
 from usage.catalog import chat_model_get, chat_model_unavailable
-from usage.limits import stream_slot_acquire, stream_slot_release
-from usage.throttles import SendRateThrottle
 
 _MESSAGES_EXAMPLE: list[dict[str, Any]] = [
     {
