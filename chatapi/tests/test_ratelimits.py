@@ -15,8 +15,8 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from chatapi.ratelimits import rate_limit_hit, stream_slot_acquire, stream_slot_release
-from chatapi.testing import assert_error
 from conversations.services import conversation_create
+from testsupport.assertions import assert_error
 
 REDIS_URL = os.environ.get("REDIS_URL")
 

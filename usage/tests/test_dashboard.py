@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 
 from accounts.models import User
-from usage.tests.factories import make_usage
+from testsupport.factories import make_usage
 
 pytestmark = pytest.mark.django_db
 

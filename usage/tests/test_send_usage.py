@@ -13,8 +13,8 @@ from django.db import connection
 from accounts.models import User
 from conversations.models import Conversation, Message
 from conversations.services import conversation_create
-from messaging.tests.asgi import ASGIRequest, parse_sse
-from messaging.tests.fake_groq import ErrorReply, FakeGroq, Reply
+from testsupport.asgi import ASGIRequest, parse_sse
+from testsupport.fake_groq import ErrorReply, FakeGroq, Reply
 from usage.models import BudgetReservation, UsageRecord
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
