@@ -1,5 +1,5 @@
-"""Fixtures shared by every app's tests: users, tokens, authenticated API clients and the
-fake Groq."""
+"""Fixtures shared by every app's tests: users, tokens and authenticated API clients (and,
+from testsupport.fixtures, the fake Groq)."""
 
 import importlib
 import time
@@ -14,9 +14,10 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from chatapi.ratelimits import memory_state_clear
-from testsupport.fake_groq import FakeGroq
 from usage.catalog import catalog_cache_clear
 from usage.models import LanguageModel
+
+pytest_plugins = ["testsupport.fixtures"]
 
 TokenFactory = Callable[..., str]
 
@@ -108,11 +109,3 @@ def other_client(other_user: User, make_token: TokenFactory) -> APIClient:
 @pytest.fixture
 def anon_client() -> APIClient:
     return APIClient()
-
-
-@pytest.fixture
-def fake_groq() -> Iterator[FakeGroq]:
-    """The Groq stand-in on loopback (it also serves GET /models), fresh for each test."""
-    server = FakeGroq().start()
-    yield server
-    server.stop()
