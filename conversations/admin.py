@@ -9,9 +9,8 @@ from django.urls import URLPattern, path
 from django.utils.safestring import SafeString
 
 from conversations.export import ExportFormat, transcript_export, transcripts_zip
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.selectors import conversation_transcript, conversation_transcripts
-from messaging.models import Message
 from usage.money import usd_cell
 
 
@@ -176,3 +175,37 @@ class ConversationAdmin(admin.ModelAdmin[Conversation]):
     def cost(self, conversation: Conversation) -> SafeString | str:
         value: Decimal | None = conversation.cost_usd  # type: ignore[attr-defined]
         return usd_cell(value)
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin[Message]):
+    """Read-only: messages are history, written by the API."""
+
+    list_display = (
+        "id",
+        "conversation",
+        "role",
+        "status",
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "usage_estimated",
+        "latency_ms",
+        "ttft_ms",
+        "cost_usd",
+        "created_at",
+    )
+    list_filter = ("role", "status", "model", "usage_estimated", "created_at")
+    search_fields = ("=id", "=conversation__id")
+    list_select_related = ("conversation",)
+    ordering = ("-created_at", "-id")
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Message | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Message | None = None) -> bool:
+        return False

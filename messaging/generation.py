@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
 from chatapi import metrics
+from conversations.models import Message
 from messaging import sse
 from messaging.eventlog import RedisLogWriter, redis_enabled
 from messaging.llm.base import (
@@ -35,7 +36,6 @@ from messaging.llm.base import (
     TextDelta,
     Usage,
 )
-from messaging.models import Message
 from messaging.titles import title_generate_later
 from messaging.tokens import estimate_tokens
 from messaging.turns import TurnOutcome, TurnPlan, turn_cost, turn_record

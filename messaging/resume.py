@@ -10,9 +10,9 @@ from asgiref.sync import sync_to_async
 from django.db import connection
 from redis.exceptions import RedisError
 
+from conversations.models import Message
 from messaging import sse
 from messaging.eventlog import log_exists, log_tail_is_terminal, read_log, redis_enabled
-from messaging.models import Message
 from messaging.workers import generation_get, worker_ensure_running
 
 logger = logging.getLogger(__name__)

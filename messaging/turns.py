@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from chatapi import metrics
 from chatapi.errors import ApiError, ConflictError
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.services import conversation_touch
 from messaging.idempotency import CONSTRAINT as IDEMPOTENCY_CONSTRAINT
 from messaging.idempotency import (
@@ -24,7 +24,6 @@ from messaging.idempotency import (
     idempotency_record,
 )
 from messaging.llm.base import ChatMessage, ChatRequest, ReasoningEffort, Role, Usage
-from messaging.models import Message
 from messaging.tokens import TOKENS_PER_MESSAGE, estimate_messages_tokens, estimate_tokens
 from messaging.workers import WORKER_ID
 from usage.catalog import ChatModel, chat_model_get

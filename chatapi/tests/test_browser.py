@@ -16,10 +16,9 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import User
-from chatapi.testing import REPO, LiveServer
 from conversations.models import Conversation
-from conversations.tests.factories import make_conversation, make_exchange
-from usage.tests.factories import make_usage
+from testsupport.factories import make_conversation, make_exchange, make_usage
+from testsupport.servers import REPO, LiveServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -16,11 +16,11 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import User
-from chatapi.testing import LiveServer
 from chatapi.tests import test_browser
 from chatapi.tests.test_browser import ARTIFACTS, CHROMIUM
 from conversations.models import Conversation
-from usage.tests.factories import make_usage
+from testsupport.factories import make_usage
+from testsupport.servers import LiveServer
 
 # test_browser.py's module: its skip when Chromium is missing, and its fixtures (the server,
 # the browser, the watchers of outside requests and console errors, the staff user and a

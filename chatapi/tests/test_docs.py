@@ -3,7 +3,7 @@ docs/configuration.md and in .env.example."""
 
 import re
 
-from chatapi.testing import REPO
+from testsupport.servers import REPO
 
 # Older names, accepted but not advertised as settings of their own.
 ALIASES = {"JWT_SECRET_KEY"}

@@ -11,10 +11,10 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
+from testsupport.factories import make_chat_model, make_usage
 from usage.catalog import chat_model_get
 from usage.models import LanguageModel, ModelPrice, UsageBudget
 from usage.selectors import budget_limits_get
-from usage.tests.factories import make_chat_model, make_usage
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,8 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import User
+from testsupport.factories import make_usage
 from usage.dashboard import value_axis
-from usage.tests.factories import make_usage
 
 pytestmark = pytest.mark.django_db
 

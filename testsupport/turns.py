@@ -1,9 +1,8 @@
 """Drive a turn's database side as the send path does: ``turn_prepare`` before the upstream
 call, ``turn_record`` with a priced outcome at the end (what ``Generation`` stores)."""
 
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from messaging.llm.base import Usage
-from messaging.models import Message
 from messaging.turns import (
     GenerationSettings,
     TurnOutcome,
