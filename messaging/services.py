@@ -9,8 +9,9 @@ from django.utils import timezone
 
 from conversations.models import Conversation
 from conversations.services import conversation_touch
+from messaging.live import generation_cancel
 from messaging.models import Message
-from messaging.workers import generation_cancel, worker_is_alive
+from messaging.sweeper import worker_is_alive
 
 
 def message_create(

@@ -20,8 +20,7 @@ import httpx
 import pytest
 
 from chatapi.testing import LiveServer, PrivatePostgres, PrivateRedis, live_database_url
-from messaging.generation import NOT_STORED_MESSAGE
-from messaging.resume import LOG_LOST_ERROR
+from messaging.endings import LOG_LOST_ERROR, NOT_STORED_MESSAGE
 from messaging.tests.asgi import parse_sse
 from messaging.tests.fake_groq import FakeGroq, Reply
 

@@ -10,7 +10,7 @@ from conversations.models import Conversation
 from conversations.services import conversation_create, conversation_delete
 from messaging.llm.base import Usage
 from messaging.models import Message
-from messaging.turns import turn_cost
+from usage.catalog import turn_cost
 from usage.models import LanguageModel, ModelPrice, UsageRecord
 from usage.selectors import usage_stats
 from usage.services import model_price_add
