@@ -37,10 +37,10 @@ from messaging.llm.base import (
     TextDelta,
     Usage,
 )
+from messaging.llm.token_estimates import estimate_tokens
 from messaging.models import Message
 from messaging.sweeper import worker_ensure_running
 from messaging.titles import title_generate_later
-from messaging.tokens import estimate_tokens
 from messaging.turns import TurnOutcome, TurnPlan, turn_record
 from usage.catalog import turn_cost
 

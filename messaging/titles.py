@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from conversations.models import Conversation
 from messaging.llm.base import ChatMessage, ChatRequest, ProviderError, TextDelta, Usage
 from messaging.llm.registry import provider_get
-from messaging.tokens import estimate_messages_tokens, estimate_tokens
+from messaging.llm.token_estimates import estimate_messages_tokens, estimate_tokens
 from usage.catalog import ChatModel, chat_model_get, turn_cost
 from usage.models import UsageKind
 from usage.services import usage_record

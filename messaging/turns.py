@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from chatapi import metrics
 from chatapi.errors import ApiError, ConflictError
-from conversations.models import Conversation
+from conversations.models import Conversation, ReasoningEffort
 from conversations.services import conversation_touch
 from messaging.idempotency import CONSTRAINT as IDEMPOTENCY_CONSTRAINT
 from messaging.idempotency import (
@@ -23,10 +23,14 @@ from messaging.idempotency import (
     idempotency_find,
     idempotency_record,
 )
-from messaging.llm.base import ChatMessage, ChatRequest, ReasoningEffort, Role, Usage
+from messaging.llm.base import ChatMessage, ChatRequest, Role, Usage
+from messaging.llm.token_estimates import (
+    TOKENS_PER_MESSAGE,
+    estimate_messages_tokens,
+    estimate_tokens,
+)
 from messaging.models import Message
 from messaging.process import WORKER_ID
-from messaging.tokens import TOKENS_PER_MESSAGE, estimate_messages_tokens, estimate_tokens
 from usage.catalog import ChatModel, chat_model_get, turn_cost
 from usage.models import UsageKind, UsageRecord
 from usage.services import budget_release, budget_reserve, usage_record
