@@ -3,8 +3,9 @@
 ends (Anthropic's /v1/messages, OpenAI's /v1/chat/completions, edit and regenerate) call
 them with their own inputs and render the result their own way."""
 
+import asyncio
+import contextlib
 import functools
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -12,9 +13,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import User
@@ -26,6 +27,7 @@ from messaging.idempotency import IdempotentReplayError, idempotency_claim, idem
 from messaging.live import generation_cancel
 from messaging.llm.registry import provider_get
 from messaging.models import IdempotencyKey, Message
+from messaging.resume import message_wait_final
 from messaging.sweeper import worker_is_alive
 from messaging.turns import GenerationSettings, turn_prepare
 from usage.catalog import chat_model_get, chat_model_unavailable
@@ -194,25 +196,32 @@ def message_create(
 
 
 CANCEL_CONFIRM_SECONDS = 2.0
-_CANCEL_POLL_SECONDS = 0.02
 
 
-def message_cancel(*, message: Message) -> Message:
-    """Stop the generation of ``message`` wherever it runs, and wait (briefly) until its
-    process has stored it as cancelled. A message whose process is gone is cancelled here.
-    Returns the message as stored now (still ``in_progress`` if the process is slow)."""
-    async_to_sync(generation_cancel)(message.pk)
-    deadline = time.monotonic() + CANCEL_CONFIRM_SECONDS
-    while True:
+@sync_to_async(thread_sensitive=False)
+def _cancel_orphan(message: Message) -> Message:
+    """Cancel ``message`` here if the process that generated it is gone; as stored now."""
+    try:
+        if not worker_is_alive(worker_id=message.worker_id):
+            Message.objects.filter(pk=message.pk, status=Message.Status.IN_PROGRESS).update(
+                status=Message.Status.CANCELLED, completed_at=timezone.now()
+            )
         message.refresh_from_db()
-        if message.status != Message.Status.IN_PROGRESS or time.monotonic() >= deadline:
-            break
-        time.sleep(_CANCEL_POLL_SECONDS)
-    if message.status == Message.Status.IN_PROGRESS and not worker_is_alive(
-        worker_id=message.worker_id
-    ):
-        Message.objects.filter(pk=message.pk, status=Message.Status.IN_PROGRESS).update(
-            status=Message.Status.CANCELLED, completed_at=timezone.now()
-        )
-        message.refresh_from_db()
+        return message
+    finally:
+        connection.close()
+
+
+async def message_cancel(*, message: Message) -> Message:
+    """Stop the generation of ``message`` wherever it runs, and wait (at most
+    ``CANCEL_CONFIRM_SECONDS``) until its process has stored it as cancelled. A message whose
+    process is gone is cancelled here. Returns the message as stored now (still
+    ``in_progress`` if the process is slow). Runs on the event loop: the wait is the
+    generation's own end when this process runs it, without holding a thread."""
+    await generation_cancel(message.pk)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(CANCEL_CONFIRM_SECONDS):
+            message = await message_wait_final(message)
+    if message.status == Message.Status.IN_PROGRESS:
+        message = await _cancel_orphan(message)
     return message

@@ -398,16 +398,20 @@ class ConversationMessageCancelView(ConversationScopedView):
             409: OpenApiResponse(description="The message is not in progress."),
         },
     )
-    def post(self, request: Request, conversation_id: str, message_id: str) -> Response:
+    def post(self, request: Request, conversation_id: str, message_id: str) -> HttpResponseBase:
         message = message_get_in_conversation(conversation=self.conversation, message_id=message_id)
         if message.status != Message.Status.IN_PROGRESS:
             raise ConflictError(
                 f"The message is not in progress (it is {message.status}).",
                 details={"status": message.status},
             )
-        message = message_cancel(message=message)
-        done = message.status != Message.Status.IN_PROGRESS
-        return Response(
-            MessageSerializer(message).data,
-            status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED,
-        )
+
+        async def cancelled() -> HttpResponseBase:
+            stored = await message_cancel(message=message)
+            done = stored.status != Message.Status.IN_PROGRESS
+            return Response(
+                MessageSerializer(stored).data,
+                status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED,
+            )
+
+        return ContinueOnLoop(cancelled)
