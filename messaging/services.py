@@ -9,19 +9,16 @@ import functools
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from accounts.models import User
 from chatapi.errors import ApiError, RateLimitedError
 from conversations.models import Conversation
-from conversations.services import conversation_touch
 from messaging.generation import Generation
 from messaging.idempotency import IdempotentReplayError, idempotency_claim, idempotency_find
 from messaging.live import generation_cancel
@@ -141,58 +138,6 @@ def _repeated(record: IdempotencyKey) -> RepeatedTurn:
         user_message=record.user_message,
         assistant_message=record.assistant_message,
     )
-
-
-def message_create(
-    *,
-    conversation: Conversation,
-    role: Message.Role,
-    content: str,
-    reasoning: str = "",
-    status: Message.Status = Message.Status.COMPLETE,
-    stop_reason: str = "",
-    model: str = "",
-    input_tokens: int | None = None,
-    output_tokens: int | None = None,
-    usage_estimated: bool = False,
-    latency_ms: int | None = None,
-    ttft_ms: int | None = None,
-    cost_usd: Decimal | None = None,
-    error: dict[str, Any] | None = None,
-    created_at: datetime | None = None,
-    completed_at: datetime | None = None,
-) -> Message:
-    """Add a message and bump the conversation's last_message_at and activity_at (its place
-    in the list), in one transaction.
-
-    The bump never moves the timestamps back, so messages created out of order (or with an
-    explicit ``created_at``) leave the latest one in place.
-    """
-    created_at = created_at or timezone.now()
-    with transaction.atomic():
-        message = Message.objects.create(
-            conversation=conversation,
-            role=role,
-            content=content,
-            reasoning=reasoning,
-            status=status,
-            stop_reason=stop_reason,
-            model=model,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            usage_estimated=usage_estimated,
-            latency_ms=latency_ms,
-            ttft_ms=ttft_ms,
-            cost_usd=cost_usd,
-            error=error,
-            created_at=created_at,
-            completed_at=completed_at,
-        )
-        conversation_touch(conversation_id=conversation.pk, at=created_at)
-    # The instance follows the row, as far as it knows.
-    conversation.last_message_at = max(conversation.last_message_at or created_at, created_at)
-    conversation.activity_at = max(conversation.activity_at, created_at)
-    return message
 
 
 CANCEL_CONFIRM_SECONDS = 2.0

@@ -28,9 +28,8 @@ from schemathesis import Case
 from accounts.models import User
 from accounts.tests.fake_supabase import FakeSupabase
 from chatapi.testing import LiveServer
-from conversations.tests.factories import make_conversation
+from conversations.tests.factories import make_conversation, make_message
 from messaging.models import Message
-from messaging.services import message_create
 from messaging.tests.fake_groq import FakeGroq
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -111,8 +110,8 @@ def auth_headers(fuzz_target: FuzzTarget) -> dict[str, str]:
     """The caller, one conversation of theirs with an exchange, and their access token."""
     user = User.objects.create(id=USER_ID, email="fuzz@example.com")
     conversation = make_conversation(owner=user, id=CONVERSATION_ID, title="Fuzzed")
-    message_create(conversation=conversation, role=Message.Role.USER, content="Hi")
-    message_create(
+    make_message(conversation=conversation, role=Message.Role.USER, content="Hi")
+    make_message(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
         content="Hello!",

@@ -15,9 +15,8 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from conversations.models import Conversation
-from conversations.tests.factories import at, make_conversation, make_exchange
+from conversations.tests.factories import at, make_conversation, make_exchange, make_message
 from messaging.models import Message
-from messaging.services import message_create
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +37,7 @@ def _add_conversation(owner: User, index: int, messages: int = 2) -> Conversatio
         owner=owner, title=f"Chat {index}", activity_at=at(index * 100)
     )
     for turn in range(messages):
-        message_create(
+        make_message(
             conversation=conversation,
             role=Message.Role.ASSISTANT,
             content=f"answer {turn}",
@@ -108,7 +107,7 @@ def test_conversation_page_shows_its_messages_in_order_read_only(
     # given messages created out of order
     conversation = make_conversation(owner=user, activity_at=at(0))
     for second, content in ((3, "third"), (1, "first"), (2, "second")):
-        message_create(
+        make_message(
             conversation=conversation,
             role=Message.Role.USER,
             content=content,
@@ -286,7 +285,7 @@ def test_transcript_shows_status_and_error_of_a_failed_answer(
 ) -> None:
     # given
     conversation = make_conversation(owner=user)
-    message_create(
+    make_message(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
         content="Partial",

@@ -20,8 +20,8 @@ from accounts.rls import caller_transaction_begin, caller_transaction_end, servi
 from accounts.tokens import Claims
 from conversations.models import Conversation
 from conversations.services import conversation_create
+from conversations.tests.factories import make_message
 from messaging.models import Message
-from messaging.services import message_create
 from messaging.tests.asgi import ASGIRequest
 from messaging.tests.fake_groq import FakeGroq, Reply
 from messaging.tests.helpers import MODEL, settled
@@ -52,8 +52,8 @@ def rls_off(settings: Any) -> None:
 def data(user: User, other_user: User) -> dict[str, Conversation]:
     mine = conversation_create(owner=user, model=MODEL, title="mine")
     theirs = conversation_create(owner=other_user, model=MODEL, title="theirs")
-    message_create(conversation=mine, role=Message.Role.USER, content="my question")
-    message_create(conversation=theirs, role=Message.Role.USER, content="their question")
+    make_message(conversation=mine, role=Message.Role.USER, content="my question")
+    make_message(conversation=theirs, role=Message.Role.USER, content="their question")
     at = datetime(2026, 11, 1, tzinfo=UTC)
     make_usage(user=user, at=at, input_tokens=1, output_tokens=2, cost_usd="0.001")
     make_usage(user=other_user, at=at, input_tokens=3, output_tokens=4, cost_usd="0.002")

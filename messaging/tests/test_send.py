@@ -13,8 +13,8 @@ from asgiref.sync import sync_to_async
 from accounts.models import User
 from conversations.models import Conversation
 from conversations.services import conversation_create
+from conversations.tests.factories import make_message
 from messaging.models import Message
-from messaging.services import message_create
 from messaging.tests.asgi import ASGIRequest, parse_sse
 from messaging.tests.fake_groq import ErrorReply, FakeGroq, Reply
 from messaging.tests.helpers import MODEL, settled, stored
@@ -384,12 +384,12 @@ async def test_context_keeps_the_newest_history_that_fits(
     def make_history() -> Conversation:
         conversation = conversation_create(owner=user, model="tiny", system_prompt="Sys.")
         for i in range(20):
-            message_create(
+            make_message(
                 conversation=conversation,
                 role=Message.Role.USER,
                 content=f"question {i:02d} " + "x" * 40,
             )
-            message_create(
+            make_message(
                 conversation=conversation,
                 role=Message.Role.ASSISTANT,
                 content=f"answer {i:02d} " + "y" * 40,
@@ -435,7 +435,7 @@ async def test_a_long_history_is_read_across_pages_newest_first_without_gaps(
         contents = []
         for i in range(251):
             role = Message.Role.USER if i % 2 == 0 else Message.Role.ASSISTANT
-            message = message_create(conversation=conversation, role=role, content=f"m{i:03d}")
+            message = make_message(conversation=conversation, role=role, content=f"m{i:03d}")
             if i == 7:
                 Message.objects.filter(pk=message.pk).update(status=Message.Status.ERROR)
                 continue
