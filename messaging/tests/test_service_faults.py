@@ -19,8 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from messaging.generation import NOT_STORED_MESSAGE
-from messaging.resume import LOG_LOST_ERROR
+from messaging.endings import LOG_LOST_ERROR, NOT_STORED_MESSAGE
 from testsupport.asgi import parse_sse
 from testsupport.fake_groq import FakeGroq, Reply
 from testsupport.servers import LiveServer, PrivatePostgres, PrivateRedis, live_database_url
