@@ -25,6 +25,7 @@ from chatapi.env import (
     env_optional_int,
     env_required,
     env_str,
+    production_requires,
 )
 
 # Lets generic classes (ModelAdmin[User], QuerySet[...]) be subscripted at run time.
@@ -45,7 +46,7 @@ ALLOWED_HOSTS = env_list(
     "ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"] if DEV_MODE else []
 )
 if not ALLOWED_HOSTS:
-    raise ImproperlyConfigured("The environment variable ALLOWED_HOSTS must be set.")
+    raise production_requires("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
@@ -124,7 +125,7 @@ elif DEV_MODE:
         Path(env_str("EMBEDDED_DB_DIR") or BASE_DIR / ".devdata" / "postgres")
     )
 else:
-    raise ImproperlyConfigured("The environment variable DATABASE_URL must be set.")
+    raise production_requires("DATABASE_URL")
 # Under ASGI every request runs its sync part in a thread of its own, so Django's persistent
 # connections (CONN_MAX_AGE) would pile up one per thread: a process-wide psycopg pool
 # serves them instead (https://docs.djangoproject.com/en/stable/ref/databases/#connection-pool).
@@ -305,7 +306,7 @@ SUPABASE_HTTP_TIMEOUT_SECONDS = env_float("SUPABASE_HTTP_TIMEOUT_SECONDS", 10.0,
 
 GROQ_API_KEY = env_str("GROQ_API_KEY")
 if GROQ_API_KEY is None and not DEV_MODE:
-    raise ImproperlyConfigured("The environment variable GROQ_API_KEY must be set.")
+    raise production_requires("GROQ_API_KEY")
 LLM_PROVIDERS: dict[str, dict[str, object]] = {
     "groq": {
         "class": "messaging.llm.openai_compat.GroqClient",
