@@ -14,7 +14,7 @@ import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
-from chatapi.embedded_db import embedded_database
+from chatapi.embedded_db import embedded_data_dir, embedded_database
 from chatapi.env import (
     env_bool,
     env_choice,
@@ -121,9 +121,7 @@ if _database_url is not None:
         raise ImproperlyConfigured("DATABASE_URL must be a postgres:// or postgresql:// URL.")
     _default_db: dict[str, Any] = dict(dj_database_url.parse(_database_url))
 elif DEV_MODE:
-    _default_db = embedded_database(
-        Path(env_str("EMBEDDED_DB_DIR") or BASE_DIR / ".devdata" / "postgres")
-    )
+    _default_db = embedded_database(embedded_data_dir())
 else:
     raise production_requires("DATABASE_URL")
 # Under ASGI every request runs its sync part in a thread of its own, so Django's persistent
