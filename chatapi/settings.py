@@ -357,7 +357,8 @@ IDEMPOTENCY_KEY_TTL_SECONDS = env_int("IDEMPOTENCY_KEY_TTL_SECONDS", 86400, mini
 # --- Observability: logs and metrics -------------------------------------------------------
 # Logs go to stderr: one JSON object per line (LOG_FORMAT=json, production's default, for a
 # log collector) or a plain line (development and test). Every request gets one access line
-# from chatapi.middleware.access_log_middleware (logger `chatapi.access`).
+# from chatapi.middleware.access_log_middleware (logger `chatapi.access`): INFO, WARNING for
+# the API's refusals (4xx, and 502/503/504 of a dependency), ERROR for a 500.
 LOG_FORMAT = env_choice("LOG_FORMAT", "plain" if DEV_MODE else "json", ("json", "plain"))
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
 LOGGING = {
@@ -376,8 +377,12 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    # The embedded database logs every process exit at INFO.
-    "loggers": {"pgserver": {"level": "WARNING"}},
+    "loggers": {
+        # The embedded database logs every process exit at INFO.
+        "pgserver": {"level": "WARNING"},
+        # `runserver`'s own access line (daphne's, an error for any 5xx) repeats chatapi.access.
+        "django.channels.server": {"level": "CRITICAL"},
+    },
 }
 # Prometheus metrics at GET /metrics (chatapi/metrics.py), per server process. Off unless
 # enabled; with METRICS_TOKEN set, a scrape must send `Authorization: Bearer <token>`.
