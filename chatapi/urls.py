@@ -7,7 +7,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerSplitView
 
 from chatapi.metrics import metrics_view
-from chatapi.views import HealthView, OpenApiSchemaView, PingView
+from chatapi.views import ApiIndexView, HealthView, OpenApiSchemaView, PingView, site_index
 
 # API routes carry no trailing slash; chatapi.middleware accepts one anyway.
 api_v1: list[URLPattern | URLResolver] = [
@@ -36,6 +36,9 @@ REDOC_CONTENT_SECURITY_POLICY: dict[str, list[str]] = {
 }
 
 urlpatterns = [
+    path("", site_index, name="index"),
+    # Also /api/v1/ (chatapi.middleware drops an API route's trailing slash).
+    path("api/v1", ApiIndexView.as_view(), name="api-index"),
     path("api/v1/", include(api_v1)),
     # Swagger UI's start-up script from its own URL (/docs?script=), not inline: the
     # site's policy runs no inline script.
