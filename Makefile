@@ -56,7 +56,9 @@ typecheck: venv
 pytest: venv
 	@.venv/bin/pytest
 
-# The API's tests again with every authenticated request run as the `authenticated` role.
+# The API's tests again with every authenticated request run as the `authenticated` role
+# (CI runs it after `make test`).
+pytest-rls: export CHATAPI_ENV ?= test
 pytest-rls: venv
 	@DB_RLS_PER_REQUEST=true .venv/bin/pytest conversations messaging usage accounts
 
