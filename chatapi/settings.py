@@ -237,6 +237,24 @@ SPECTACULAR_SETTINGS = {
         '`{"type":"error","error":{"type","message","details"},"request_id"}`.'
     ),
     "VERSION": "1.0.0",
+    # The sections of /docs and /redoc, in this order.
+    "TAGS": [
+        {"name": "index", "description": "Where the API's documents are."},
+        {
+            "name": "auth",
+            "description": "Accounts and sessions (Supabase Auth): register, log in, refresh, "
+            "log out, and who the token belongs to.",
+        },
+        {"name": "conversations", "description": "The caller's conversations and settings."},
+        {
+            "name": "messages",
+            "description": "Send a message and get the answer, whole or streamed (SSE); "
+            "list, resume and cancel.",
+        },
+        {"name": "models", "description": "The models a conversation may use, with prices."},
+        {"name": "usage", "description": "The caller's tokens and costs."},
+        {"name": "health", "description": "Liveness and readiness checks; no token needed."},
+    ],
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_AUTHENTICATION": [],
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -120,6 +120,11 @@ class PingView(APIView):
         operation_id="ping",
         tags=["health"],
         auth=[],
+        summary="Check that the server answers",
+        description=(
+            'Answers `{"status": "ok"}` as soon as the server process runs, without '
+            "touching the database: a liveness check. Needs no token."
+        ),
         responses={200: inline_serializer("Ping", {"status": serializers.CharField()})},
     )
     def get(self, request: Request) -> Response:
@@ -136,6 +141,11 @@ class HealthView(APIView):
         operation_id="health",
         tags=["health"],
         auth=[],
+        summary="Check the server and its database",
+        description=(
+            "200 when the server answers and reaches PostgreSQL, 503 in the error envelope when "
+            "it cannot: for load balancers and uptime checks. Needs no token."
+        ),
         responses={
             200: inline_serializer(
                 "Health",
