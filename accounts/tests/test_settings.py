@@ -117,6 +117,27 @@ def test_production_without_django_secret_key_fails_naming_it_and_development_mo
     )
 
 
+def test_manage_py_in_a_shell_without_chatapi_env_says_one_line_not_a_traceback() -> None:
+    # when: a second shell, without make run's CHATAPI_ENV=development
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        env={"DATABASE_URL": UNUSED_DATABASE_URL},
+        cwd=Path(settings.BASE_DIR),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    # then
+    assert result.returncode == 1
+    assert result.stderr == (
+        "manage.py: The environment variable DJANGO_SECRET_KEY must be set (CHATAPI_ENV is "
+        "production, the default; for development on this machine set "
+        "CHATAPI_ENV=development).\n"
+    )
+
+
 def test_production_without_groq_api_key_says_how_to_run_in_development_mode() -> None:
     # when
     result = import_settings(
