@@ -86,6 +86,9 @@ def page(browser: "Browser", server: LiveServer) -> Iterator["Page"]:
     context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=server.url)
     opened = context.new_page()
     opened.set_default_timeout(15_000)
+    # The same patience for assertions (5 s by default): ReDoc renders in about 2 s on a
+    # quiet machine and took over 5 s on a busy one.
+    expect.set_options(timeout=15_000)
     yield opened
     context.close()
 
@@ -165,6 +168,10 @@ def test_swagger_ui_authorizes_and_tries_the_conversation_list(
     # when: open the docs, authorize, and try GET /api/v1/conversations
     page.goto("/docs")
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("chatapi")
+    expect(page.locator("#operations-auth-auth_login .opblock-summary-description")).to_have_text(
+        "Log in with e-mail and password"
+    )
+    screenshot(page, "docs")
     page.locator(".auth-wrapper button.authorize").click()
     page.locator(".modal-ux input").fill(token)
     page.locator(".modal-ux button.authorize").click()
@@ -202,6 +209,15 @@ def test_redoc_renders_the_operations(
     expect(badge).to_have_text("API docs by Redocly")
     expect(badge.locator("img")).to_have_count(0)
     screenshot(page, "redoc")
+
+    # when: the login operation, as a user reads it
+    page.goto("/redoc#tag/auth/operation/auth_login")
+
+    # then: its own description, not a docstring of the code
+    login = page.locator("[data-section-id='tag/auth/operation/auth_login']")
+    expect(login.locator("h2")).to_have_text("Log in with e-mail and password")
+    expect(login).to_contain_text("Trades an e-mail address and password for a session")
+    screenshot(page, "redoc-login")
     assert outside_requests == []
     assert console_errors == []
 
