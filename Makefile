@@ -25,9 +25,13 @@ run: export CHATAPI_ENV ?= development
 run: venv
 	@$(PY) scripts/run_dev.py $(HOST) $(PORT)
 
-# For a second shell, with make run's settings (development mode) and no export needed.
+# For a second shell, with make run's settings (development mode) and no export needed;
+# the token alone on stdout: TOKEN=$(make token).
 EMAIL ?= you@example.com
 token: export CHATAPI_ENV ?= development
+# dev_token reads no database: a URL that is never connected to keeps the settings from
+# starting the embedded PostgreSQL just for it.
+token: export DATABASE_URL ?= postgres://unused@127.0.0.1:1/unused
 token: venv
 	@$(PY) manage.py dev_token --email "$(EMAIL)" --ttl 86400
 
