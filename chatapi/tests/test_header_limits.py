@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from chatapi.testing import LiveServer
+from testsupport.servers import LiveServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
