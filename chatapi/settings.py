@@ -57,6 +57,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # ArrayField (API key scopes).
+    "django.contrib.postgres",
     "channels",
     "corsheaders",
     "rest_framework",
@@ -160,6 +162,10 @@ CORS_URLS_REGEX = r"^/api/.*$"
 CORS_ALLOW_HEADERS = (
     "accept",
     "authorization",
+    "x-api-key",
+    "anthropic-version",
+    "anthropic-beta",
+    "chatapi-conversation-id",
     "content-type",
     "idempotency-key",
     "last-event-id",
@@ -167,6 +173,7 @@ CORS_ALLOW_HEADERS = (
 CORS_EXPOSE_HEADERS = (
     "request-id",
     "conversation-id",
+    "chatapi-conversation-id",
     "user-message-id",
     "retry-after",
     "x-ratelimit-limit",
@@ -217,8 +224,16 @@ WHITENOISE_USE_FINDERS = DEV_MODE
 # --- API -------------------------------------------------------------------------------------
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.SupabaseJWTAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # An API key first: the JWT class refuses every bearer token that is not a JWT.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiKeyAuthentication",
+        "accounts.authentication.SupabaseJWTAuthentication",
+    ],
+    # What an API key may do is the view's api_key_scopes (accounts/permissions.py).
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "accounts.permissions.ApiKeyScopePermission",
+    ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["chatapi.parsers.JsonParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -298,6 +313,15 @@ SUPABASE_JWT_LEEWAY_SECONDS = env_int("SUPABASE_JWT_LEEWAY_SECONDS", 10, minimum
 SUPABASE_JWKS_CACHE_SECONDS = env_int("SUPABASE_JWKS_CACHE_SECONDS", 600, minimum=1)
 SUPABASE_JWKS_MIN_REFRESH_SECONDS = env_int("SUPABASE_JWKS_MIN_REFRESH_SECONDS", 30, minimum=0)
 SUPABASE_HTTP_TIMEOUT_SECONDS = env_float("SUPABASE_HTTP_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+
+# --- API keys ----------------------------------------------------------------------------
+# The server-side secret API keys are hashed with (HMAC-SHA256): the database alone cannot
+# check a key. Changing it invalidates every key. Long and random; no default in production.
+API_KEY_PEPPER = env_required(
+    "API_KEY_PEPPER",
+    dev_default="dev-only-insecure-api-key-pepper-0123456789abcdef",
+    dev_mode=DEV_MODE,
+)
 
 # --- Model providers -------------------------------------------------------------------------
 # Each catalog model names its provider. Any OpenAI-compatible server (OpenAI, vLLM, Ollama)

@@ -20,7 +20,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.authentication import request_user
+from accounts.authentication import request_api_key_id, request_user
 from accounts.models import User
 from chatapi import shutdown
 from chatapi.dispatch import ContinueOnLoop
@@ -259,6 +259,7 @@ class ConversationMessageSendMixin:
                 generation=_generation_settings(data, self.conversation),
                 started_at=started_at,
                 idempotency=claim,
+                api_key_id=request_api_key_id(request),
             )
         except IdempotentReplayError as replay:
             release_slot()

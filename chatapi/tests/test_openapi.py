@@ -106,12 +106,22 @@ def test_usage_routes_are_documented(schema: dict[str, Any]) -> None:
     assert _operation_ids(schema, "/api/v1/usage/models") == {"get": "usage_models_list"}
     assert schema["paths"]["/api/v1/usage/models"]["get"]["deprecated"] is True
     stats = schema["paths"]["/api/v1/usage/stats"]["get"]
-    assert [parameter["name"] for parameter in stats["parameters"]] == ["from", "to", "tz"]
-    assert sorted(stats["responses"]) == ["200", "400", "401"]
+    assert [parameter["name"] for parameter in stats["parameters"]] == [
+        "api_key_id",
+        "from",
+        "to",
+        "tz",
+    ]
+    assert sorted(stats["responses"]) == ["200", "400", "401", "404"]
     example = stats["responses"]["200"]["content"]["application/json"]["examples"]["Stats"]
     assert example["value"]["cost_usd"] == example["value"]["cost_estimate_usd"]
     daily = schema["paths"]["/api/v1/usage/daily"]["get"]
-    assert [parameter["name"] for parameter in daily["parameters"]] == ["from", "to", "tz"]
+    assert [parameter["name"] for parameter in daily["parameters"]] == [
+        "api_key_id",
+        "from",
+        "to",
+        "tz",
+    ]
     properties = schema["components"]["schemas"]["UsageDaily"]["properties"]
     assert sorted(properties) == ["data", "from", "to", "tz"]
     login = schema["paths"]["/api/v1/auth/login"]["post"]
@@ -126,6 +136,24 @@ def test_usage_routes_are_documented(schema: dict[str, Any]) -> None:
         "502",
         "503",
     ]
+
+
+def test_api_key_routes_are_documented(schema: dict[str, Any]) -> None:
+    assert _operation_ids(schema, "/api/v1/api-keys") == {
+        "get": "api_keys_list",
+        "post": "api_keys_create",
+    }
+    assert _operation_ids(schema, "/api/v1/api-keys/{api_key_id}") == {"delete": "api_keys_revoke"}
+    created = schema["paths"]["/api/v1/api-keys"]["post"]["responses"]["201"]
+    created_schema = created["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert "key" in schema["components"]["schemas"][created_schema]["properties"]
+    listed = schema["components"]["schemas"]["ApiKey"]["properties"]
+    assert "key" not in listed
+    assert "key_hash" not in listed
+    revoke = schema["paths"]["/api/v1/api-keys/{api_key_id}"]["delete"]["responses"]
+    assert sorted(revoke) == ["204", "401", "403", "404"]
+    scheme = schema["components"]["securitySchemes"]["ApiKeyAuth"]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "x-api-key")
 
 
 def test_export_route_is_documented(schema: dict[str, Any]) -> None:

@@ -4,7 +4,7 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from accounts.models import User
+from accounts.models import ApiKey, User
 from usage.models import LanguageModel, UsageKind, UsageRecord
 from usage.services import language_model_create, ledger_append, model_price_add
 
@@ -53,6 +53,7 @@ def make_usage(
     conversation_id: uuid.UUID | None = None,
     kind: UsageKind = UsageKind.CHAT,
     reasoning_tokens: int | None = None,
+    api_key: ApiKey | None = None,
 ) -> UsageRecord:
     """A ledger row as written at ``at`` (with its rollups, as every ledger row)."""
     return ledger_append(
@@ -69,5 +70,6 @@ def make_usage(
             cost_usd=None if cost_usd is None else Decimal(cost_usd),
             price_unknown=cost_usd is None,
             created_at=at,
+            api_key=api_key,
         )
     )
