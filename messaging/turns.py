@@ -77,6 +77,9 @@ class GenerationSettings:
     temperature: float | None
     max_output_tokens: int | None
     reasoning_effort: ReasoningEffort | None
+    # Per turn only (the compatibility routes'); conversations keep no such setting.
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
 
 
 def turn_cost(*, model: ChatModel, usage: Usage) -> Decimal | None:
@@ -251,6 +254,8 @@ def turn_prepare(
             temperature=generation.temperature,
             max_output_tokens=generation.max_output_tokens,
             reasoning_effort=generation.reasoning_effort if model.reasoning else None,
+            top_p=generation.top_p,
+            stop=generation.stop,
         ),
         estimated_input_tokens=estimated_input,
         started_at=started_at if started_at is not None else time.perf_counter(),

@@ -3,7 +3,7 @@
 import functools
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from django.conf import settings
@@ -21,19 +21,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.authentication import request_api_key_id, request_user
-from accounts.models import User
 from chatapi import shutdown
 from chatapi.dispatch import ContinueOnLoop
-from chatapi.errors import ApiError, ConflictError, RateLimitedError, api_error
+from chatapi.errors import ApiError, ConflictError, api_error
 from chatapi.pagination import PageParams, PageQuerySerializer, page_body, page_schema
 from conversations.models import Conversation
 from conversations.views import INVALID_RESPONSE, NOT_FOUND_RESPONSE, ConversationScopedView
 from messaging.generation import Generation
 from messaging.idempotency import HEADER as IDEMPOTENCY_HEADER
-from messaging.idempotency import IdempotentReplayError, idempotency_claim, idempotency_find
 from messaging.llm.base import ProviderError
-from messaging.llm.registry import provider_get
-from messaging.models import IdempotencyKey, Message
+from messaging.models import Message
 from messaging.resume import message_events, message_wait_final
 from messaging.selectors import message_get_in_conversation, message_list
 from messaging.serializers import (
@@ -41,10 +38,7 @@ from messaging.serializers import (
     MessageCreateSerializer,
     MessageSerializer,
 )
-from messaging.services import message_cancel
-from messaging.turns import GenerationSettings, turn_prepare
-from usage.catalog import chat_model_get, chat_model_unavailable
-from usage.limits import stream_slot_acquire, stream_slot_release
+from messaging.services import RepeatedTurn, message_cancel, message_send
 from usage.throttles import SendRateThrottle
 
 _MESSAGES_EXAMPLE: list[dict[str, Any]] = [
@@ -112,25 +106,13 @@ _SEND_RESPONSES: dict[int | tuple[int, str], Any] = {
 }
 
 
-def _api_error_from(error: ProviderError) -> ApiError:
+def api_error_from_provider(error: ProviderError) -> ApiError:
+    """A provider's refusal as the API error it is answered with (Retry-After kept)."""
     headers = {"Retry-After": str(math.ceil(error.retry_after))} if error.retry_after else None
     return api_error(error.status, error.message, error_type=error.error_type, headers=headers)
 
 
-def _generation_settings(data: dict[str, Any], conversation: Conversation) -> GenerationSettings:
-    """This turn's settings: the message's overrides, else the conversation's."""
-
-    def pick(field: str) -> Any:
-        return data[field] if field in data else getattr(conversation, field)
-
-    return GenerationSettings(
-        temperature=pick("temperature"),
-        max_output_tokens=pick("max_output_tokens"),
-        reasoning_effort=pick("reasoning_effort") or None,
-    )
-
-
-async def _relay(generation: Generation) -> AsyncIterator[bytes]:
+async def generation_relay(generation: Generation) -> AsyncIterator[bytes]:
     """The response body: follows the generation's events. When the client goes away
     (cancellation under ASGI, or the iterator closed) the generation goes on, to be resumed,
     unless GENERATION_CONTINUE_ON_DISCONNECT is off."""
@@ -142,19 +124,7 @@ async def _relay(generation: Generation) -> AsyncIterator[bytes]:
             generation.cancel(Message.Status.INCOMPLETE)
 
 
-def _stream_slot(user: User) -> Callable[[], None]:
-    """Hold one of the user's concurrent-generation slots; returns its release."""
-    slot = stream_slot_acquire(user.pk)
-    if slot is None:
-        raise RateLimitedError(
-            f"At most {settings.RATE_LIMIT_CONCURRENT_STREAMS} answers can be generated at once;"
-            " wait for one to finish, or cancel one.",
-            headers={"Retry-After": "1"},
-        )
-    return functools.partial(stream_slot_release, user.pk, slot)
-
-
-def _event_stream_response(body: AsyncIterator[bytes]) -> StreamingHttpResponse:
+def event_stream_response(body: AsyncIterator[bytes]) -> StreamingHttpResponse:
     response = StreamingHttpResponse(
         shutdown.stream_tracked(body), content_type="text/event-stream"
     )
@@ -163,15 +133,20 @@ def _event_stream_response(body: AsyncIterator[bytes]) -> StreamingHttpResponse:
     return response
 
 
+def answer_error(assistant: Message) -> ApiError:
+    """The error an answer that did not complete is answered with, when awaited whole."""
+    error = assistant.error or {"type": "api_error", "message": "The answer failed."}
+    return api_error(
+        _STATUS_BY_ERROR_TYPE.get(error["type"], status.HTTP_502_BAD_GATEWAY),
+        error["message"],
+        error_type=error["type"],
+    )
+
+
 def _reply(user_message: Message, assistant: Message) -> Response:
     """201 with the stored answer as an Anthropic Message, or the error it ended with."""
     if assistant.status != Message.Status.COMPLETE:
-        error = assistant.error or {"type": "api_error", "message": "The answer failed."}
-        raise api_error(
-            _STATUS_BY_ERROR_TYPE.get(error["type"], status.HTTP_502_BAD_GATEWAY),
-            error["message"],
-            error_type=error["type"],
-        )
+        raise answer_error(assistant)
     content: list[dict[str, str]] = []
     if assistant.reasoning:
         content.append({"type": "thinking", "thinking": assistant.reasoning})
@@ -200,7 +175,7 @@ def _reply(user_message: Message, assistant: Message) -> Response:
 def _stream_of(
     body: AsyncIterator[bytes], *, conversation_id: Any, user_message_id: Any
 ) -> StreamingHttpResponse:
-    response = _event_stream_response(body)
+    response = event_stream_response(body)
     response["conversation-id"] = str(conversation_id)
     response["user-message-id"] = str(user_message_id)
     return response
@@ -230,57 +205,31 @@ class ConversationMessageSendMixin:
             or data["stream"]
             or "text/event-stream" in request.headers.get("Accept", "")
         )
-        claim = idempotency_claim(
-            user=request_user(request),
-            key=request.headers.get(IDEMPOTENCY_HEADER),
-            conversation_id=self.conversation.pk,
-            body=dict(data),
-        )
-        if claim is not None and (record := idempotency_find(claim)) is not None:
-            return self.replay(record, streaming=streaming)
-        model = chat_model_get(data.get("model") or self.conversation.model)
-        if model is None:
-            unavailable = chat_model_unavailable(data.get("model") or self.conversation.model)
-            raise ApiError(
-                f"{unavailable} The conversation keeps its history; "
-                "send with the model field to answer with another model.",
-                details={"fields": {"model": ["Not an available model."]}},
-            )
         try:
-            provider = provider_get(model.provider)
-        except ProviderError as exc:
-            raise _api_error_from(exc) from None
-        release_slot = _stream_slot(request_user(request))
-        try:
-            plan = turn_prepare(
+            turn = message_send(
                 conversation=self.conversation,
-                content=data["content"],
-                model=model,
-                generation=_generation_settings(data, self.conversation),
+                user=request_user(request),
+                data=data,
+                idempotency_key=request.headers.get(IDEMPOTENCY_HEADER),
                 started_at=started_at,
-                idempotency=claim,
                 api_key_id=request_api_key_id(request),
             )
-        except IdempotentReplayError as replay:
-            release_slot()
-            return self.replay(replay.record, streaming=streaming)
-        except BaseException:
-            release_slot()
-            raise
-        generation = Generation(
-            plan, provider, ping_seconds=settings.SSE_PING_SECONDS, on_stored=release_slot
-        )
+        except ProviderError as exc:
+            raise api_error_from_provider(exc) from None
+        if isinstance(turn, RepeatedTurn):
+            return self.replay(turn, streaming=streaming)
         return ContinueOnLoop(
-            functools.partial(_answer, generation, streaming=streaming), abandon=generation.abandon
+            functools.partial(_answer, turn.generation, streaming=streaming),
+            abandon=turn.generation.abandon,
         )
 
-    def replay(self, record: IdempotencyKey, *, streaming: bool) -> HttpResponseBase:
+    def replay(self, turn: RepeatedTurn, *, streaming: bool) -> HttpResponseBase:
         """A retry with a known Idempotency-Key: the same turn, followed or awaited."""
-        user_message, assistant = record.user_message, record.assistant_message
+        user_message, assistant = turn.user_message, turn.assistant_message
         if streaming:
             return _stream_of(
                 message_events(assistant, after=0),
-                conversation_id=record.conversation_id,
+                conversation_id=turn.conversation_id,
                 user_message_id=user_message.pk,
             )
 
@@ -300,10 +249,10 @@ async def _answer(generation: Generation, *, streaming: bool) -> HttpResponseBas
         else:
             await generation.run_to_end()
     except ProviderError as exc:
-        raise _api_error_from(exc) from None
+        raise api_error_from_provider(exc) from None
     if streaming:
         return _stream_of(
-            _relay(generation),
+            generation_relay(generation),
             conversation_id=plan.conversation_id,
             user_message_id=plan.user_message.pk,
         )
@@ -458,7 +407,7 @@ class ConversationMessageStreamView(ConversationScopedView):
         message = message_get_in_conversation(conversation=self.conversation, message_id=message_id)
         if message.role != Message.Role.ASSISTANT:
             raise ApiError("Only an assistant message has a stream.")
-        response = _event_stream_response(message_events(message, after=after))
+        response = event_stream_response(message_events(message, after=after))
         response["conversation-id"] = str(self.conversation.pk)
         return response
 

@@ -24,6 +24,9 @@ class ChatRequest:
     temperature: float | None = None
     max_output_tokens: int | None = None
     reasoning_effort: ReasoningEffort | None = None
+    top_p: float | None = None
+    # Stop sequences (at most 4, as OpenAI-compatible providers take them).
+    stop: tuple[str, ...] = ()
 
 
 # --- Events, in the order a provider yields them -------------------------------------------
