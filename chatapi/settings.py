@@ -158,7 +158,7 @@ USE_TZ = True
 
 # Browsers may call the API from these origins (e.g. https://app.example.com); none by default.
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", [])
-CORS_URLS_REGEX = r"^/api/.*$"
+CORS_URLS_REGEX = r"^/(api|v1)/.*$"
 CORS_ALLOW_HEADERS = (
     "accept",
     "authorization",

@@ -39,6 +39,9 @@ REDOC_CONTENT_SECURITY_POLICY: dict[str, list[str]] = {
 
 urlpatterns = [
     path("api/v1/", include(api_v1)),
+    # The Anthropic- and OpenAI-compatible routes (/v1/messages, /v1/chat/completions,
+    # /v1/models), where the official SDKs look for them.
+    path("", include("messaging.compat.urls")),
     # Swagger UI's start-up script from its own URL (/docs?script=), not inline: the
     # site's policy runs no inline script.
     path("docs", SpectacularSwaggerSplitView.as_view(url_name="openapi"), name="docs"),
