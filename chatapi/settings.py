@@ -249,9 +249,30 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "chatapi",
     "DESCRIPTION": (
         "A REST API for AI conversations. Authenticate with a Supabase access token "
-        "(`Authorization: Bearer <jwt>`). Every error uses one envelope: "
-        '`{"type":"error","error":{"type","message","details"},"request_id"}`.'
+        "(`Authorization: Bearer <jwt>`) or an API key (`x-api-key: <key>` or "
+        "`Authorization: Bearer <key>`, made with POST /api/v1/api-keys). Every error uses "
+        'one envelope: `{"type":"error","error":{"type","message","details"},"request_id"}`; '
+        "the compatibility routes (/v1/...) answer in Anthropic's or OpenAI's shapes."
     ),
+    "TAGS": [
+        {"name": "auth", "description": "Sign-up, login and sessions (Supabase Auth)."},
+        {
+            "name": "api-keys",
+            "description": "Long-lived, revocable keys for scripts and services; managed with "
+            "a Supabase session only.",
+        },
+        {"name": "conversations", "description": "A user's conversations."},
+        {"name": "messages", "description": "A conversation's messages, sent and streamed."},
+        {"name": "models", "description": "The model catalog and its prices."},
+        {"name": "usage", "description": "Tokens and cost from the usage ledger."},
+        {
+            "name": "compatibility",
+            "description": "Anthropic's Messages API and OpenAI's Chat Completions at the site "
+            "root (/v1/...), so the official SDKs work unchanged with an API key; every call is "
+            "stored as a conversation. See docs/compat.md.",
+        },
+        {"name": "health", "description": "Liveness and readiness."},
+    ],
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_AUTHENTICATION": [],

@@ -24,6 +24,7 @@ from accounts.authentication import request_api_key_id, request_user
 from chatapi import shutdown
 from chatapi.dispatch import ContinueOnLoop
 from chatapi.errors import ApiError, ConflictError, api_error
+from chatapi.openapi import sse_schema_response
 from chatapi.pagination import PageParams, PageQuerySerializer, page_body, page_schema
 from conversations.models import Conversation
 from conversations.views import INVALID_RESPONSE, NOT_FOUND_RESPONSE, ConversationScopedView
@@ -91,15 +92,15 @@ _STATUS_BY_ERROR_TYPE = {
 
 _SEND_RESPONSES: dict[int | tuple[int, str], Any] = {
     201: AssistantReplySerializer,
-    (200, "text/event-stream"): OpenApiResponse(
-        OpenApiTypes.STR,
-        description="With stream=true or Accept: text/event-stream: Anthropic Messages "
+    (200, "text/event-stream"): sse_schema_response(
+        "With stream=true or Accept: text/event-stream: Anthropic Messages "
         "streaming events (message_start, content_block_start/delta/stop, message_delta, "
         "message_stop, ping, error), each with an SSE id. Headers conversation-id and "
         "user-message-id name the conversation and the stored user message.",
     ),
     400: INVALID_RESPONSE,
     404: NOT_FOUND_RESPONSE,
+    409: OpenApiResponse(description="An answer is already being generated in the conversation."),
     429: OpenApiResponse(description="The model provider's rate limit (with Retry-After)."),
     502: OpenApiResponse(description="The model provider failed or refused this server."),
     503: OpenApiResponse(description="The model provider is not configured or timed out."),
@@ -397,7 +398,9 @@ class ConversationMessageStreamView(ConversationScopedView):
             ),
         ],
         responses={
-            (200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR),
+            (200, "text/event-stream"): sse_schema_response(
+                "The answer's events, as the send route streams them."
+            ),
             400: INVALID_RESPONSE,
             404: NOT_FOUND_RESPONSE,
         },

@@ -156,6 +156,33 @@ def test_api_key_routes_are_documented(schema: dict[str, Any]) -> None:
     assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "x-api-key")
 
 
+def test_the_compatibility_routes_have_their_own_tag(schema: dict[str, Any]) -> None:
+    operations = {
+        f"{method.upper()} {path}": operation
+        for path, item in schema["paths"].items()
+        if path.startswith("/v1/")
+        for method, operation in item.items()
+    }
+    assert sorted(operations) == [
+        "GET /v1/models",
+        "GET /v1/models/{model_id}",
+        "POST /v1/chat/completions",
+        "POST /v1/messages",
+        "POST /v1/messages/count_tokens",
+    ]
+    assert {tag for operation in operations.values() for tag in operation["tags"]} == {
+        "compatibility"
+    }
+    (tag,) = [tag for tag in schema["tags"] if tag["name"] == "compatibility"]
+    assert "docs/compat.md" in tag["description"]
+    send = operations["POST /v1/messages"]
+    assert [p["name"] for p in send["parameters"]] == [
+        "anthropic-beta",
+        "anthropic-version",
+        "chatapi-conversation-id",
+    ]
+
+
 def test_export_route_is_documented(schema: dict[str, Any]) -> None:
     path = "/api/v1/conversations/{conversation_id}/export"
     assert _operation_ids(schema, path) == {"get": "conversations_export"}
@@ -182,7 +209,7 @@ def test_export_route_is_documented(schema: dict[str, Any]) -> None:
 
 
 def test_metrics_and_docs_are_not_api_routes(schema: dict[str, Any]) -> None:
-    assert [path for path in schema["paths"] if not path.startswith("/api/v1/")] == []
+    assert [path for path in schema["paths"] if not path.startswith(("/api/v1/", "/v1/"))] == []
     assert "/api/v1/metrics" not in schema["paths"]
 
 
@@ -196,12 +223,18 @@ def test_every_error_answer_is_the_envelope(schema: dict[str, Any]) -> None:
         if status[0] in "45"
     ]
 
-    # then each one is the envelope, in JSON
+    # then each one is the envelope, in JSON; OpenAI's shape on its compatible route, either
+    # on the model list both SDKs read
+    envelope_ref = {"$ref": "#/components/schemas/Error"}
+    openai_ref = {"$ref": "#/components/schemas/OpenAIError"}
     assert len(errors) > 60
-    for _, response in errors:
-        assert response["content"] == {
-            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
-        }
+    for name, response in errors:
+        expected: dict[str, Any] = envelope_ref
+        if " /v1/chat/" in name:
+            expected = openai_ref
+        elif " /v1/models" in name:
+            expected = {"oneOf": [envelope_ref, openai_ref]}
+        assert response["content"] == {"application/json": {"schema": expected}}, name
     envelope = schema["components"]["schemas"]["Error"]
     assert envelope["required"] == ["type", "error", "request_id"]
     assert envelope["properties"]["error"]["required"] == ["type", "message"]

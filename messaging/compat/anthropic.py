@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from accounts.models import ApiKeyScope
 from accounts.permissions import scopes_all
+from chatapi.openapi import sse_schema_response
 from chatapi.serializers import JsonBodySerializer
 from conversations.serializers import unstorable_text
 from messaging.compat.base import (
@@ -186,12 +187,16 @@ class AnthropicMessagesView(CompatSendView):
         request=AnthropicMessagesSerializer,
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description="An Anthropic Message."),
-            (200, "text/event-stream"): OpenApiResponse(
-                OpenApiTypes.STR, description="With stream: the Messages streaming events."
+            (200, "text/event-stream"): sse_schema_response(
+                "With stream: the Messages streaming events."
             ),
             404: OpenApiResponse(description="Unknown model, or conversation not found."),
+            402: OpenApiResponse(description="A usage budget is spent (billing_error)."),
             409: OpenApiResponse(description="An answer is in progress in the conversation."),
             429: OpenApiResponse(description="A rate limit (with retry-after)."),
+            502: OpenApiResponse(description="The model provider failed or refused this server."),
+            503: OpenApiResponse(description="The model provider is not configured."),
+            504: OpenApiResponse(description="The model provider timed out (timeout_error)."),
             529: OpenApiResponse(description="The model provider is overloaded."),
         },
         examples=[
@@ -240,7 +245,10 @@ class AnthropicCountTokensView(CompatView):
         "4 per message), for the request as sent.",
         parameters=_HEADERS[1:],
         request=AnthropicCountTokensSerializer,
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description='{"input_tokens": N}')},
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description='{"input_tokens": N}'),
+            404: OpenApiResponse(description="Unknown model."),
+        },
     )
     def post(self, request: Request) -> Response:
         serializer = AnthropicCountTokensSerializer(data=request.data)

@@ -66,6 +66,7 @@ class CompatModelListView(_ModelsView):
         "last_id; one page); without: OpenAI's list (object: list).",
         parameters=[_ANTHROPIC_VERSION],
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT)},
+        extensions={"x-error-shape": "either"},
     )
     def get(self, request: Request) -> Response:
         models = chat_models()
@@ -90,7 +91,11 @@ class CompatModelDetailView(_ModelsView):
             _ANTHROPIC_VERSION,
             OpenApiParameter("model_id", OpenApiTypes.STR, OpenApiParameter.PATH),
         ],
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT), 404: OpenApiResponse()},
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT),
+            404: OpenApiResponse(description="Not a model of the catalog."),
+        },
+        extensions={"x-error-shape": "either"},
     )
     def get(self, request: Request, model_id: str) -> Response:
         model = model_or_404(model_id)

@@ -17,6 +17,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from chatapi.openapi import sse_schema_response
 from chatapi.serializers import JsonBodySerializer
 from conversations.models import ReasoningEffort
 from conversations.serializers import unstorable_text
@@ -349,14 +350,19 @@ class ChatCompletionsView(CompatSendView):
         request=ChatCompletionSerializer,
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description="A chat.completion."),
-            (200, "text/event-stream"): OpenApiResponse(
-                OpenApiTypes.STR,
-                description="With stream: chat.completion.chunk lines, then data: [DONE].",
+            (200, "text/event-stream"): sse_schema_response(
+                "With stream: chat.completion.chunk lines, then data: [DONE]."
             ),
             404: OpenApiResponse(description="Unknown model, or conversation not found."),
+            402: OpenApiResponse(description="A usage budget is spent (insufficient_quota)."),
             409: OpenApiResponse(description="An answer is in progress in the conversation."),
             429: OpenApiResponse(description="A rate limit (with retry-after)."),
+            502: OpenApiResponse(description="The model provider failed or refused this server."),
+            503: OpenApiResponse(description="The model provider is not configured."),
+            504: OpenApiResponse(description="The model provider timed out."),
+            529: OpenApiResponse(description="The model provider is overloaded."),
         },
+        extensions={"x-error-shape": "openai"},
         examples=[
             OpenApiExample(
                 "hello",
