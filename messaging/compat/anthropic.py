@@ -16,7 +16,7 @@ from accounts.models import ApiKeyScope
 from accounts.permissions import scopes_all
 from chatapi.openapi import sse_schema_response
 from chatapi.serializers import JsonBodySerializer
-from conversations.serializers import unstorable_text
+from conversations.serializers import SYSTEM_PROMPT_MAX_LENGTH, conversation_metadata_validate
 from messaging.compat.base import (
     CONVERSATION_HEADER,
     Answer,
@@ -28,10 +28,10 @@ from messaging.compat.base import (
     compat_send,
     continue_on_loop,
     model_or_404,
+    text_content,
 )
 from messaging.llm.base import ChatMessage
 from messaging.models import Message
-from messaging.serializers import MESSAGE_MAX_CHARS
 from messaging.tokens import estimate_messages_tokens
 from messaging.views import answer_error, event_stream_response
 
@@ -39,32 +39,6 @@ TAG = "compatibility"
 # Parts of the Messages API chatapi does not offer (yet): named in the 400 they get.
 _UNSUPPORTED = ("tools", "tool_choice", "thinking", "top_k", "container", "mcp_servers")
 _MAX_MESSAGES = 1000
-
-
-def _text_of(value: Any, *, field: str) -> str:
-    """A string, or text blocks joined (the only block type offered)."""
-    if isinstance(value, str):
-        text = value
-    elif isinstance(value, list):
-        parts = []
-        for block in value:
-            if not isinstance(block, dict) or block.get("type") != "text":
-                kind = block.get("type") if isinstance(block, dict) else type(block).__name__
-                raise serializers.ValidationError(
-                    {field: [f"Only text content is supported, not {kind!r} blocks."]}
-                )
-            if not isinstance(block.get("text"), str):
-                raise serializers.ValidationError({field: ["A text block needs a text string."]})
-            parts.append(block["text"])
-        text = "".join(parts)
-    else:
-        raise serializers.ValidationError({field: ["A string or a list of text blocks."]})
-    if len(text) > MESSAGE_MAX_CHARS:
-        raise serializers.ValidationError({field: [f"At most {MESSAGE_MAX_CHARS} characters."]})
-    problem = unstorable_text(text)
-    if problem:
-        raise serializers.ValidationError({field: [problem]})
-    return text
 
 
 class AnthropicMessagesSerializer(JsonBodySerializer):
@@ -106,7 +80,7 @@ class AnthropicMessagesSerializer(JsonBodySerializer):
                 raise serializers.ValidationError(f"{field}: unknown field {sorted(unknown)[0]}.")
             parsed.append(
                 ChatMessage(
-                    role=message["role"], content=_text_of(message.get("content"), field=field)
+                    role=message["role"], content=text_content(message.get("content"), field=field)
                 )
             )
         if parsed[-1].role != "user":
@@ -116,7 +90,10 @@ class AnthropicMessagesSerializer(JsonBodySerializer):
         return parsed
 
     def validate_system(self, system: Any) -> str:
-        return _text_of(system, field="system")
+        return text_content(system, field="system", max_chars=SYSTEM_PROMPT_MAX_LENGTH)
+
+    def validate_metadata(self, metadata: dict[str, Any]) -> dict[str, Any]:
+        return conversation_metadata_validate(metadata)
 
     def call(self, *, stream: bool | None = None) -> CompatCall:
         data = self.validated_data

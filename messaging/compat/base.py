@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.http import HttpResponseBase
 from django.utils import timezone
+from rest_framework import serializers
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -26,11 +27,13 @@ from chatapi.dispatch import ContinueOnLoop
 from chatapi.errors import ApiError, api_error
 from conversations.models import Conversation
 from conversations.selectors import conversation_get_for_user
+from conversations.serializers import unstorable_text
 from conversations.services import conversation_create
 from messaging.idempotency import HEADER as IDEMPOTENCY_HEADER
 from messaging.llm.base import ChatMessage, ProviderError
 from messaging.models import IdempotencyKey, Message
 from messaging.resume import message_events, message_wait_final
+from messaging.serializers import MESSAGE_MAX_CHARS
 from messaging.services import NewTurn, RepeatedTurn, message_create, message_send
 from messaging.views import api_error_from_provider, generation_relay
 from usage.catalog import ChatModel, chat_model_get, chat_model_unavailable
@@ -38,6 +41,33 @@ from usage.throttles import SendRateThrottle
 
 # Names the stored conversation of every answer; sent by a client, continues it.
 CONVERSATION_HEADER = "chatapi-conversation-id"
+
+
+def text_content(value: Any, *, field: str, max_chars: int = MESSAGE_MAX_CHARS) -> str:
+    """A message's content: a string, or text blocks (Anthropic) or parts (OpenAI), both
+    ``{"type": "text", "text": ...}``, joined; text is the only kind offered."""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, list):
+        pieces = []
+        for block in value:
+            if not isinstance(block, dict) or block.get("type") != "text":
+                kind = block.get("type") if isinstance(block, dict) else type(block).__name__
+                raise serializers.ValidationError(
+                    {field: [f"Only text content is supported, not {kind!r}."]}
+                )
+            if not isinstance(block.get("text"), str):
+                raise serializers.ValidationError({field: ["A text block needs a text string."]})
+            pieces.append(block["text"])
+        text = "".join(pieces)
+    else:
+        raise serializers.ValidationError({field: ["A string or a list of text blocks."]})
+    if len(text) > max_chars:
+        raise serializers.ValidationError({field: [f"At most {max_chars} characters."]})
+    problem = unstorable_text(text)
+    if problem:
+        raise serializers.ValidationError({field: [problem]})
+    return text
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from chatapi.openapi import sse_schema_response
 from chatapi.serializers import JsonBodySerializer
 from conversations.models import ReasoningEffort
-from conversations.serializers import unstorable_text
+from conversations.serializers import SYSTEM_PROMPT_MAX_LENGTH, conversation_metadata_validate
 from messaging.compat.base import (
     CONVERSATION_HEADER,
     Answer,
@@ -30,10 +30,10 @@ from messaging.compat.base import (
     answer_stored,
     compat_send,
     continue_on_loop,
+    text_content,
 )
 from messaging.llm.base import ChatMessage
 from messaging.models import Message
-from messaging.serializers import MESSAGE_MAX_CHARS
 from messaging.views import answer_error, event_stream_response
 
 TAG = "compatibility"
@@ -61,32 +61,6 @@ FINISH_REASONS = {
     "refusal": "content_filter",
     "cancelled": "stop",
 }
-
-
-def _text_of(value: Any, *, field: str) -> str:
-    """A string, or text parts joined (the only part type offered)."""
-    if isinstance(value, str):
-        text = value
-    elif isinstance(value, list):
-        parts = []
-        for part in value:
-            if not isinstance(part, dict) or part.get("type") != "text":
-                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-                raise serializers.ValidationError(
-                    {field: [f"Only text content is supported, not {kind!r} parts."]}
-                )
-            if not isinstance(part.get("text"), str):
-                raise serializers.ValidationError({field: ["A text part needs a text string."]})
-            parts.append(part["text"])
-        text = "".join(parts)
-    else:
-        raise serializers.ValidationError({field: ["A string or a list of text parts."]})
-    if len(text) > MESSAGE_MAX_CHARS:
-        raise serializers.ValidationError({field: [f"At most {MESSAGE_MAX_CHARS} characters."]})
-    problem = unstorable_text(text)
-    if problem:
-        raise serializers.ValidationError({field: [problem]})
-    return text
 
 
 class ChatCompletionSerializer(JsonBodySerializer):
@@ -136,11 +110,22 @@ class ChatCompletionSerializer(JsonBodySerializer):
                     f"{field}: {sorted(unknown)[0]} is not supported."
                 )
             parsed.append(
-                ChatMessage(role=role, content=_text_of(message.get("content"), field=field))
+                ChatMessage(role=role, content=text_content(message.get("content"), field=field))
             )
         if parsed[-1].role != "user":
             raise serializers.ValidationError("The last message must be the user's.")
         return parsed
+
+    def validate_metadata(self, metadata: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if metadata is None else conversation_metadata_validate(metadata)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        system = "\n\n".join(m.content for m in attrs["messages"] if m.role == "system")
+        if len(system) > SYSTEM_PROMPT_MAX_LENGTH:
+            raise serializers.ValidationError(
+                {"messages": [f"The system messages exceed {SYSTEM_PROMPT_MAX_LENGTH} characters."]}
+            )
+        return attrs
 
     def validate_stop(self, stop: Any) -> list[str]:
         if stop is None:

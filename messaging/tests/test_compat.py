@@ -387,6 +387,8 @@ async def test_models_are_anthropics_page_or_openais_list_by_header(key: str) ->
             "invalid_request_error",
             "Only text content",
         ),
+        ({"metadata": {str(i): i for i in range(65)}}, 400, "invalid_request_error", "64 keys"),
+        ({"system": "x" * 32_001}, 400, "invalid_request_error", "32000 characters"),
         (
             {"messages": [{"role": "assistant", "content": "Prefill"}]},
             400,
@@ -421,6 +423,17 @@ async def test_openai_errors_are_openais_shape(fake_groq: FakeGroq, key: str) ->
         key, {"model": "nope/nope", "messages": [{"role": "user", "content": "Hi"}]}
     ).start()
     bad_field = await openai(key, {"model": MODEL, "messages": [], "n": 1}).start()
+    long_system = await openai(
+        key,
+        {
+            "model": MODEL,
+            "messages": [
+                {"role": "system", "content": "x" * 16_000},
+                {"role": "developer", "content": "y" * 15_999},
+                {"role": "user", "content": "Hi"},
+            ],
+        },
+    ).start()
     no_key = await ASGIRequest(
         "POST", "/v1/chat/completions", json_body={"model": MODEL, "messages": []}
     ).start()
@@ -434,6 +447,10 @@ async def test_openai_errors_are_openais_shape(fake_groq: FakeGroq, key: str) ->
     }
     assert bad_field.status == 400
     assert json.loads(await bad_field.read())["error"]["param"] == "messages"
+    assert long_system.status == 400
+    assert json.loads(await long_system.read())["error"]["message"] == (
+        "messages: The system messages exceed 32000 characters."
+    )
     assert no_key.status == 401
     assert json.loads(await no_key.read())["error"]["code"] == "invalid_api_key"
 
