@@ -104,10 +104,9 @@ class CompatCall:
 
 @dataclass(frozen=True)
 class Answer:
-    """A turn as the routes render it: the stored (or live) assistant message to follow."""
+    """A call's turn, stored in ``conversation_id``: new, or the one its key repeats."""
 
     conversation_id: uuid.UUID
-    model: ChatModel
     turn: NewTurn | RepeatedTurn
 
 
@@ -211,7 +210,7 @@ def compat_send(request: Request, call: CompatCall) -> Answer:
             )
         except ProviderError as exc:
             raise api_error_from_provider(exc) from None
-    return Answer(conversation_id=conversation.pk, model=model, turn=turn)
+    return Answer(conversation_id=conversation.pk, turn=turn)
 
 
 async def answer_events(answer: Answer) -> tuple[AsyncIterator[bytes], str]:
@@ -239,20 +238,22 @@ async def answer_stored(answer: Answer) -> Message:
     return turn.generation.stored_message()
 
 
-def abandon(answer: Answer) -> Callable[[], Awaitable[None]] | None:
-    turn = answer.turn
-    return turn.generation.abandon if isinstance(turn, NewTurn) else None
-
-
 def continue_on_loop(
     answer: Answer, finish: Callable[[], Awaitable[HttpResponseBase]]
 ) -> ContinueOnLoop:
-    return ContinueOnLoop(finish, abandon=abandon(answer))
+    """The rest of the call on the event loop; a new turn whose client went away before it
+    started is abandoned as the native route's is."""
+    turn = answer.turn
+    return ContinueOnLoop(
+        finish, abandon=turn.generation.abandon if isinstance(turn, NewTurn) else None
+    )
 
 
 class CompatView(CallerAPIView):
-    """Base of the compatibility routes: JSON whatever ``Accept`` says, the conversation
-    header on every answer, and errors in the API's own shape (``error_response``)."""
+    """Base of the compatibility routes: JSON whatever ``Accept`` says (SSE is written
+    without a renderer), and the conversation header on every answer of a stored turn. Errors
+    leave as the envelope, which is Anthropic's shape; the OpenAI routes reshape it in
+    ``handle_exception``."""
 
     api_key_scopes = scopes_all(ApiKeyScope.CONVERSATIONS_WRITE)
     conversation_id: uuid.UUID | None = None
