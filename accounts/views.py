@@ -35,7 +35,7 @@ from accounts.serializers import (
 )
 from accounts.services import api_key_create, api_key_revoke
 from chatapi.dispatch import APIView
-from usage.throttles import AuthRateThrottle
+from chatapi.ratelimits import AuthRateThrottle
 
 _CREDENTIALS_EXAMPLE = OpenApiExample(
     "credentials",

@@ -6,7 +6,6 @@ from django.views.decorators.csp import csp_override
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerSplitView
 
-from accounts.urls import api_key_urlpatterns
 from chatapi.metrics import metrics_view
 from chatapi.views import HealthView, OpenApiSchemaView, PingView
 
@@ -16,7 +15,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("ping", PingView.as_view(), name="ping"),
     path("openapi.json", OpenApiSchemaView.as_view(), name="openapi"),
     path("auth/", include("accounts.urls")),
-    path("", include(api_key_urlpatterns)),
+    path("", include("accounts.api_key_urls")),
     path("", include("conversations.urls")),
     path("", include("messaging.urls")),
     path("", include("usage.urls")),

@@ -23,24 +23,24 @@ from rest_framework.response import Response
 from accounts.authentication import request_api_key_id, request_user
 from chatapi import shutdown
 from chatapi.dispatch import ContinueOnLoop
-from chatapi.errors import ApiError, ConflictError, api_error
+from chatapi.errors import ApiError, ConflictError, api_error, status_for_error_type
 from chatapi.openapi import sse_schema_response
 from chatapi.pagination import PageParams, PageQuerySerializer, page_body, page_schema
-from conversations.models import Conversation
+from chatapi.ratelimits import SendRateThrottle
+from conversations.models import Conversation, Message
+from conversations.selectors import message_get_in_conversation, message_list
+from conversations.serializers import MessageSerializer
 from conversations.views import INVALID_RESPONSE, NOT_FOUND_RESPONSE, ConversationScopedView
 from messaging.generation import Generation
 from messaging.idempotency import HEADER as IDEMPOTENCY_HEADER
 from messaging.llm.base import ProviderError
-from messaging.models import Message
 from messaging.resume import message_events, message_wait_final
-from messaging.selectors import message_get_in_conversation, message_list
 from messaging.serializers import (
+    AssistantReply,
     AssistantReplySerializer,
     MessageCreateSerializer,
-    MessageSerializer,
 )
 from messaging.services import RepeatedTurn, message_cancel, message_send
-from usage.throttles import SendRateThrottle
 
 _MESSAGES_EXAMPLE: list[dict[str, Any]] = [
     {
@@ -81,14 +81,6 @@ _MESSAGES_EXAMPLE: list[dict[str, Any]] = [
 
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-# A stored failure's error type -> the status it was first answered with.
-_STATUS_BY_ERROR_TYPE = {
-    "invalid_request_error": 400,
-    "request_too_large": 413,
-    "rate_limit_error": 429,
-    "overloaded_error": 529,
-    "timeout_error": 504,
-}
 
 _SEND_RESPONSES: dict[int | tuple[int, str], Any] = {
     201: AssistantReplySerializer,
@@ -96,7 +88,7 @@ _SEND_RESPONSES: dict[int | tuple[int, str], Any] = {
         "With stream=true or Accept: text/event-stream: Anthropic Messages "
         "streaming events (message_start, content_block_start/delta/stop, message_delta, "
         "message_stop, ping, error), each with an SSE id. Headers conversation-id and "
-        "user-message-id name the conversation and the stored user message.",
+        "user-message-id name the conversation and the stored user message."
     ),
     400: INVALID_RESPONSE,
     404: NOT_FOUND_RESPONSE,
@@ -138,39 +130,18 @@ def answer_error(assistant: Message) -> ApiError:
     """The error an answer that did not complete is answered with, when awaited whole."""
     error = assistant.error or {"type": "api_error", "message": "The answer failed."}
     return api_error(
-        _STATUS_BY_ERROR_TYPE.get(error["type"], status.HTTP_502_BAD_GATEWAY),
+        status_for_error_type(error["type"], default=status.HTTP_502_BAD_GATEWAY),
         error["message"],
         error_type=error["type"],
     )
 
 
-def _reply(user_message: Message, assistant: Message) -> Response:
+def _reply(reply: AssistantReply) -> Response:
     """201 with the stored answer as an Anthropic Message, or the error it ended with."""
+    assistant = reply.assistant
     if assistant.status != Message.Status.COMPLETE:
         raise answer_error(assistant)
-    content: list[dict[str, str]] = []
-    if assistant.reasoning:
-        content.append({"type": "thinking", "thinking": assistant.reasoning})
-    content.append({"type": "text", "text": assistant.content})
-    body = {
-        "id": assistant.pk,
-        "type": "message",
-        "role": "assistant",
-        "content": content,
-        "model": assistant.model,
-        "stop_reason": assistant.stop_reason or None,
-        "stop_sequence": None,
-        "usage": {
-            "input_tokens": assistant.input_tokens or 0,
-            "output_tokens": assistant.output_tokens or 0,
-        },
-        "conversation_id": assistant.conversation_id,
-        "user_message": user_message,
-        "latency_ms": assistant.latency_ms,
-        "ttft_ms": assistant.ttft_ms,
-        "cost_usd": assistant.cost_usd,
-    }
-    return Response(AssistantReplySerializer(body).data, status=status.HTTP_201_CREATED)
+    return Response(AssistantReplySerializer(reply).data, status=status.HTTP_201_CREATED)
 
 
 def _stream_of(
@@ -218,26 +189,27 @@ class ConversationMessageSendMixin:
         except ProviderError as exc:
             raise api_error_from_provider(exc) from None
         if isinstance(turn, RepeatedTurn):
-            return self.replay(turn, streaming=streaming)
+            return _repeat(turn, streaming=streaming)
         return ContinueOnLoop(
             functools.partial(_answer, turn.generation, streaming=streaming),
             abandon=turn.generation.abandon,
         )
 
-    def replay(self, turn: RepeatedTurn, *, streaming: bool) -> HttpResponseBase:
-        """A retry with a known Idempotency-Key: the same turn, followed or awaited."""
-        user_message, assistant = turn.user_message, turn.assistant_message
-        if streaming:
-            return _stream_of(
-                message_events(assistant, after=0),
-                conversation_id=turn.conversation_id,
-                user_message_id=user_message.pk,
-            )
 
-        async def awaited() -> HttpResponseBase:
-            return _reply(user_message, await message_wait_final(assistant))
+def _repeat(turn: RepeatedTurn, *, streaming: bool) -> HttpResponseBase:
+    """A retry with a known Idempotency-Key: the same turn, followed or awaited."""
+    if streaming:
+        return _stream_of(
+            message_events(turn.assistant_message, after=0),
+            conversation_id=turn.conversation_id,
+            user_message_id=turn.user_message.pk,
+        )
 
-        return ContinueOnLoop(awaited)
+    async def awaited() -> HttpResponseBase:
+        assistant = await message_wait_final(turn.assistant_message)
+        return _reply(AssistantReply(turn.user_message, assistant))
+
+    return ContinueOnLoop(awaited)
 
 
 async def _answer(generation: Generation, *, streaming: bool) -> HttpResponseBase:
@@ -257,7 +229,7 @@ async def _answer(generation: Generation, *, streaming: bool) -> HttpResponseBas
             conversation_id=plan.conversation_id,
             user_message_id=plan.user_message.pk,
         )
-    return _reply(plan.user_message, generation.stored_message())
+    return _reply(AssistantReply(plan.user_message, generation.stored_message()))
 
 
 class ConversationMessagesView(ConversationMessageSendMixin, ConversationScopedView):
@@ -435,16 +407,20 @@ class ConversationMessageCancelView(ConversationScopedView):
             409: OpenApiResponse(description="The message is not in progress."),
         },
     )
-    def post(self, request: Request, conversation_id: str, message_id: str) -> Response:
+    def post(self, request: Request, conversation_id: str, message_id: str) -> HttpResponseBase:
         message = message_get_in_conversation(conversation=self.conversation, message_id=message_id)
         if message.status != Message.Status.IN_PROGRESS:
             raise ConflictError(
                 f"The message is not in progress (it is {message.status}).",
                 details={"status": message.status},
             )
-        message = message_cancel(message=message)
-        done = message.status != Message.Status.IN_PROGRESS
-        return Response(
-            MessageSerializer(message).data,
-            status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED,
-        )
+
+        async def cancelled() -> HttpResponseBase:
+            stored = await message_cancel(message=message)
+            done = stored.status != Message.Status.IN_PROGRESS
+            return Response(
+                MessageSerializer(stored).data,
+                status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED,
+            )
+
+        return ContinueOnLoop(cancelled)

@@ -15,9 +15,9 @@ from rest_framework.test import APIClient
 
 from accounts.models import ApiKey, User
 from accounts.services import api_key_create
-from chatapi.testing import assert_error
 from conversations.services import conversation_create
-from usage.tests.factories import make_usage
+from testsupport.assertions import assert_error
+from testsupport.factories import make_usage
 
 pytestmark = pytest.mark.django_db
 

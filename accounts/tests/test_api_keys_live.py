@@ -10,7 +10,7 @@ import pytest
 
 from accounts.models import User
 from accounts.services import api_key_create
-from chatapi.testing import LiveServer
+from testsupport.servers import LiveServer
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live_database]
 

@@ -16,10 +16,9 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import User
-from chatapi.testing import REPO, LiveServer
 from conversations.models import Conversation
-from conversations.tests.factories import make_conversation, make_exchange
-from usage.tests.factories import make_usage
+from testsupport.factories import make_conversation, make_exchange, make_usage
+from testsupport.servers import REPO, LiveServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -143,7 +142,8 @@ def test_swagger_ui_authorizes_and_tries_the_conversation_list(
     page.goto("/docs")
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("chatapi")
     page.locator(".auth-wrapper button.authorize").click()
-    page.locator(".modal-ux input").fill(token)
+    # the Supabase token's scheme (BearerAuth); the API key's has its own input
+    page.locator(".modal-ux input#auth-bearer-value").fill(token)
     page.locator(".modal-ux button.authorize").click()
     page.locator(".modal-ux button.btn-done").click()
     operation = page.locator("#operations-conversations-conversations_list")
@@ -208,7 +208,7 @@ def test_admin_login_and_a_conversation_transcript(
 
     # then
     expect(page.locator("#site-name")).to_be_visible()
-    expect(page.locator("#content h1")).to_have_text("Site administration")
+    expect(page.locator("#content h1")).to_have_text("chatapi administration")
 
     # when: open the conversation
     page.goto(f"/admin/conversations/conversation/{conversation.pk}/change/")

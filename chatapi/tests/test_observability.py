@@ -19,11 +19,11 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from chatapi.logs import JsonFormatter, RequestContextFilter, current_request_id
-from chatapi.testing import REPO, LiveServer
+from conversations.models import Message
 from conversations.services import conversation_create
-from conversations.tests.factories import make_conversation
-from messaging.models import Message
-from messaging.tests.asgi import ASGIRequest, parse_sse
+from testsupport.asgi import ASGIRequest, parse_sse
+from testsupport.factories import make_conversation
+from testsupport.servers import REPO, LiveServer
 
 ACCESS_FIELDS = (
     "request_id",
@@ -144,6 +144,7 @@ def _settings_value(expression: str, env: dict[str, str]) -> subprocess.Complete
         "DATABASE_URL": "postgres://u@127.0.0.1:1/db",
         "GROQ_API_KEY": "gsk_x",
         "SUPABASE_JWT_SECRET": "s" * 32,
+        "API_KEY_PEPPER": "p" * 32,
     }
     return subprocess.run(  # noqa: S603 - our own interpreter
         [sys.executable, "-c", f"import chatapi.settings as s; print({expression})"],

@@ -16,6 +16,7 @@ from accounts.models import ApiKeyScope
 from accounts.permissions import scopes_all
 from chatapi.openapi import sse_schema_response
 from chatapi.serializers import JsonBodySerializer
+from conversations.models import Message
 from conversations.serializers import SYSTEM_PROMPT_MAX_LENGTH, conversation_metadata_validate
 from messaging.compat.base import (
     CONVERSATION_HEADER,
@@ -31,8 +32,7 @@ from messaging.compat.base import (
     text_content,
 )
 from messaging.llm.base import ChatMessage
-from messaging.models import Message
-from messaging.tokens import estimate_messages_tokens
+from messaging.llm.token_estimates import estimate_messages_tokens
 from messaging.views import answer_error, event_stream_response
 
 TAG = "compatibility"

@@ -25,19 +25,19 @@ from accounts.permissions import scopes_all
 from accounts.rls import CallerAPIView
 from chatapi.dispatch import ContinueOnLoop
 from chatapi.errors import ApiError, api_error
-from conversations.models import Conversation
+from chatapi.ratelimits import SendRateThrottle
+from conversations.models import Conversation, Message
 from conversations.selectors import conversation_get_for_user
 from conversations.serializers import unstorable_text
-from conversations.services import conversation_create
+from conversations.services import conversation_create_with_history
 from messaging.idempotency import HEADER as IDEMPOTENCY_HEADER
 from messaging.llm.base import ChatMessage, ProviderError
-from messaging.models import IdempotencyKey, Message
+from messaging.models import IdempotencyKey
 from messaging.resume import message_events, message_wait_final
 from messaging.serializers import MESSAGE_MAX_CHARS
-from messaging.services import NewTurn, RepeatedTurn, message_create, message_send
+from messaging.services import NewTurn, RepeatedTurn, message_send
 from messaging.views import api_error_from_provider, generation_relay
 from usage.catalog import ChatModel, chat_model_get, chat_model_unavailable
-from usage.throttles import SendRateThrottle
 
 # Names the stored conversation of every answer; sent by a client, continues it.
 CONVERSATION_HEADER = "chatapi-conversation-id"
@@ -155,20 +155,13 @@ def _continued(user: User, conversation_id: str, call: CompatCall) -> Conversati
 def _stored_as_new(user: User, model: ChatModel, call: CompatCall) -> Conversation:
     """A new conversation holding the call's system prompt, metadata and history (every
     message before the new one), as the stateless APIs send the whole context each time."""
-    conversation = conversation_create(
-        owner=user, model=model.id, system_prompt=call.system, metadata=call.metadata
+    return conversation_create_with_history(
+        owner=user,
+        model=model.id,
+        system_prompt=call.system,
+        metadata=call.metadata,
+        history=[(message.role, message.content) for message in call.messages[:-1]],
     )
-    now = timezone.now()
-    history = call.messages[:-1]
-    for index, message in enumerate(history):
-        message_create(
-            conversation=conversation,
-            role=Message.Role(message.role),
-            content=message.content,
-            # Strictly ordered, and before the turn's own messages.
-            created_at=now - timedelta(microseconds=len(history) - index),
-        )
-    return conversation
 
 
 def compat_send(request: Request, call: CompatCall) -> Answer:

@@ -19,7 +19,7 @@ from rest_framework.response import Response
 
 from chatapi.openapi import sse_schema_response
 from chatapi.serializers import JsonBodySerializer
-from conversations.models import ReasoningEffort
+from conversations.models import Message, ReasoningEffort
 from conversations.serializers import SYSTEM_PROMPT_MAX_LENGTH, conversation_metadata_validate
 from messaging.compat.base import (
     CONVERSATION_HEADER,
@@ -33,7 +33,6 @@ from messaging.compat.base import (
     text_content,
 )
 from messaging.llm.base import ChatMessage
-from messaging.models import Message
 from messaging.views import answer_error, event_stream_response
 
 TAG = "compatibility"

@@ -11,13 +11,12 @@ from asgiref.sync import sync_to_async
 
 from accounts.models import User
 from accounts.services import api_key_create
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.services import conversation_create
-from messaging.models import Message
-from messaging.services import message_create
-from messaging.tests.asgi import ASGIRequest, parse_sse
-from messaging.tests.fake_groq import ErrorReply, FakeGroq, Reply
-from messaging.tests.helpers import MODEL, settled
+from testsupport.asgi import ASGIRequest, parse_sse
+from testsupport.factories import make_message
+from testsupport.fake_groq import ErrorReply, FakeGroq, Reply
+from testsupport.helpers import MODEL, settled
 from usage.models import UsageRecord
 
 pytestmark = [
@@ -182,10 +181,10 @@ async def test_a_header_continues_a_stored_conversation_with_its_history(
     conversation = await sync_to_async(conversation_create)(
         owner=user, model=MODEL, system_prompt="Be brief."
     )
-    await sync_to_async(message_create)(
+    await sync_to_async(make_message)(
         conversation=conversation, role=Message.Role.USER, content="Hi"
     )
-    await sync_to_async(message_create)(
+    await sync_to_async(make_message)(
         conversation=conversation, role=Message.Role.ASSISTANT, content="Hello."
     )
     fake_groq.replies.append(Reply(text=["Porto"]))

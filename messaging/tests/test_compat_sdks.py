@@ -14,11 +14,10 @@ import pytest
 
 from accounts.models import User
 from accounts.services import api_key_create
-from chatapi.testing import LiveServer
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.services import conversation_create
-from messaging.models import Message
-from messaging.tests.fake_groq import FakeGroq, Reply
+from testsupport.fake_groq import FakeGroq, Reply
+from testsupport.servers import LiveServer
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live_database]
 

@@ -1,6 +1,7 @@
 """The model catalog read from the database: what is usable, the prices in force, the cache."""
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -11,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from pytest_django import Settings
 
+from testsupport.factories import make_chat_model
 from usage.catalog import (
     ChatModel,
     chat_model_get,
@@ -20,7 +22,6 @@ from usage.catalog import (
 )
 from usage.models import LanguageModel, ModelPrice
 from usage.services import model_price_add
-from usage.tests.factories import make_chat_model
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +36,9 @@ def test_seeded_catalog_has_groq_models_with_exact_prices_and_the_local_model() 
 
     # then: by provider, then id; local/dev-echo because the test settings configure "local"
     since = datetime(2026, 8, 1, tzinfo=UTC)
-    assert models == [
+    added = {row.model_id: row.created_at for row in LanguageModel.objects.all()}
+    assert [model.created_at for model in models] == [added[model.id] for model in models]
+    assert [replace(model, created_at=None) for model in models] == [
         ChatModel(
             id="openai/gpt-oss-120b",
             display_name="GPT-OSS 120B",
@@ -209,20 +212,23 @@ def test_a_new_price_is_in_force_at_once_in_this_process() -> None:
 
 
 def test_a_scheduled_price_ends_the_cached_copy_when_it_takes_effect(settings: Settings) -> None:
-    # given: a cache that would otherwise last a minute, and a price from 0.3 s from now
+    # given: a cache that would otherwise last a minute, and a price from 1 s from now
     settings.MODEL_CATALOG_CACHE_SECONDS = 60
     model = LanguageModel.objects.get(model_id="qwen/qwen3-32b")
     ModelPrice.objects.create(
         language_model=model,
-        effective_from=timezone.now() + timedelta(seconds=0.3),
+        effective_from=timezone.now() + timedelta(seconds=1),
         input_usd_per_mtok=Decimal("0.2"),
         output_usd_per_mtok=Decimal("0.4"),
     )
     before = chat_model_get("qwen/qwen3-32b")
 
-    # when
-    time.sleep(0.35)
+    # when: read until the price changes, well within the cache's minute
+    deadline = time.monotonic() + 30
     after = chat_model_get("qwen/qwen3-32b")
+    while after == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+        after = chat_model_get("qwen/qwen3-32b")
 
     # then
     assert before is not None
