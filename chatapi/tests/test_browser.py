@@ -142,10 +142,11 @@ def test_swagger_ui_authorizes_and_tries_the_conversation_list(
     page.goto("/docs")
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("chatapi")
     page.locator(".auth-wrapper button.authorize").click()
-    # the Supabase token's scheme (BearerAuth); the API key's has its own input
-    page.locator(".modal-ux input#auth-bearer-value").fill(token)
-    page.locator(".modal-ux button.authorize").click()
-    page.locator(".modal-ux button.btn-done").click()
+    # in the Supabase token's scheme (BearerAuth); the API key's (ApiKeyAuth) has its own form
+    bearer = page.locator(".modal-ux form").filter(has_text="BearerAuth")
+    bearer.locator("input").fill(token)
+    bearer.locator("button.authorize").click()
+    bearer.locator("button.btn-done").click()
     operation = page.locator("#operations-conversations-conversations_list")
     operation.locator(".opblock-summary").click()
     operation.locator("button.try-out__btn").click()
