@@ -87,6 +87,8 @@ class CompatModelDetailView(_ModelsView):
         operation_id="compat_models_retrieve",
         tags=[TAG],
         summary="One model, for the Anthropic and OpenAI SDKs",
+        description="What models.retrieve() reads: Anthropic's shape with anthropic-version, "
+        "OpenAI's without; 404 for an id the catalog does not offer.",
         parameters=[
             _ANTHROPIC_VERSION,
             OpenApiParameter("model_id", OpenApiTypes.STR, OpenApiParameter.PATH),
