@@ -1,5 +1,7 @@
-"""The DRF adapter around accounts.tokens: `Authorization: Bearer <Supabase JWT>`."""
+"""The DRF adapters around accounts.tokens (`Authorization: Bearer <Supabase JWT>`) and
+accounts.keys (`x-api-key: <key>` or `Authorization: Bearer <key>`)."""
 
+import uuid
 from functools import cache
 from typing import Any
 
@@ -9,7 +11,9 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
+from accounts.keys import ApiKeyCaller, looks_like_api_key
 from accounts.models import User
+from accounts.selectors import api_key_authenticate
 from accounts.services import user_get_or_create_from_claims
 from accounts.tokens import (
     Claims,
@@ -47,6 +51,28 @@ def _reset_verifier(*, setting: str, **kwargs: Any) -> None:
 setting_changed.connect(_reset_verifier)
 
 
+class ApiKeyAuthentication(BaseAuthentication):
+    """An API key in ``x-api-key`` (what the Anthropic SDK sends) or as a bearer token (the
+    OpenAI SDK). Listed before the JWT class, which takes any other bearer token."""
+
+    def authenticate(self, request: Request) -> tuple[User, ApiKeyCaller] | None:
+        secret = request.headers.get("x-api-key")
+        if secret is None:
+            header = get_authorization_header(request).split()
+            if len(header) != 2 or header[0].lower() != b"bearer":
+                return None
+            try:
+                secret = header[1].decode("ascii")
+            except UnicodeDecodeError:
+                return None  # the JWT class refuses it with its own message
+            if not looks_like_api_key(secret):
+                return None
+        return api_key_authenticate(secret=secret.strip())
+
+    def authenticate_header(self, request: Request) -> str:
+        return BEARER_CHALLENGE
+
+
 class SupabaseJWTAuthentication(BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[User, Claims] | None:
         header = get_authorization_header(request).split()
@@ -81,6 +107,11 @@ def request_user(request: Request) -> User:
     if not isinstance(user, User):
         raise TypeError("request_user() needs an authenticated request")
     return user
+
+
+def request_api_key_id(request: Request) -> uuid.UUID | None:
+    """The API key that authenticated the request; None for a Supabase session."""
+    return request.auth.key_id if isinstance(request.auth, ApiKeyCaller) else None
 
 
 def request_claims(request: Request) -> Claims:

@@ -42,6 +42,7 @@ from django.http.response import HttpResponseBase
 from psycopg.pq import TransactionStatus
 from rest_framework.request import Request
 
+from accounts.keys import ApiKeyCaller
 from accounts.tokens import Claims
 from chatapi.dispatch import APIView
 
@@ -167,8 +168,9 @@ class CallerAPIView(APIView):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
-        if per_request_enabled() and isinstance(request.auth, Claims):
-            caller_transaction_begin(request.auth)
+        claims = request.auth.claims if isinstance(request.auth, ApiKeyCaller) else request.auth
+        if per_request_enabled() and isinstance(claims, Claims):
+            caller_transaction_begin(claims)
 
     def dispatch_sync(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         try:

@@ -1,7 +1,10 @@
+from datetime import datetime
 from typing import Any
 
+from django.utils import timezone
 from rest_framework import serializers
 
+from accounts.models import ApiKey, ApiKeyScope
 from chatapi.serializers import JsonBodySerializer
 
 
@@ -62,3 +65,53 @@ class MeSerializer(serializers.Serializer[dict[str, Any]]):
     session_id = serializers.CharField(allow_null=True)
     is_anonymous = serializers.BooleanField()
     date_joined = serializers.DateTimeField()
+
+
+class ApiKeyCreateSerializer(JsonBodySerializer):
+    name = serializers.CharField(max_length=100, help_text="To recognise the key by.")
+    scopes = serializers.ListField(
+        child=serializers.ChoiceField(choices=ApiKeyScope.choices),
+        default=lambda: list(ApiKeyScope.values),
+        help_text="What the key may do; all three by default. conversations:write includes "
+        "sending messages.",
+    )
+    expires_at = serializers.DateTimeField(
+        required=False, allow_null=True, default=None, help_text="null: never expires."
+    )
+
+    def validate_scopes(self, scopes: list[str]) -> list[str]:
+        if not scopes:
+            raise serializers.ValidationError("Give a key at least one scope.")
+        # Stored once each, in the catalog's order, whatever the request's.
+        return [scope for scope in ApiKeyScope.values if scope in scopes]
+
+    def validate_expires_at(self, expires_at: datetime | None) -> datetime | None:
+        if expires_at is not None and expires_at <= timezone.now():
+            raise serializers.ValidationError("Must be in the future.")
+        return expires_at
+
+
+class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
+    """A key as listed: never its secret, nor its hash."""
+
+    class Meta:
+        model = ApiKey
+        fields: tuple[str, ...] = (
+            "id",
+            "name",
+            "prefix",
+            "scopes",
+            "created_at",
+            "expires_at",
+            "last_used_at",
+            "revoked_at",
+        )
+        read_only_fields: tuple[str, ...] = fields
+
+
+class ApiKeyCreatedSerializer(ApiKeySerializer):
+    key = serializers.CharField(help_text="The secret: shown in this answer only, never again.")
+
+    class Meta(ApiKeySerializer.Meta):
+        fields = (*ApiKeySerializer.Meta.fields, "key")
+        read_only_fields = fields

@@ -1,6 +1,15 @@
-"""Sign-up, login, refresh and logout, proxied to Supabase Auth; and who am I."""
+"""Sign-up, login, refresh and logout, proxied to Supabase Auth; who am I; API keys."""
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import status
 from rest_framework.authentication import get_authorization_header
 from rest_framework.permissions import AllowAny
@@ -9,8 +18,13 @@ from rest_framework.response import Response
 
 from accounts.authentication import request_claims, request_user
 from accounts.gotrue import gotrue_client
+from accounts.models import ApiKey
 from accounts.rls import CallerAPIView
+from accounts.selectors import api_key_get_for_user, api_key_list
 from accounts.serializers import (
+    ApiKeyCreatedSerializer,
+    ApiKeyCreateSerializer,
+    ApiKeySerializer,
     CredentialsSerializer,
     LogoutSerializer,
     MeSerializer,
@@ -19,6 +33,7 @@ from accounts.serializers import (
     RegisterSerializer,
     SessionSerializer,
 )
+from accounts.services import api_key_create, api_key_revoke
 from chatapi.dispatch import APIView
 from chatapi.ratelimits import AuthRateThrottle
 
@@ -228,3 +243,90 @@ class MeView(CallerAPIView):
             "date_joined": user.date_joined,
         }
         return Response(MeSerializer(body).data)
+
+
+_API_KEY_NOT_FOUND = OpenApiResponse(
+    description="No API key with this id belongs to the caller, or the id is malformed "
+    "(error envelope, not_found_error)."
+)
+_SESSION_ONLY = OpenApiResponse(
+    description="The request was authenticated by an API key: keys are managed only with a "
+    "Supabase session (permission_error)."
+)
+
+
+class ApiKeyListView(CallerAPIView):
+    """The caller's API keys. Session only: a request made with a key gets 403 here
+    (``api_key_scopes`` unset, accounts.permissions)."""
+
+    @extend_schema(
+        operation_id="api_keys_list",
+        tags=["api-keys"],
+        summary="List your API keys",
+        description="Every key of the caller, revoked ones too, newest first; never a secret.",
+        responses={
+            200: inline_serializer("ApiKeyList", {"data": ApiKeySerializer(many=True)}),
+            403: _SESSION_ONLY,
+        },
+    )
+    def get(self, request: Request) -> Response:
+        keys = api_key_list(user=request_user(request))
+        return Response({"data": ApiKeySerializer(keys, many=True).data})
+
+    @extend_schema(
+        operation_id="api_keys_create",
+        tags=["api-keys"],
+        summary="Create an API key",
+        description="The answer carries the secret in `key`, this once: store it now. Send it "
+        "as `x-api-key: <key>` or `Authorization: Bearer <key>`.",
+        request=ApiKeyCreateSerializer,
+        responses={201: ApiKeyCreatedSerializer, 403: _SESSION_ONLY},
+        examples=[
+            OpenApiExample(
+                "a script's key",
+                value={"name": "nightly report", "scopes": ["usage:read"], "expires_at": None},
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = ApiKeyCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        api_key, secret = api_key_create(user=request_user(request), **serializer.validated_data)
+        api_key.key = secret  # type: ignore[attr-defined]  # this answer only
+        return Response(ApiKeyCreatedSerializer(api_key).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter(
+            "api_key_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The key's id."
+        )
+    ]
+)
+class ApiKeyScopedView(CallerAPIView):
+    """Base class of the views under ``/api-keys/{api_key_id}``: the caller's key is resolved
+    once, before the handler, as ``self.api_key`` (the same 404 for a malformed, a missing and
+    another user's id)."""
+
+    api_key: ApiKey
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        self.api_key = api_key_get_for_user(
+            user=request_user(request), api_key_id=kwargs["api_key_id"]
+        )
+
+
+class ApiKeyDetailView(ApiKeyScopedView):
+    @extend_schema(
+        operation_id="api_keys_revoke",
+        tags=["api-keys"],
+        summary="Revoke an API key",
+        description="Every server process refuses the key (401) from the next request on. "
+        "The key stays listed, with revoked_at.",
+        responses={204: None, 403: _SESSION_ONLY, 404: _API_KEY_NOT_FOUND},
+    )
+    def delete(self, request: Request, api_key_id: str) -> Response:
+        api_key_revoke(api_key=self.api_key)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -22,7 +22,7 @@ from django.contrib.sessions import middleware as sessions
 from django.http import HttpRequest, HttpResponseBase
 from django.middleware import clickjacking, common, csp, csrf, security
 
-from chatapi.middleware import API_PREFIX
+from chatapi.middleware import API_PREFIXES
 
 
 class OnTheLoop:
@@ -46,7 +46,7 @@ class SiteOnly:
     get_response: Any
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        if request.path.startswith(API_PREFIX):
+        if request.path.startswith(API_PREFIXES):
             return await self.get_response(request)  # type: ignore[no-any-return]
         return await super().__acall__(request)  # type: ignore[misc,no-any-return]
 
@@ -88,7 +88,7 @@ class CsrfViewMiddleware(SiteOnly, csrf.CsrfViewMiddleware):
         callback_kwargs: Any,
     ) -> HttpResponseBase | None:
         # A coroutine, so Django does not wrap it in a thread hop for every request.
-        if request.path.startswith(API_PREFIX):
+        if request.path.startswith(API_PREFIXES):
             return None
         check = sync_to_async(super().process_view, thread_sensitive=True)
         return await check(request, callback, callback_args, callback_kwargs)

@@ -21,7 +21,9 @@ from chatapi import metrics
 from chatapi.errors import error_body
 from chatapi.logs import current_request_id
 
-API_PREFIX = "/api/"
+# The API's own routes, and the Anthropic- and OpenAI-compatible ones at the site root
+# (messaging/compat): JSON errors, no cookies, no trailing-slash redirects.
+API_PREFIXES = ("/api/", "/v1/")
 REQUEST_ID_HEADER = "request-id"
 # Every header of the replaced error response is kept (Allow, WWW-Authenticate, Retry-After,
 # the security headers) but those describing its old body.
@@ -108,7 +110,7 @@ API_CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'"
 
 def _with_request_id(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
     response[REQUEST_ID_HEADER] = request.request_id  # type: ignore[attr-defined]
-    if request.path.startswith(API_PREFIX):
+    if request.path.startswith(API_PREFIXES):
         response.setdefault("Content-Security-Policy", API_CONTENT_SECURITY_POLICY)
     return response
 
@@ -214,6 +216,8 @@ access_log_middleware = sync_and_async(_access_log)
 
 
 def _is_envelope(response: HttpResponseBase) -> bool:
+    """The envelope, or the OpenAI-compatible route's translation of it (``{"error": {...}}``,
+    messaging/compat/openai.py)."""
     if not response.get("Content-Type", "").startswith("application/json"):
         return False
     if response.streaming:
@@ -222,13 +226,15 @@ def _is_envelope(response: HttpResponseBase) -> bool:
         body = json.loads(response.content)  # type: ignore[attr-defined]
     except ValueError:
         return False
-    return isinstance(body, dict) and body.get("type") == "error"
+    return isinstance(body, dict) and (
+        body.get("type") == "error" or isinstance(body.get("error"), dict)
+    )
 
 
 def _envelope(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
     if (
         response.status_code < 400
-        or not request.path.startswith(API_PREFIX)
+        or not request.path.startswith(API_PREFIXES)
         or _is_envelope(response)
     ):
         return response
@@ -266,7 +272,7 @@ api_error_envelope_middleware = sync_and_async(_api_error_envelope)
 
 def _strip_trailing_slash(request: HttpRequest) -> None:
     path = request.path_info
-    if path.startswith(API_PREFIX) and len(path) > len(API_PREFIX) and path.endswith("/"):
+    if path.startswith(API_PREFIXES) and path not in API_PREFIXES and path.endswith("/"):
         request.path_info = path.rstrip("/")
 
 

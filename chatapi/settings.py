@@ -58,6 +58,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # ArrayField (API key scopes).
+    "django.contrib.postgres",
     "channels",
     "corsheaders",
     "rest_framework",
@@ -155,10 +157,14 @@ USE_TZ = True
 
 # Browsers may call the API from these origins (e.g. https://app.example.com); none by default.
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", [])
-CORS_URLS_REGEX = r"^/api/.*$"
+CORS_URLS_REGEX = r"^/(api|v1)/.*$"
 CORS_ALLOW_HEADERS = (
     "accept",
     "authorization",
+    "x-api-key",
+    "anthropic-version",
+    "anthropic-beta",
+    "chatapi-conversation-id",
     "content-type",
     "idempotency-key",
     "last-event-id",
@@ -166,6 +172,7 @@ CORS_ALLOW_HEADERS = (
 CORS_EXPOSE_HEADERS = (
     "request-id",
     "conversation-id",
+    "chatapi-conversation-id",
     "user-message-id",
     "retry-after",
     "x-ratelimit-limit",
@@ -216,8 +223,16 @@ WHITENOISE_USE_FINDERS = DEV_MODE
 # --- API -------------------------------------------------------------------------------------
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.SupabaseJWTAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # An API key first: the JWT class refuses every bearer token that is not a JWT.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiKeyAuthentication",
+        "accounts.authentication.SupabaseJWTAuthentication",
+    ],
+    # What an API key may do is the view's api_key_scopes (accounts/permissions.py).
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "accounts.permissions.ApiKeyScopePermission",
+    ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["chatapi.parsers.JsonParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -233,8 +248,10 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "chatapi",
     "DESCRIPTION": (
         "A REST API for AI conversations. Authenticate with a Supabase access token "
-        "(`Authorization: Bearer <jwt>`). Every error uses one envelope: "
-        '`{"type":"error","error":{"type","message","details"},"request_id"}`.'
+        "(`Authorization: Bearer <jwt>`) or an API key (`x-api-key: <key>` or "
+        "`Authorization: Bearer <key>`, made with POST /api/v1/api-keys). Every error uses "
+        'one envelope: `{"type":"error","error":{"type","message","details"},"request_id"}`; '
+        "the compatibility routes (/v1/...) answer in Anthropic's or OpenAI's shapes."
     ),
     "VERSION": "1.0.0",
     # The sections of /docs and /redoc, in this order.
@@ -245,6 +262,11 @@ SPECTACULAR_SETTINGS = {
             "description": "Accounts and sessions (Supabase Auth): register, log in, refresh, "
             "log out, and who the token belongs to.",
         },
+        {
+            "name": "api-keys",
+            "description": "Long-lived, revocable keys for scripts, services and the official "
+            "SDKs; managed with a Supabase session only.",
+        },
         {"name": "conversations", "description": "The caller's conversations and settings."},
         {
             "name": "messages",
@@ -253,6 +275,12 @@ SPECTACULAR_SETTINGS = {
         },
         {"name": "models", "description": "The models a conversation may use, with prices."},
         {"name": "usage", "description": "The caller's tokens and costs."},
+        {
+            "name": "compatibility",
+            "description": "Anthropic's Messages API and OpenAI's Chat Completions at the site "
+            "root (/v1/...), so the official SDKs work unchanged with an API key; every call is "
+            "stored as a conversation. See docs/compat.md.",
+        },
         {"name": "health", "description": "Liveness and readiness checks; no token needed."},
     ],
     "SERVE_INCLUDE_SCHEMA": False,
@@ -315,6 +343,15 @@ SUPABASE_JWT_LEEWAY_SECONDS = env_int("SUPABASE_JWT_LEEWAY_SECONDS", 10, minimum
 SUPABASE_JWKS_CACHE_SECONDS = env_int("SUPABASE_JWKS_CACHE_SECONDS", 600, minimum=1)
 SUPABASE_JWKS_MIN_REFRESH_SECONDS = env_int("SUPABASE_JWKS_MIN_REFRESH_SECONDS", 30, minimum=0)
 SUPABASE_HTTP_TIMEOUT_SECONDS = env_float("SUPABASE_HTTP_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+
+# --- API keys ----------------------------------------------------------------------------
+# The server-side secret API keys are hashed with (HMAC-SHA256): the database alone cannot
+# check a key. Changing it invalidates every key. Long and random; no default in production.
+API_KEY_PEPPER = env_required(
+    "API_KEY_PEPPER",
+    dev_default="dev-only-insecure-api-key-pepper-0123456789abcdef",
+    dev_mode=DEV_MODE,
+)
 
 # --- Model providers -------------------------------------------------------------------------
 # Each catalog model names its provider. Any OpenAI-compatible server (OpenAI, vLLM, Ollama)

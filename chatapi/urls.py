@@ -15,6 +15,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("ping", PingView.as_view(), name="ping"),
     path("openapi.json", OpenApiSchemaView.as_view(), name="openapi"),
     path("auth/", include("accounts.urls")),
+    path("", include("accounts.api_key_urls")),
     path("", include("conversations.urls")),
     path("", include("messaging.urls")),
     path("", include("usage.urls")),
@@ -25,6 +26,9 @@ urlpatterns = [
     # Also /api/v1/ (chatapi.middleware drops an API route's trailing slash).
     path("api/v1", ApiIndexView.as_view(), name="api-index"),
     path("api/v1/", include(api_v1)),
+    # The Anthropic- and OpenAI-compatible routes (/v1/messages, /v1/chat/completions,
+    # /v1/models), where the official SDKs look for them.
+    path("", include("messaging.compat.urls")),
     # Swagger UI's start-up script from its own URL (/docs?script=), not inline: the
     # site's policy runs no inline script.
     path("docs", SpectacularSwaggerSplitView.as_view(url_name="openapi"), name="docs"),

@@ -22,7 +22,7 @@ from rest_framework.response import Response
 
 from chatapi.dispatch import APIView
 from chatapi.errors import ServiceUnavailableError, error_body
-from chatapi.middleware import API_PREFIX
+from chatapi.middleware import API_PREFIXES
 
 
 def index_body() -> dict[str, object]:
@@ -172,7 +172,7 @@ class OpenApiSchemaView(SpectacularAPIView):
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """Django's 400 handler (malformed requests Django itself refuses). On API routes: the
     envelope, and 413 for a body over API_MAX_BODY_BYTES."""
-    if not request.path.startswith(API_PREFIX):
+    if not request.path.startswith(API_PREFIXES):
         return defaults.bad_request(request, exception)  # type: ignore[arg-type]
     if isinstance(exception, RequestDataTooBig):
         status, message = (

@@ -18,6 +18,22 @@ TEMPERATURE_MAX = 2.0
 _MODEL_DEPENDENT = ("model", "max_output_tokens", "reasoning_effort")
 
 
+def conversation_metadata_validate(value: dict[str, Any]) -> dict[str, Any]:
+    """A conversation's metadata within its limits (also the compatibility routes'
+    ``metadata``, which becomes it), else ValidationError."""
+    if len(value) > METADATA_MAX_KEYS:
+        raise serializers.ValidationError(f"At most {METADATA_MAX_KEYS} keys are allowed.")
+    problem = unstorable_text(value)  # first: the size is measured in UTF-8
+    if problem:
+        raise serializers.ValidationError(problem)
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > METADATA_MAX_BYTES:
+        raise serializers.ValidationError(
+            f"At most {METADATA_MAX_BYTES} bytes of JSON are allowed (got {size})."
+        )
+    return value
+
+
 def unstorable_text(value: Any) -> str | None:
     """Why PostgreSQL would refuse this JSON value (NUL and lone surrogates cannot be stored
     in jsonb), or None. Iterative, so a deeply nested value cannot exhaust the stack."""
@@ -130,17 +146,7 @@ class ConversationCreateSerializer(GenerationSettingsSerializer):
     )
 
     def validate_metadata(self, value: dict[str, Any]) -> dict[str, Any]:
-        if len(value) > METADATA_MAX_KEYS:
-            raise serializers.ValidationError(f"At most {METADATA_MAX_KEYS} keys are allowed.")
-        problem = unstorable_text(value)  # first: the size is measured in UTF-8
-        if problem:
-            raise serializers.ValidationError(problem)
-        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
-        if size > METADATA_MAX_BYTES:
-            raise serializers.ValidationError(
-                f"At most {METADATA_MAX_BYTES} bytes of JSON are allowed (got {size})."
-            )
-        return value
+        return conversation_metadata_validate(value)
 
 
 class ConversationUpdateSerializer(ConversationCreateSerializer):

@@ -1,14 +1,16 @@
 import uuid
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import transaction
 from django.db.models import Case, F, Value, When
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from accounts.models import User
 from accounts.rls import service_role
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 
 # What conversation_update may change; everything else is the server's.
 UPDATABLE_FIELDS = frozenset(
@@ -49,6 +51,39 @@ def conversation_create(
         reasoning_effort=reasoning_effort,
         metadata={} if metadata is None else metadata,
     )
+
+
+def conversation_create_with_history(
+    *,
+    owner: User,
+    model: str,
+    system_prompt: str = "",
+    metadata: dict[str, Any] | None = None,
+    history: Sequence[tuple[str, str]],
+) -> Conversation:
+    """A new conversation holding an earlier exchange, ``(role, content)`` pairs oldest first
+    (user or assistant, each complete): what a stateless API's request carries before its new
+    message. The messages are strictly ordered and older than anything added after them."""
+    with transaction.atomic():
+        conversation = conversation_create(
+            owner=owner, model=model, system_prompt=system_prompt, metadata=metadata
+        )
+        now = conversation.created_at
+        messages = [
+            Message(
+                conversation=conversation,
+                role=role,
+                content=content,
+                status=Message.Status.COMPLETE,
+                created_at=now - timedelta(microseconds=len(history) - index),
+                completed_at=now,
+            )
+            for index, (role, content) in enumerate(history)
+        ]
+        Message.objects.bulk_create(messages)
+        if messages:
+            conversation_touch(conversation_id=conversation.pk, at=messages[-1].created_at)
+    return conversation
 
 
 def conversation_touch(

@@ -11,6 +11,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.authentication import request_user
+from accounts.models import ApiKeyScope
+from accounts.permissions import scopes_read_write
 from accounts.rls import CallerAPIView
 from chatapi.pagination import PageParams, page_body, page_schema
 from conversations.export import (
@@ -57,6 +59,12 @@ _CONVERSATION_EXAMPLE = {
 }
 
 
+# What an API key needs on the conversation routes (and the message routes under them).
+CONVERSATION_SCOPES = scopes_read_write(
+    read=ApiKeyScope.CONVERSATIONS_READ, write=ApiKeyScope.CONVERSATIONS_WRITE
+)
+
+
 # Subclasses inherit this description of the path parameter.
 @extend_schema(
     parameters=[
@@ -77,6 +85,7 @@ class ConversationScopedView(CallerAPIView):
     """
 
     conversation: Conversation
+    api_key_scopes = CONVERSATION_SCOPES
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
@@ -86,6 +95,8 @@ class ConversationScopedView(CallerAPIView):
 
 
 class ConversationListView(CallerAPIView):
+    api_key_scopes = CONVERSATION_SCOPES
+
     @extend_schema(
         operation_id="conversations_list",
         tags=["conversations"],

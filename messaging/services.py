@@ -59,6 +59,9 @@ def _generation_settings(data: Mapping[str, Any], conversation: Conversation) ->
         temperature=pick("temperature"),
         max_output_tokens=pick("max_output_tokens"),
         reasoning_effort=pick("reasoning_effort") or None,
+        # For this turn only (the compatibility routes'): conversations keep no such setting.
+        top_p=data.get("top_p"),
+        stop=tuple(data.get("stop") or ()),
     )
 
 
@@ -81,13 +84,15 @@ def message_send(
     data: Mapping[str, Any],
     idempotency_key: str | None,
     started_at: float | None = None,
+    api_key_id: uuid.UUID | None = None,
 ) -> NewTurn | RepeatedTurn:
     """Send ``data["content"]`` to ``conversation`` (the caller's, already authorized) with
     the optional overrides in ``data`` (model, temperature, max_output_tokens,
-    reasoning_effort; validated by ``MessageCreateSerializer``): store the user message and
-    an in-progress answer, holding one of ``user``'s stream slots until the answer is stored.
-    Everything that can fail before the first byte fails here; ``started_at``
-    (``time.perf_counter()``) is when the request arrived, for the latency measures.
+    reasoning_effort; validated by ``MessageCreateSerializer``; top_p and stop, for this turn
+    only): store the user message and an in-progress answer, holding one of ``user``'s stream
+    slots until the answer is stored. Everything that can fail before the first byte fails
+    here; ``started_at`` (``time.perf_counter()``) is when the request arrived, for the
+    latency measures; ``api_key_id`` the API key that asked, which the ledger names.
 
     A retry with an ``idempotency_key`` already used for the same request returns the turn
     it repeats instead of a new one.
@@ -120,6 +125,7 @@ def message_send(
             generation=_generation_settings(data, conversation),
             started_at=started_at,
             idempotency=claim,
+            api_key_id=api_key_id,
         )
     except IdempotentReplayError as replay:
         release_slot()

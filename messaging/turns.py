@@ -54,6 +54,8 @@ class TurnPlan:
     user_id: uuid.UUID | None = None
     # The title this turn gave an untitled conversation (its first words), else None.
     auto_title: str | None = None
+    # The API key that asked for the turn (its ledger row names it); None for a session.
+    api_key_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,9 @@ class GenerationSettings:
     temperature: float | None
     max_output_tokens: int | None
     reasoning_effort: ReasoningEffort | None
+    # Per turn only (the compatibility routes'); conversations keep no such setting.
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
 
 
 def _context_messages(*, conversation: Conversation, budget: int) -> tuple[list[ChatMessage], int]:
@@ -133,6 +138,7 @@ def turn_prepare(
     generation: GenerationSettings,
     started_at: float | None = None,
     idempotency: IdempotencyClaim | None = None,
+    api_key_id: uuid.UUID | None = None,
 ) -> TurnPlan:
     """Store the user message (committed before any upstream call) and an ``in_progress``
     assistant message, and build the provider request from the history that fits the
@@ -230,11 +236,14 @@ def turn_prepare(
             temperature=generation.temperature,
             max_output_tokens=generation.max_output_tokens,
             reasoning_effort=generation.reasoning_effort if model.reasoning else None,
+            top_p=generation.top_p,
+            stop=generation.stop,
         ),
         estimated_input_tokens=estimated_input,
         started_at=started_at if started_at is not None else time.perf_counter(),
         user_id=conversation.owner_id,
         auto_title=None if conversation.title else _title_from(content),
+        api_key_id=api_key_id,
     )
 
 
@@ -290,6 +299,7 @@ def turn_record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
             usage_estimated=outcome.usage_estimated,
             cost_usd=outcome.cost_usd,
             created_at=now,
+            api_key_id=plan.api_key_id,
         )
         budget_release(message_id=plan.assistant_message_id)
     metrics.turn_observe(

@@ -20,10 +20,11 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.authentication import request_user
+from accounts.authentication import request_api_key_id, request_user
 from chatapi import shutdown
 from chatapi.dispatch import ContinueOnLoop
 from chatapi.errors import ApiError, ConflictError, api_error, status_for_error_type
+from chatapi.openapi import sse_schema_response
 from chatapi.pagination import PageParams, PageQuerySerializer, page_body, page_schema
 from chatapi.ratelimits import SendRateThrottle
 from conversations.models import Conversation, Message
@@ -83,27 +84,28 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 _SEND_RESPONSES: dict[int | tuple[int, str], Any] = {
     201: AssistantReplySerializer,
-    (200, "text/event-stream"): OpenApiResponse(
-        OpenApiTypes.STR,
-        description="With stream=true or Accept: text/event-stream: Anthropic Messages "
+    (200, "text/event-stream"): sse_schema_response(
+        "With stream=true or Accept: text/event-stream: Anthropic Messages "
         "streaming events (message_start, content_block_start/delta/stop, message_delta, "
         "message_stop, ping, error), each with an SSE id. Headers conversation-id and "
-        "user-message-id name the conversation and the stored user message.",
+        "user-message-id name the conversation and the stored user message."
     ),
     400: INVALID_RESPONSE,
     404: NOT_FOUND_RESPONSE,
+    409: OpenApiResponse(description="An answer is already being generated in the conversation."),
     429: OpenApiResponse(description="The model provider's rate limit (with Retry-After)."),
     502: OpenApiResponse(description="The model provider failed or refused this server."),
     503: OpenApiResponse(description="The model provider is not configured or timed out."),
 }
 
 
-def _api_error_from(error: ProviderError) -> ApiError:
+def api_error_from_provider(error: ProviderError) -> ApiError:
+    """A provider's refusal as the API error it is answered with (Retry-After kept)."""
     headers = {"Retry-After": str(math.ceil(error.retry_after))} if error.retry_after else None
     return api_error(error.status, error.message, error_type=error.error_type, headers=headers)
 
 
-async def _relay(generation: Generation) -> AsyncIterator[bytes]:
+async def generation_relay(generation: Generation) -> AsyncIterator[bytes]:
     """The response body: follows the generation's events. When the client goes away
     (cancellation under ASGI, or the iterator closed) the generation goes on, to be resumed,
     unless GENERATION_CONTINUE_ON_DISCONNECT is off."""
@@ -115,7 +117,7 @@ async def _relay(generation: Generation) -> AsyncIterator[bytes]:
             generation.cancel(Message.Status.INCOMPLETE)
 
 
-def _event_stream_response(body: AsyncIterator[bytes]) -> StreamingHttpResponse:
+def event_stream_response(body: AsyncIterator[bytes]) -> StreamingHttpResponse:
     response = StreamingHttpResponse(
         shutdown.stream_tracked(body), content_type="text/event-stream"
     )
@@ -124,23 +126,28 @@ def _event_stream_response(body: AsyncIterator[bytes]) -> StreamingHttpResponse:
     return response
 
 
+def answer_error(assistant: Message) -> ApiError:
+    """The error an answer that did not complete is answered with, when awaited whole."""
+    error = assistant.error or {"type": "api_error", "message": "The answer failed."}
+    return api_error(
+        status_for_error_type(error["type"], default=status.HTTP_502_BAD_GATEWAY),
+        error["message"],
+        error_type=error["type"],
+    )
+
+
 def _reply(reply: AssistantReply) -> Response:
     """201 with the stored answer as an Anthropic Message, or the error it ended with."""
     assistant = reply.assistant
     if assistant.status != Message.Status.COMPLETE:
-        error = assistant.error or {"type": "api_error", "message": "The answer failed."}
-        raise api_error(
-            status_for_error_type(error["type"], default=status.HTTP_502_BAD_GATEWAY),
-            error["message"],
-            error_type=error["type"],
-        )
+        raise answer_error(assistant)
     return Response(AssistantReplySerializer(reply).data, status=status.HTTP_201_CREATED)
 
 
 def _stream_of(
     body: AsyncIterator[bytes], *, conversation_id: Any, user_message_id: Any
 ) -> StreamingHttpResponse:
-    response = _event_stream_response(body)
+    response = event_stream_response(body)
     response["conversation-id"] = str(conversation_id)
     response["user-message-id"] = str(user_message_id)
     return response
@@ -177,9 +184,10 @@ class ConversationMessageSendMixin:
                 data=data,
                 idempotency_key=request.headers.get(IDEMPOTENCY_HEADER),
                 started_at=started_at,
+                api_key_id=request_api_key_id(request),
             )
         except ProviderError as exc:
-            raise _api_error_from(exc) from None
+            raise api_error_from_provider(exc) from None
         if isinstance(turn, RepeatedTurn):
             return _repeat(turn, streaming=streaming)
         return ContinueOnLoop(
@@ -214,10 +222,10 @@ async def _answer(generation: Generation, *, streaming: bool) -> HttpResponseBas
         else:
             await generation.run_to_end()
     except ProviderError as exc:
-        raise _api_error_from(exc) from None
+        raise api_error_from_provider(exc) from None
     if streaming:
         return _stream_of(
-            _relay(generation),
+            generation_relay(generation),
             conversation_id=plan.conversation_id,
             user_message_id=plan.user_message.pk,
         )
@@ -362,7 +370,9 @@ class ConversationMessageStreamView(ConversationScopedView):
             ),
         ],
         responses={
-            (200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR),
+            (200, "text/event-stream"): sse_schema_response(
+                "The answer's events, as the send route streams them."
+            ),
             400: INVALID_RESPONSE,
             404: NOT_FOUND_RESPONSE,
         },
@@ -372,7 +382,7 @@ class ConversationMessageStreamView(ConversationScopedView):
         message = message_get_in_conversation(conversation=self.conversation, message_id=message_id)
         if message.role != Message.Role.ASSISTANT:
             raise ApiError("Only an assistant message has a stream.")
-        response = _event_stream_response(message_events(message, after=after))
+        response = event_stream_response(message_events(message, after=after))
         response["conversation-id"] = str(self.conversation.pk)
         return response
 

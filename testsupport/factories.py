@@ -9,7 +9,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import ApiKey, User
 from conversations.models import Conversation, Message
 from conversations.services import conversation_touch
 from usage.models import LanguageModel, UsageKind, UsageRecord
@@ -126,6 +126,7 @@ def make_usage(
     conversation_id: uuid.UUID | None = None,
     kind: UsageKind = UsageKind.CHAT,
     reasoning_tokens: int | None = None,
+    api_key: ApiKey | None = None,
 ) -> UsageRecord:
     """A ledger row as written at ``at`` (with its rollups, as every ledger row)."""
     return ledger_append(
@@ -142,5 +143,6 @@ def make_usage(
             cost_usd=None if cost_usd is None else Decimal(cost_usd),
             price_unknown=cost_usd is None,
             created_at=at,
+            api_key=api_key,
         )
     )

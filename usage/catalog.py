@@ -48,6 +48,8 @@ class ChatModel:
     # The ModelPrice row these prices come from, and since when it applies.
     price_id: int | None = None
     price_effective_from: datetime | None = None
+    # When the catalog got it (the compatibility routes' model lists show it).
+    created_at: datetime | None = None
 
 
 _MICRO = Decimal(1_000_000)
@@ -128,6 +130,7 @@ def _read() -> _Snapshot:
                 cached_input_usd_per_mtok=row.price_cached,
                 price_id=row.price_pk,
                 price_effective_from=row.price_from,
+                created_at=row.created_at,
             )
         )
         if row.next_change is not None:

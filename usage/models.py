@@ -136,6 +136,16 @@ class UsageRecord(models.Model):
     cost_usd = models.DecimalField(max_digits=18, decimal_places=10, null=True, blank=True)
     price_unknown = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
+    # The API key that made the call; null for a Supabase session. Keys are revoked, not
+    # deleted, so the row keeps naming it (until its user is deleted).
+    api_key = models.ForeignKey(
+        "accounts.ApiKey",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        db_index=False,
+        related_name="+",
+    )
 
     class Meta:
         ordering = ("-created_at", "-id")
@@ -159,6 +169,13 @@ class UsageRecord(models.Model):
             ),
             # The admin's ledger, newest first, filtered by model.
             models.Index(fields=["created_at"], name="usage_record_created"),
+            # Statistics of one key (api_key_id): its rows in a time range. Partial: most
+            # calls come from sessions.
+            models.Index(
+                fields=["api_key", "created_at"],
+                condition=Q(api_key__isnull=False),
+                name="usage_record_api_key_created",
+            ),
         ]
         constraints = [
             models.CheckConstraint(

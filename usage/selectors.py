@@ -86,8 +86,12 @@ class DailyUsage:
     cost_usd: Decimal
 
 
-def _ledger(*, user: User, start: datetime | None, end: datetime | None) -> QuerySet[UsageRecord]:
+def _ledger(
+    *, user: User, start: datetime | None, end: datetime | None, api_key_id: uuid.UUID | None
+) -> QuerySet[UsageRecord]:
     rows = UsageRecord.objects.filter(user=user)
+    if api_key_id is not None:
+        rows = rows.filter(api_key_id=api_key_id)
     if start is not None:
         rows = rows.filter(created_at__gte=start)
     if end is not None:
@@ -102,6 +106,11 @@ def _sums() -> dict[str, Any]:
         "output_tokens": Coalesce(Sum("output_tokens"), 0),
         "cost_usd": Coalesce(Sum("cost_usd"), _ZERO_USD),
     }
+
+
+# The open ends of a range, for a condition on the ledger.
+_BEGINNING = datetime(1, 1, 2, tzinfo=UTC)
+_END = datetime(9999, 12, 30, tzinfo=UTC)
 
 
 def _is_midnight(at: datetime) -> bool:
@@ -126,7 +135,10 @@ class _Split:
     edges: list[tuple[datetime, datetime]]
 
 
-def _split(start: datetime | None, end: datetime | None) -> _Split:
+def _split(start: datetime | None, end: datetime | None, *, whole_days: bool = True) -> _Split:
+    """``whole_days`` False: all from the ledger (the rollups do not know API keys)."""
+    if not whole_days:
+        return _Split(days=None, edges=[(start or _BEGINNING, end or _END)])
     if (
         start is not None
         and end is not None
@@ -169,7 +181,8 @@ def _edges_sql(edges: list[tuple[datetime, datetime]], params: dict[str, Any]) -
         ranges.append(
             f"(created_at >= %(edge_start_{index})s AND created_at < %(edge_end_{index})s)"
         )
-    return f"user_id = %(user)s AND ({' OR '.join(ranges)})"
+    key = " AND api_key_id = %(api_key)s" if "api_key" in params else ""
+    return f"user_id = %(user)s{key} AND ({' OR '.join(ranges)})"
 
 
 def _query(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -184,15 +197,26 @@ _HOURLY = UsageHourly._meta.db_table
 _CONVERSATION_DAYS = UsageConversationDay._meta.db_table
 
 
-def usage_stats(*, user: User, start: datetime | None, end: datetime | None) -> UsageStats:
-    """``user``'s usage from ``start`` (inclusive) to ``end`` (exclusive), either open.
-    ``cost_usd`` sums the priced calls; ``unpriced_requests`` counts the others.
+def usage_stats(
+    *,
+    user: User,
+    start: datetime | None,
+    end: datetime | None,
+    api_key_id: uuid.UUID | None = None,
+) -> UsageStats:
+    """``user``'s usage from ``start`` (inclusive) to ``end`` (exclusive), either open; only
+    the calls made with the API key ``api_key_id`` when given (a key of ``user``'s: the
+    caller checked). ``cost_usd`` sums the priced calls; ``unpriced_requests`` counts the
+    others.
 
     Two queries: the sums per model (the totals add them up), and the distinct
     conversations, which do not add up across models. Each reads the rollups for the whole
-    UTC days of the range and the ledger for the rest."""
-    split = _split(start, end)
+    UTC days of the range and the ledger for the rest; one key's calls, from the ledger
+    alone (over its api_key index)."""
+    split = _split(start, end, whole_days=api_key_id is None)
     params: dict[str, Any] = {"user": user.pk}
+    if api_key_id is not None:
+        params["api_key"] = api_key_id
     sums: list[str] = []
     conversations: list[str] = []
     if split.days is not None:
@@ -284,13 +308,21 @@ def _days(first: date, last: date) -> Iterable[date]:
 
 
 def _daily_sums(
-    *, user: User, start: datetime, end: datetime, zone: ZoneInfo, boundaries: list[datetime]
+    *,
+    user: User,
+    start: datetime,
+    end: datetime,
+    zone: ZoneInfo,
+    boundaries: list[datetime],
+    api_key_id: uuid.UUID | None,
 ) -> list[tuple[Any, ...]]:
     """(day, requests, input_tokens, output_tokens, cost_usd) of the days in ``zone`` with
     usage: from the daily rollup when every day of ``zone`` in the range is a UTC day, from
-    the hourly one when each starts on a whole UTC hour, else from the ledger."""
+    the hourly one when each starts on a whole UTC hour, else (and for one API key's calls)
+    from the ledger."""
     params: dict[str, Any] = {"user": user.pk, "start": start, "end": end}
-    if all(_is_midnight(at) for at in boundaries):
+    rollups = api_key_id is None
+    if rollups and all(_is_midnight(at) for at in boundaries):
         params["start"], params["end"] = start.astimezone(UTC).date(), end.astimezone(UTC).date()
         return _query(
             f"""
@@ -302,7 +334,7 @@ def _daily_sums(
             """,  # noqa: S608 - table names from the models; values are parameters
             params,
         )
-    if all(at.astimezone(UTC).time().replace(hour=0) == time.min for at in boundaries):
+    if rollups and all(at.astimezone(UTC).time().replace(hour=0) == time.min for at in boundaries):
         params["zone"] = zone.key
         return _query(
             f"""
@@ -317,7 +349,7 @@ def _daily_sums(
     sums = _sums()
     return [
         (row["day"], row["requests"], row["input_tokens"], row["output_tokens"], row["cost_usd"])
-        for row in _ledger(user=user, start=start, end=end)
+        for row in _ledger(user=user, start=start, end=end, api_key_id=api_key_id)
         .annotate(day=TruncDate("created_at", tzinfo=zone))
         .values("day")
         .annotate(
@@ -329,9 +361,17 @@ def _daily_sums(
     ]
 
 
-def usage_daily(*, user: User, first_day: date, last_day: date, zone: ZoneInfo) -> list[DailyUsage]:
+def usage_daily(
+    *,
+    user: User,
+    first_day: date,
+    last_day: date,
+    zone: ZoneInfo,
+    api_key_id: uuid.UUID | None = None,
+) -> list[DailyUsage]:
     """One entry per calendar day in ``zone`` from ``first_day`` to ``last_day`` (both
-    included), days without usage as zeros: a series a chart can draw as is."""
+    included), days without usage as zeros: a series a chart can draw as is. Only the calls
+    of the API key ``api_key_id`` when given (``user``'s: the caller checked)."""
     boundaries = [
         datetime.combine(day, time.min, tzinfo=zone)
         for day in _days(first_day, last_day + timedelta(days=1))
@@ -339,7 +379,12 @@ def usage_daily(*, user: User, first_day: date, last_day: date, zone: ZoneInfo) 
     found = {
         row[0]: row
         for row in _daily_sums(
-            user=user, start=boundaries[0], end=boundaries[-1], zone=zone, boundaries=boundaries
+            user=user,
+            start=boundaries[0],
+            end=boundaries[-1],
+            zone=zone,
+            boundaries=boundaries,
+            api_key_id=api_key_id,
         )
     }
     series = []

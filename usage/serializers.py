@@ -104,6 +104,12 @@ class UsageStatsQuerySerializer(StrictSerializer):
         default=ZoneInfo("UTC"),
         help_text="IANA time zone for dates and date-times without an offset. Default: UTC.",
     )
+    api_key_id = serializers.CharField(
+        required=False,
+        max_length=64,
+        help_text="Only the calls made with this API key of yours (another user's key, or an "
+        "unknown id: 404).",
+    )
 
     def get_fields(self) -> Any:
         return _rename_from(super().get_fields())
@@ -124,7 +130,7 @@ class UsageStatsQuerySerializer(StrictSerializer):
         end = instant(attrs.get("to"), field="to")
         if start is not None and end is not None and start >= end:
             raise serializers.ValidationError({"to": ["Must be after from."]})
-        return {"start": start, "end": end, "tz": zone}
+        return {"start": start, "end": end, "tz": zone, "api_key_id": attrs.get("api_key_id")}
 
 
 class UsageDailyQuerySerializer(StrictSerializer):
@@ -136,6 +142,12 @@ class UsageDailyQuerySerializer(StrictSerializer):
         required=False,
         default=ZoneInfo("UTC"),
         help_text="IANA time zone whose calendar days the series counts. Default: UTC.",
+    )
+    api_key_id = serializers.CharField(
+        required=False,
+        max_length=64,
+        help_text="Only the calls made with this API key of yours (another user's key, or an "
+        "unknown id: 404).",
     )
 
     def get_fields(self) -> Any:
@@ -155,7 +167,12 @@ class UsageDailyQuerySerializer(StrictSerializer):
         # the last, in tz (usage.selectors.usage_daily).
         _day_start(first, zone, "from" if "from" in attrs else "to")
         _day_start(_days_after(last, 1, "to"), zone, "to")
-        return {"first_day": first, "last_day": last, "tz": zone}
+        return {
+            "first_day": first,
+            "last_day": last,
+            "tz": zone,
+            "api_key_id": attrs.get("api_key_id"),
+        }
 
 
 # --- responses -------------------------------------------------------------------------------

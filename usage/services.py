@@ -34,6 +34,7 @@ def usage_record(
     usage_estimated: bool,
     cost_usd: Decimal | None,
     created_at: datetime | None = None,
+    api_key_id: uuid.UUID | None = None,
 ) -> UsageRecord | None:
     """Add one upstream call to the ledger. ``cost_usd`` is the call's cost at the prices
     ``model`` carries (the ones in force at the call), None when they are unknown.
@@ -61,6 +62,7 @@ def usage_record(
                 cost_usd=cost_usd,
                 price_unknown=cost_usd is None,
                 created_at=created_at or timezone.now(),
+                api_key_id=api_key_id,
             )
         )
 

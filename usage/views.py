@@ -1,5 +1,6 @@
 """The model catalog and the caller's usage: statistics and a daily series."""
 
+import uuid
 from dataclasses import asdict
 from typing import Any
 
@@ -14,7 +15,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.authentication import request_user
+from accounts.models import ApiKeyScope, User
+from accounts.permissions import scopes_all
 from accounts.rls import CallerAPIView
+from accounts.selectors import api_key_get_for_user
 from usage.catalog import chat_models
 from usage.selectors import usage_daily, usage_stats
 from usage.serializers import (
@@ -28,6 +32,10 @@ from usage.serializers import (
 _INVALID_QUERY = OpenApiResponse(
     description="A malformed from/to/tz, or from after to (error envelope, "
     "invalid_request_error, with the problems per field in error.details.fields)."
+)
+
+_KEY_NOT_FOUND = OpenApiResponse(
+    description="api_key_id names no API key of the caller's (error envelope, not_found_error)."
 )
 
 _MODEL_EXAMPLE = {
@@ -85,7 +93,16 @@ _STATS_EXAMPLE = {
 }
 
 
+def _owned_api_key_id(user: User, api_key_id: str | None) -> uuid.UUID | None:
+    """The ``api_key_id`` filter, once the key is known to be the caller's (else 404)."""
+    if api_key_id is None:
+        return None
+    return api_key_get_for_user(user=user, api_key_id=api_key_id).pk
+
+
 class ModelListView(CallerAPIView):
+    api_key_scopes = scopes_all(None)  # the catalog: any key
+
     @extend_schema(
         operation_id="models_list",
         tags=["models"],
@@ -135,6 +152,8 @@ class UsageModelListView(ModelListView):
 
 
 class UsageStatsView(CallerAPIView):
+    api_key_scopes = scopes_all(ApiKeyScope.USAGE_READ)
+
     @extend_schema(
         operation_id="usage_stats",
         tags=["usage"],
@@ -145,14 +164,20 @@ class UsageStatsView(CallerAPIView):
         "unpriced_requests and not in cost_usd. cost_estimate_usd is the older name of "
         "cost_usd.",
         parameters=[UsageStatsQuerySerializer],
-        responses={200: UsageStatsSerializer, 400: _INVALID_QUERY},
+        responses={200: UsageStatsSerializer, 400: _INVALID_QUERY, 404: _KEY_NOT_FOUND},
         examples=[OpenApiExample("stats", value=_STATS_EXAMPLE, response_only=True)],
     )
     def get(self, request: Request) -> Response:
         query = UsageStatsQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         start, end = query.validated_data["start"], query.validated_data["end"]
-        stats = usage_stats(user=request_user(request), start=start, end=end)
+        user = request_user(request)
+        stats = usage_stats(
+            user=user,
+            start=start,
+            end=end,
+            api_key_id=_owned_api_key_id(user, query.validated_data["api_key_id"]),
+        )
         body: dict[str, Any] = {
             **asdict(stats),
             "models_used": stats.models_used,
@@ -163,6 +188,8 @@ class UsageStatsView(CallerAPIView):
 
 
 class UsageDailyView(CallerAPIView):
+    api_key_scopes = scopes_all(ApiKeyScope.USAGE_READ)
+
     @extend_schema(
         operation_id="usage_daily",
         tags=["usage"],
@@ -170,7 +197,7 @@ class UsageDailyView(CallerAPIView):
         description="A gap-free daily series for charts: one entry per calendar day of `tz` "
         "from `from` to `to` (both included, at most 366 days), zeros on days without usage.",
         parameters=[UsageDailyQuerySerializer],
-        responses={200: UsageDailySerializer, 400: _INVALID_QUERY},
+        responses={200: UsageDailySerializer, 400: _INVALID_QUERY, 404: _KEY_NOT_FOUND},
         examples=[
             OpenApiExample(
                 "two days",
@@ -207,8 +234,13 @@ class UsageDailyView(CallerAPIView):
         first_day = query.validated_data["first_day"]
         last_day = query.validated_data["last_day"]
         zone = query.validated_data["tz"]
+        user = request_user(request)
         series = usage_daily(
-            user=request_user(request), first_day=first_day, last_day=last_day, zone=zone
+            user=user,
+            first_day=first_day,
+            last_day=last_day,
+            zone=zone,
+            api_key_id=_owned_api_key_id(user, query.validated_data["api_key_id"]),
         )
         body = {
             "first_day": first_day,

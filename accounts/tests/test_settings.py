@@ -159,6 +159,26 @@ def test_production_without_groq_api_key_says_how_to_run_in_development_mode() -
     )
 
 
+def test_production_without_an_api_key_pepper_fails_naming_it() -> None:
+    # when
+    result = import_settings(
+        {
+            "CHATAPI_ENV": "production",
+            "DJANGO_SECRET_KEY": "x" * 50,
+            "ALLOWED_HOSTS": "api.example.com",
+            "SUPABASE_JWT_SECRET": "s" * 32,
+        },
+        "API_KEY_PEPPER",
+    )
+
+    # then
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        "django.core.exceptions.ImproperlyConfigured: "
+        "The environment variable API_KEY_PEPPER must be set."
+    )
+
+
 def test_unsupported_algorithm_fails_naming_it() -> None:
     # when
     result = import_settings(

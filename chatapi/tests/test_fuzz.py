@@ -87,7 +87,9 @@ def fuzz_target(
         server = LiveServer(
             env={
                 "GROQ_BASE_URL": groq.base_url,
-                "GROQ_API_KEY": "gsk_fuzz",
+                # The key the fake accepts: a valid send gets an answer (a refused one, 502, is a
+                # server error to the fuzzer).
+                "GROQ_API_KEY": "gsk_test",
                 "LLM_MAX_RETRIES": "0",
                 "SUPABASE_URL": supabase.url,
                 "SUPABASE_KEY": supabase.api_key,

@@ -144,6 +144,7 @@ def _settings_value(expression: str, env: dict[str, str]) -> subprocess.Complete
         "DATABASE_URL": "postgres://u@127.0.0.1:1/db",
         "GROQ_API_KEY": "gsk_x",
         "SUPABASE_JWT_SECRET": "s" * 32,
+        "API_KEY_PEPPER": "p" * 32,
     }
     return subprocess.run(  # noqa: S603 - our own interpreter
         [sys.executable, "-c", f"import chatapi.settings as s; print({expression})"],

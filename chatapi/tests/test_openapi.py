@@ -107,12 +107,22 @@ def test_usage_routes_are_documented(schema: dict[str, Any]) -> None:
     assert _operation_ids(schema, "/api/v1/usage/models") == {"get": "usage_models_list"}
     assert schema["paths"]["/api/v1/usage/models"]["get"]["deprecated"] is True
     stats = schema["paths"]["/api/v1/usage/stats"]["get"]
-    assert [parameter["name"] for parameter in stats["parameters"]] == ["from", "to", "tz"]
-    assert sorted(stats["responses"]) == ["200", "400", "401"]
+    assert [parameter["name"] for parameter in stats["parameters"]] == [
+        "api_key_id",
+        "from",
+        "to",
+        "tz",
+    ]
+    assert sorted(stats["responses"]) == ["200", "400", "401", "404"]
     example = stats["responses"]["200"]["content"]["application/json"]["examples"]["Stats"]
     assert example["value"]["cost_usd"] == example["value"]["cost_estimate_usd"]
     daily = schema["paths"]["/api/v1/usage/daily"]["get"]
-    assert [parameter["name"] for parameter in daily["parameters"]] == ["from", "to", "tz"]
+    assert [parameter["name"] for parameter in daily["parameters"]] == [
+        "api_key_id",
+        "from",
+        "to",
+        "tz",
+    ]
     properties = schema["components"]["schemas"]["UsageDaily"]["properties"]
     assert sorted(properties) == ["data", "from", "to", "tz"]
     login = schema["paths"]["/api/v1/auth/login"]["post"]
@@ -126,6 +136,51 @@ def test_usage_routes_are_documented(schema: dict[str, Any]) -> None:
         "429",
         "502",
         "503",
+    ]
+
+
+def test_api_key_routes_are_documented(schema: dict[str, Any]) -> None:
+    assert _operation_ids(schema, "/api/v1/api-keys") == {
+        "get": "api_keys_list",
+        "post": "api_keys_create",
+    }
+    assert _operation_ids(schema, "/api/v1/api-keys/{api_key_id}") == {"delete": "api_keys_revoke"}
+    created = schema["paths"]["/api/v1/api-keys"]["post"]["responses"]["201"]
+    created_schema = created["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert "key" in schema["components"]["schemas"][created_schema]["properties"]
+    listed = schema["components"]["schemas"]["ApiKey"]["properties"]
+    assert "key" not in listed
+    assert "key_hash" not in listed
+    revoke = schema["paths"]["/api/v1/api-keys/{api_key_id}"]["delete"]["responses"]
+    assert sorted(revoke) == ["204", "401", "403", "404"]
+    scheme = schema["components"]["securitySchemes"]["ApiKeyAuth"]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "x-api-key")
+
+
+def test_the_compatibility_routes_have_their_own_tag(schema: dict[str, Any]) -> None:
+    operations = {
+        f"{method.upper()} {path}": operation
+        for path, item in schema["paths"].items()
+        if path.startswith("/v1/")
+        for method, operation in item.items()
+    }
+    assert sorted(operations) == [
+        "GET /v1/models",
+        "GET /v1/models/{model_id}",
+        "POST /v1/chat/completions",
+        "POST /v1/messages",
+        "POST /v1/messages/count_tokens",
+    ]
+    assert {tag for operation in operations.values() for tag in operation["tags"]} == {
+        "compatibility"
+    }
+    (tag,) = [tag for tag in schema["tags"] if tag["name"] == "compatibility"]
+    assert "docs/compat.md" in tag["description"]
+    send = operations["POST /v1/messages"]
+    assert [p["name"] for p in send["parameters"]] == [
+        "anthropic-beta",
+        "anthropic-version",
+        "chatapi-conversation-id",
     ]
 
 
@@ -155,8 +210,11 @@ def test_export_route_is_documented(schema: dict[str, Any]) -> None:
 
 
 def test_metrics_and_docs_are_not_api_routes(schema: dict[str, Any]) -> None:
-    # The API's own index is /api/v1 (and /api/v1/); `/` is the site's, not the API's.
-    assert [path for path in schema["paths"] if not path.startswith("/api/v1/")] == ["/api/v1"]
+    # The API's own index is /api/v1 (and /api/v1/); `/` is the site's, not the API's. The
+    # compatibility routes are at /v1/, where the SDKs look for them.
+    assert [path for path in schema["paths"] if not path.startswith(("/api/v1/", "/v1/"))] == [
+        "/api/v1"
+    ]
     assert "/api/v1/metrics" not in schema["paths"]
 
 
@@ -170,12 +228,18 @@ def test_every_error_answer_is_the_envelope(schema: dict[str, Any]) -> None:
         if status[0] in "45"
     ]
 
-    # then each one is the envelope, in JSON
+    # then each one is the envelope, in JSON; OpenAI's shape on its compatible route, either
+    # on the model list both SDKs read
+    envelope_ref = {"$ref": "#/components/schemas/Error"}
+    openai_ref = {"$ref": "#/components/schemas/OpenAIError"}
     assert len(errors) > 60
-    for _, response in errors:
-        assert response["content"] == {
-            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
-        }
+    for name, response in errors:
+        expected: dict[str, Any] = envelope_ref
+        if " /v1/chat/" in name:
+            expected = openai_ref
+        elif " /v1/models" in name:
+            expected = {"oneOf": [envelope_ref, openai_ref]}
+        assert response["content"] == {"application/json": {"schema": expected}}, name
     envelope = schema["components"]["schemas"]["Error"]
     assert envelope["required"] == ["type", "error", "request_id"]
     assert envelope["properties"]["error"]["required"] == ["type", "message"]

@@ -91,6 +91,19 @@ def test_a_server_process_logs_no_secret_at_debug_in_json(tmp_path: Path) -> Non
         refreshed = api.post("/api/v1/auth/refresh", json={"refresh_token": refresh})
         reused = api.post("/api/v1/auth/refresh", json={"refresh_token": refresh})
         new_access = refreshed.json()["access_token"]
+        # an API key: created, used in both headers, on a route outside its scopes, revoked
+        created_key = api.post(
+            "/api/v1/api-keys", headers=bearer, json={"name": "ci", "scopes": ["usage:read"]}
+        )
+        secret_key = created_key.json()["key"]
+        key_answers = [
+            api.get("/api/v1/usage/stats", headers={"x-api-key": secret_key}),
+            api.get("/api/v1/usage/stats", headers={"Authorization": f"Bearer {secret_key}"}),
+            api.get("/api/v1/conversations", headers={"x-api-key": secret_key}),
+            api.delete(f"/api/v1/api-keys/{created_key.json()['id']}", headers=bearer),
+            api.get("/api/v1/usage/stats", headers={"x-api-key": secret_key}),
+            api.get("/api/v1/usage/stats", headers={"x-api-key": secret_key[:-2]}),
+        ]
         metrics = api.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
         wrong_metrics = api.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}x"})
         logout = api.post(
@@ -113,6 +126,10 @@ def test_a_server_process_logs_no_secret_at_debug_in_json(tmp_path: Path) -> Non
         401,
         204,
     ]
+    assert created_key.status_code == 201
+    assert [r.status_code for r in key_answers] == [200, 200, 403, 204, 401, 401]
+    # no answer repeats the key (only its creation shows it)
+    assert [secret_key in r.text for r in key_answers] == [False] * 6
     # ...and logged, in JSON, down to DEBUG...
     log = server.log()
     assert log.count('"logger":"chatapi.access"') >= 12
@@ -129,6 +146,8 @@ def test_a_server_process_logs_no_secret_at_debug_in_json(tmp_path: Path) -> Non
         *_jwt_parts(new_access),
         refresh,
         refreshed.json()["refresh_token"],
+        secret_key,
+        secret_key[len("sk-chatapi-") :],
     ]
     assert [secret for secret in secrets if secret in log] == []
 

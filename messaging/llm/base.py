@@ -25,6 +25,9 @@ class ChatRequest:
     # One of conversations.models.ReasoningEffort's values (low, medium, high), which are the
     # names the providers' APIs use; this package imports none of the apps, so not the type.
     reasoning_effort: str | None = None
+    top_p: float | None = None
+    # Stop sequences (at most 4, as OpenAI-compatible providers take them).
+    stop: tuple[str, ...] = ()
 
 
 # --- Events, in the order a provider yields them -------------------------------------------

@@ -128,6 +128,10 @@ class OpenAICompatibleClient(ChatProvider):
             body["max_completion_tokens"] = request.max_output_tokens
         if request.reasoning_effort is not None:
             body["reasoning_effort"] = request.reasoning_effort
+        if request.top_p is not None:
+            body["top_p"] = request.top_p
+        if request.stop:
+            body["stop"] = list(request.stop)
         return body
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent]:

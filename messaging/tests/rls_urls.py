@@ -8,6 +8,7 @@ from django.urls import path
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.permissions import scopes_all
 from accounts.rls import CallerAPIView
 from chatapi.urls import urlpatterns as project_urlpatterns
 from conversations.models import Conversation, Message
@@ -31,6 +32,8 @@ def _everything() -> dict[str, Any]:
 
 class EverythingView(CallerAPIView):
     """Every row the request's queries can see, unfiltered: the bug RLS guards against."""
+
+    api_key_scopes = scopes_all(None)  # API keys too
 
     def get(self, request: Request) -> Response:
         return Response(_everything())

@@ -18,6 +18,7 @@ from django.db import DatabaseError, connection, transaction
 
 from accounts.models import User
 from accounts.rls import caller_transaction_begin, caller_transaction_end, service_role
+from accounts.services import api_key_create
 from accounts.tokens import Claims
 from conversations.models import Conversation, Message
 from conversations.services import conversation_create
@@ -142,6 +143,25 @@ async def test_an_unfiltered_query_in_a_request_sees_only_the_callers_rows(
         "ledger_output_tokens": [2],
         "db_user": "authenticated",
     }
+    assert await _idle_session_of(body["pid"]) == (_service_user(), "none", "")
+
+
+@pytest.mark.asyncio
+async def test_a_request_with_an_api_key_runs_as_the_keys_owner(
+    rls_on: None, data: dict[str, Conversation], user: User
+) -> None:
+    # given
+    _, secret = await sync_to_async(api_key_create)(
+        user=user, name="k", scopes=["conversations:read"]
+    )
+
+    # when
+    response = await ASGIRequest("GET", EVERYTHING_URL, headers={"x-api-key": secret}).start()
+    body = json.loads(await response.read())
+
+    # then
+    assert response.status == 200
+    assert (body["conversations"], body["db_user"]) == (["mine"], "authenticated")
     assert await _idle_session_of(body["pid"]) == (_service_user(), "none", "")
 
 

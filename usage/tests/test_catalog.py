@@ -1,6 +1,7 @@
 """The model catalog read from the database: what is usable, the prices in force, the cache."""
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -35,7 +36,9 @@ def test_seeded_catalog_has_groq_models_with_exact_prices_and_the_local_model() 
 
     # then: by provider, then id; local/dev-echo because the test settings configure "local"
     since = datetime(2026, 8, 1, tzinfo=UTC)
-    assert models == [
+    added = {row.model_id: row.created_at for row in LanguageModel.objects.all()}
+    assert [model.created_at for model in models] == [added[model.id] for model in models]
+    assert [replace(model, created_at=None) for model in models] == [
         ChatModel(
             id="openai/gpt-oss-120b",
             display_name="GPT-OSS 120B",

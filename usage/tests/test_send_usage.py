@@ -11,6 +11,7 @@ from asgiref.sync import sync_to_async
 from django.db import connection
 
 from accounts.models import User
+from accounts.services import api_key_create
 from conversations.models import Conversation, Message
 from conversations.services import conversation_create
 from testsupport.asgi import ASGIRequest, parse_sse
@@ -116,3 +117,28 @@ async def test_a_refused_request_is_not_billed_and_releases_its_reservation(
     assert response.status == 400
     ledger, (assistant,), held = await _settled(conversation)
     assert (ledger, assistant.status, held) == ([], "error", 0)
+
+
+async def test_a_turn_sent_with_an_api_key_is_billed_to_that_key(
+    fake_groq: FakeGroq, conversation: Conversation, user: User
+) -> None:
+    # given
+    fake_groq.replies.append(Reply(text=["Hi"], prompt_tokens=30, completion_tokens=9))
+    api_key, secret = await sync_to_async(api_key_create)(
+        user=user, name="script", scopes=["conversations:write"]
+    )
+
+    # when
+    response = await ASGIRequest(
+        "POST",
+        f"/api/v1/conversations/{conversation.pk}/messages",
+        headers={"x-api-key": secret},
+        json_body={"content": "Hi", "stream": True},
+    ).start()
+    await response.read()
+
+    # then
+    assert response.status == 200
+    ledger, _, _ = await _settled(conversation)
+    (row,) = ledger
+    assert (row.user_id, row.api_key_id, row.input_tokens) == (user.pk, api_key.pk, 30)

@@ -1,0 +1,519 @@
+"""The Anthropic- and OpenAI-compatible routes in-process (ASGI, the fake Groq on loopback):
+what each translates, what is stored, and the errors in each API's shape. The official SDKs
+against a live server: test_compat_sdks.py."""
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from accounts.models import User
+from accounts.services import api_key_create
+from conversations.models import Conversation, Message
+from conversations.services import conversation_create
+from testsupport.asgi import ASGIRequest, parse_sse
+from testsupport.factories import make_message
+from testsupport.fake_groq import ErrorReply, FakeGroq, Reply
+from testsupport.helpers import MODEL, settled
+from usage.models import UsageRecord
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.asyncio,
+    pytest.mark.usefixtures("groq_providers", "close_worker_connection"),
+]
+
+ALL_SCOPES = ["conversations:read", "conversations:write", "usage:read"]
+
+
+@pytest.fixture
+def key(user: User) -> str:
+    return api_key_create(user=user, name="sdk", scopes=ALL_SCOPES)[1]
+
+
+def anthropic(key: str, body: dict[str, Any], **headers: str) -> ASGIRequest:
+    return ASGIRequest(
+        "POST",
+        "/v1/messages",
+        headers={"x-api-key": key, "anthropic-version": "2023-06-01", **headers},
+        json_body=body,
+    )
+
+
+def openai(key: str, body: dict[str, Any], **headers: str) -> ASGIRequest:
+    return ASGIRequest(
+        "POST",
+        "/v1/chat/completions",
+        headers={"authorization": f"Bearer {key}", **headers},
+        json_body=body,
+    )
+
+
+@sync_to_async
+def conversation_of(response: ASGIRequest) -> Conversation:
+    return Conversation.objects.get(pk=response.headers["chatapi-conversation-id"])
+
+
+@sync_to_async
+def ledger() -> list[UsageRecord]:
+    return list(UsageRecord.objects.all())
+
+
+async def test_a_stateless_anthropic_call_is_stored_as_a_new_conversation(
+    fake_groq: FakeGroq, key: str, user: User
+) -> None:
+    # given
+    fake_groq.replies.append(Reply(text=["Lisbon", "!"], prompt_tokens=30, completion_tokens=2))
+
+    # when: a system prompt, an earlier exchange and the new question, text blocks too
+    response = await anthropic(
+        key,
+        {
+            "model": MODEL,
+            "max_tokens": 100,
+            "system": [{"type": "text", "text": "Be brief."}],
+            "messages": [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": [{"type": "text", "text": "Hello."}]},
+                {"role": "user", "content": "A city?"},
+            ],
+            "temperature": 0.5,
+            "top_p": 0.9,
+            "stop_sequences": ["\n\n"],
+            "metadata": {"user_id": "u-1"},
+        },
+    ).start()
+    body = json.loads(await response.read())
+
+    # then: an Anthropic Message...
+    assert response.status == 200
+    assert body == {
+        "id": body["id"],
+        "type": "message",
+        "role": "assistant",
+        "content": [{"type": "text", "text": "Lisbon!"}],
+        "model": MODEL,
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": 30,
+            "output_tokens": 2,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+        },
+    }
+    # ...from the whole context, with the settings passed on...
+    (sent,) = fake_groq.received
+    assert sent.body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello."},
+        {"role": "user", "content": "A city?"},
+    ]
+    assert (sent.body["temperature"], sent.body["top_p"], sent.body["stop"]) == (
+        0.5,
+        0.9,
+        ["\n\n"],
+    )
+    assert sent.body["max_completion_tokens"] == 100
+    # ...stored as a new conversation of the key's owner, billed to the key
+    conversation = await conversation_of(response)
+    assert (conversation.owner_id, conversation.system_prompt, conversation.metadata) == (
+        user.pk,
+        "Be brief.",
+        {"user_id": "u-1"},
+    )
+    messages = await settled(conversation)
+    assert [(m.role, m.content) for m in messages] == [
+        ("user", "Hi"),
+        ("assistant", "Hello."),
+        ("user", "A city?"),
+        ("assistant", "Lisbon!"),
+    ]
+    assert str(messages[-1].pk) == body["id"]
+    (row,) = await ledger()
+    assert (row.conversation_id, row.input_tokens) == (conversation.pk, 30)
+    assert row.api_key_id is not None
+
+
+async def test_an_anthropic_stream_is_the_native_routes_events(
+    fake_groq: FakeGroq, key: str
+) -> None:
+    fake_groq.replies.append(Reply(reasoning=["Hm."], text=["Hel", "lo"], prompt_tokens=7))
+
+    response = await anthropic(
+        key,
+        {
+            "model": MODEL,
+            "max_tokens": 50,
+            "stream": True,
+            "messages": [{"role": "user", "content": "Hi"}],
+        },
+    ).start()
+    events = parse_sse(await response.read())
+
+    assert response.status == 200
+    assert response.headers["content-type"] == "text/event-stream"
+    assert [e.event for e in events] == [
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
+    assert [e.id for e in events] == list(range(1, 11))
+    assert events[0].data["message"]["id"] == str(
+        (await settled(await conversation_of(response)))[-1].pk
+    )
+
+
+async def test_a_header_continues_a_stored_conversation_with_its_history(
+    fake_groq: FakeGroq, key: str, user: User
+) -> None:
+    # given: a conversation with one exchange
+    conversation = await sync_to_async(conversation_create)(
+        owner=user, model=MODEL, system_prompt="Be brief."
+    )
+    await sync_to_async(make_message)(
+        conversation=conversation, role=Message.Role.USER, content="Hi"
+    )
+    await sync_to_async(make_message)(
+        conversation=conversation, role=Message.Role.ASSISTANT, content="Hello."
+    )
+    fake_groq.replies.append(Reply(text=["Porto"]))
+
+    # when
+    response = await openai(
+        key,
+        {"model": MODEL, "messages": [{"role": "user", "content": "Another?"}]},
+        **{"chatapi-conversation-id": str(conversation.pk)},
+    ).start()
+    body = json.loads(await response.read())
+
+    # then
+    assert response.status == 200
+    assert response.headers["chatapi-conversation-id"] == str(conversation.pk)
+    assert body["choices"][0]["message"]["content"] == "Porto"
+    assert fake_groq.received[0].body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello."},
+        {"role": "user", "content": "Another?"},
+    ]
+    assert len(await settled(conversation)) == 4
+
+
+@pytest.mark.parametrize("whose", ["other", "missing", "malformed"])
+async def test_another_users_conversation_in_the_header_is_the_same_404(
+    fake_groq: FakeGroq, key: str, other_user: User, whose: str
+) -> None:
+    theirs = await sync_to_async(conversation_create)(owner=other_user, model=MODEL)
+    conversation_id = {"other": str(theirs.pk), "missing": str(uuid.uuid4())}.get(whose, "x")
+
+    response = await anthropic(
+        key,
+        {"model": MODEL, "max_tokens": 10, "messages": [{"role": "user", "content": "Hi"}]},
+        **{"chatapi-conversation-id": conversation_id},
+    ).start()
+    body = json.loads(await response.read())
+
+    assert response.status == 404
+    assert body["type"] == "error"
+    assert body["error"] == {"type": "not_found_error", "message": "Conversation not found."}
+    assert fake_groq.received == []
+
+
+async def test_an_openai_call_answers_a_chat_completion(fake_groq: FakeGroq, key: str) -> None:
+    fake_groq.replies.append(
+        Reply(text=["Hi", "!"], finish_reason="length", prompt_tokens=12, completion_tokens=2)
+    )
+
+    response = await openai(
+        key,
+        {
+            "model": MODEL,
+            "messages": [
+                {"role": "developer", "content": "Be brief."},
+                {"role": "user", "content": [{"type": "text", "text": "Hello"}]},
+            ],
+            "max_tokens": 20,
+            "stop": "END",
+            "reasoning_effort": "low",
+            "user": "u-1",
+        },
+    ).start()
+    body = json.loads(await response.read())
+
+    assert response.status == 200
+    assert body == {
+        "id": body["id"],
+        "object": "chat.completion",
+        "created": body["created"],
+        "model": MODEL,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Hi!", "refusal": None},
+                "logprobs": None,
+                "finish_reason": "length",
+            }
+        ],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 2, "total_tokens": 14},
+    }
+    assert body["id"].startswith("chatcmpl-")
+    sent = fake_groq.received[0].body
+    assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert (sent["max_completion_tokens"], sent["stop"], sent["reasoning_effort"]) == (
+        20,
+        ["END"],
+        "low",
+    )
+
+
+async def test_an_openai_stream_is_chunks_with_usage_and_done(
+    fake_groq: FakeGroq, key: str
+) -> None:
+    fake_groq.replies.append(Reply(text=["Hel", "lo"], prompt_tokens=9, completion_tokens=2))
+
+    response = await openai(
+        key,
+        {
+            "model": MODEL,
+            "messages": [{"role": "user", "content": "Hi"}],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+    ).start()
+    raw = (await response.read()).decode()
+
+    assert response.status == 200
+    lines = [line for line in raw.split("\n\n") if line]
+    assert lines[-1] == "data: [DONE]"
+    chunks = [json.loads(line.removeprefix("data: ")) for line in lines[:-1]]
+    assert {c["id"] for c in chunks} == {chunks[0]["id"]}
+    assert [c["choices"][0]["delta"] if c["choices"] else None for c in chunks] == [
+        {"role": "assistant", "content": ""},
+        {"content": "Hel"},
+        {"content": "lo"},
+        {},
+        None,
+    ]
+    assert chunks[3]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1]["usage"] == {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}
+    assert [c["usage"] for c in chunks[:-1]] == [None] * 4
+
+
+async def test_an_openai_stream_without_include_usage_has_no_usage_chunk(
+    fake_groq: FakeGroq, key: str
+) -> None:
+    fake_groq.replies.append(Reply(text=["Hi"]))
+
+    response = await openai(
+        key, {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "stream": True}
+    ).start()
+    lines = [line for line in (await response.read()).decode().split("\n\n") if line]
+
+    assert lines[-1] == "data: [DONE]"
+    assert all("usage" not in json.loads(line[6:]) for line in lines[:-1])
+
+
+async def test_an_openai_stream_that_fails_midway_ends_with_an_error_line(
+    fake_groq: FakeGroq, key: str
+) -> None:
+    fake_groq.replies.append(Reply(text=["a", "b", "c"], groq_error_after=1))
+
+    response = await openai(
+        key, {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "stream": True}
+    ).start()
+    lines = [line for line in (await response.read()).decode().split("\n\n") if line]
+
+    last = json.loads(lines[-1].removeprefix("data: "))
+    assert set(last) == {"error"}
+    assert last["error"]["type"] == "api_error"
+
+
+async def test_count_tokens_uses_the_context_windows_estimate(key: str) -> None:
+    response = await ASGIRequest(
+        "POST",
+        "/v1/messages/count_tokens",
+        headers={"x-api-key": key},
+        json_body={
+            "model": MODEL,
+            "system": "Be brief.",  # 9 bytes: 3 + 4
+            "messages": [{"role": "user", "content": "Hello there!"}],  # 12 bytes: 3 + 4
+        },
+    ).start()
+
+    assert response.status == 200
+    assert json.loads(await response.read()) == {"input_tokens": 14}
+
+
+async def test_models_are_anthropics_page_or_openais_list_by_header(key: str) -> None:
+    anthropic_page = await ASGIRequest(
+        "GET", "/v1/models", headers={"x-api-key": key, "anthropic-version": "2023-06-01"}
+    ).start()
+    openai_list = await ASGIRequest(
+        "GET", "/v1/models", headers={"authorization": f"Bearer {key}"}
+    ).start()
+    page, listing = json.loads(await anthropic_page.read()), json.loads(await openai_list.read())
+
+    ids = [m["id"] for m in page["data"]]
+    assert MODEL in ids
+    assert (page["has_more"], page["first_id"], page["last_id"]) == (False, ids[0], ids[-1])
+    assert set(page["data"][0]) == {"type", "id", "display_name", "created_at"}
+    assert listing["object"] == "list"
+    assert [m["id"] for m in listing["data"]] == ids
+    assert set(listing["data"][0]) == {"id", "object", "created", "owned_by"}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error_type", "fragment"),
+    [
+        ({"model": "nope/nope"}, 404, "not_found_error", "nope/nope"),
+        ({"tools": []}, 400, "invalid_request_error", "tools is not supported"),
+        ({"max_tokens": 0}, 400, "invalid_request_error", "max_tokens"),
+        ({"max_tokens": 10**6}, 400, "invalid_request_error", "at most"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "image", "source": {}}]}]},
+            400,
+            "invalid_request_error",
+            "Only text content",
+        ),
+        ({"metadata": {str(i): i for i in range(65)}}, 400, "invalid_request_error", "64 keys"),
+        ({"system": "x" * 32_001}, 400, "invalid_request_error", "32000 characters"),
+        (
+            {"messages": [{"role": "assistant", "content": "Prefill"}]},
+            400,
+            "invalid_request_error",
+            "last message",
+        ),
+    ],
+)
+async def test_anthropic_errors_are_anthropics_shape(
+    fake_groq: FakeGroq,
+    key: str,
+    body: dict[str, Any],
+    status: int,
+    error_type: str,
+    fragment: str,
+) -> None:
+    request = {"model": MODEL, "max_tokens": 10, "messages": [{"role": "user", "content": "Hi"}]}
+
+    response = await anthropic(key, request | body).start()
+    error = json.loads(await response.read())
+
+    assert response.status == status
+    assert error["type"] == "error"
+    assert error["error"]["type"] == error_type
+    assert fragment in json.dumps(error["error"])
+    assert error["request_id"] == response.headers["request-id"]
+    assert fake_groq.received == []
+
+
+async def test_openai_errors_are_openais_shape(fake_groq: FakeGroq, key: str) -> None:
+    unknown_model = await openai(
+        key, {"model": "nope/nope", "messages": [{"role": "user", "content": "Hi"}]}
+    ).start()
+    bad_field = await openai(key, {"model": MODEL, "messages": [], "n": 1}).start()
+    long_system = await openai(
+        key,
+        {
+            "model": MODEL,
+            "messages": [
+                {"role": "system", "content": "x" * 16_000},
+                {"role": "developer", "content": "y" * 15_999},
+                {"role": "user", "content": "Hi"},
+            ],
+        },
+    ).start()
+    no_key = await ASGIRequest(
+        "POST", "/v1/chat/completions", json_body={"model": MODEL, "messages": []}
+    ).start()
+
+    assert unknown_model.status == 404
+    assert json.loads(await unknown_model.read())["error"] | {"message": ""} == {
+        "message": "",
+        "type": "not_found_error",
+        "param": None,
+        "code": "model_not_found",
+    }
+    assert bad_field.status == 400
+    assert json.loads(await bad_field.read())["error"]["param"] == "messages"
+    assert long_system.status == 400
+    assert json.loads(await long_system.read())["error"]["message"] == (
+        "messages: The system messages exceed 32000 characters."
+    )
+    assert no_key.status == 401
+    assert json.loads(await no_key.read())["error"]["code"] == "invalid_api_key"
+
+
+async def test_an_upstream_refusal_is_answered_before_the_first_byte(
+    fake_groq: FakeGroq, key: str
+) -> None:
+    fake_groq.replies.extend([ErrorReply(503, message="over capacity")] * 2)  # and its retry
+
+    response = await anthropic(
+        key,
+        {
+            "model": MODEL,
+            "max_tokens": 10,
+            "stream": True,
+            "messages": [{"role": "user", "content": "Hi"}],
+        },
+    ).start()
+    error = json.loads(await response.read())
+
+    assert response.status == 529
+    assert error["error"]["type"] == "overloaded_error"
+    assert "chatapi-conversation-id" in response.headers
+
+
+async def test_a_key_without_write_scope_cannot_send(fake_groq: FakeGroq, user: User) -> None:
+    _, secret = await sync_to_async(api_key_create)(
+        user=user, name="reader", scopes=["conversations:read"]
+    )
+
+    response = await anthropic(
+        secret, {"model": MODEL, "max_tokens": 10, "messages": [{"role": "user", "content": "Hi"}]}
+    ).start()
+    error = json.loads(await response.read())
+
+    assert response.status == 403
+    assert error["error"] == {
+        "type": "permission_error",
+        "message": "This API key lacks the scope 'conversations:write'.",
+        "details": {"required_scope": "conversations:write"},
+    }
+
+
+async def test_a_stateless_retry_with_an_idempotency_key_repeats_the_turn(
+    fake_groq: FakeGroq, key: str
+) -> None:
+    fake_groq.replies.append(Reply(text=["Once"]))
+    body = {
+        "model": MODEL,
+        "max_tokens": 10,
+        "messages": [
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello."},
+            {"role": "user", "content": "Again?"},
+        ],
+    }
+
+    first = await anthropic(key, body, **{"idempotency-key": "k-1"}).start()
+    first_body = json.loads(await first.read())
+    retry = await anthropic(key, body, **{"idempotency-key": "k-1"}).start()
+    retry_body = json.loads(await retry.read())
+
+    assert (first.status, retry.status) == (200, 200)
+    assert retry_body == first_body
+    assert retry.headers["chatapi-conversation-id"] == first.headers["chatapi-conversation-id"]
+    assert len(fake_groq.received) == 1
+    assert len(await settled(await conversation_of(first))) == 4
