@@ -32,8 +32,9 @@ from django.conf import settings  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
 from accounts.models import User  # noqa: E402
-from conversations.models import Conversation, Message  # noqa: E402
+from conversations.models import Conversation  # noqa: E402
 from conversations.selectors import message_branch  # noqa: E402
+from messaging.models import Message  # noqa: E402
 from messaging.turns import context_messages  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -138,16 +139,18 @@ def main() -> None:
                 ),
             ),
             ("GET /messages (first 20)", lambda: client.get(f"{base}/messages")),
-            ("GET /messages?limit=100", lambda: client.get(f"{base}/messages", {"limit": 100})),
+            ("GET /messages?limit=100", lambda: client.get(f"{base}/messages", {"limit": "100"})),
             (
                 "GET /messages?limit=100&after_id=<middle>",
-                lambda: client.get(f"{base}/messages", {"limit": 100, "after_id": str(middle.pk)}),
+                lambda: client.get(
+                    f"{base}/messages", {"limit": "100", "after_id": str(middle.pk)}
+                ),
             ),
             (
                 "GET /messages?leaf_id=<middle>&limit=100",
-                lambda: client.get(f"{base}/messages", {"limit": 100, "leaf_id": str(middle.pk)}),
+                lambda: client.get(f"{base}/messages", {"limit": "100", "leaf_id": str(middle.pk)}),
             ),
-            ("GET /tree?limit=100", lambda: client.get(f"{base}/tree", {"limit": 100})),
+            ("GET /tree?limit=100", lambda: client.get(f"{base}/tree", {"limit": "100"})),
         ]
         say(f"{args.runs} runs each, ms")
         for name, operation in cases:

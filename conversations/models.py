@@ -38,6 +38,19 @@ class Conversation(models.Model):
     # The list's sort key: creation time, then bumped by every new message
     # (messaging.services.message_create).
     activity_at = models.DateTimeField(default=timezone.now)
+    # The last message of the branch the user is on (the branch is the path from the root to
+    # it); null before the first message. A new turn's messages become it. Null again if that
+    # message is deleted (the constraint says ON DELETE SET NULL too, see the migration, for
+    # deletes outside Django such as the Data API's under RLS); readers then take the newest
+    # message (conversations.selectors.conversation_leaf_id).
+    current_leaf = models.ForeignKey(
+        "messaging.Message",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+    )
 
     class Meta:
         ordering = ("-activity_at", "-id")
@@ -53,6 +66,8 @@ class Conversation(models.Model):
                 condition=Q(archived=True),
                 name="conversation_owner_archived",
             ),
+            # PostgreSQL's foreign-key check when messages are deleted.
+            models.Index(fields=["current_leaf"], name="conversation_current_leaf"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -40,6 +40,21 @@ class Message(models.Model):
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False
     )
+    # The message this one follows: null for a root (the first message of a conversation, or
+    # of a new branch); a user message follows an assistant message, an assistant message
+    # answers its user message. Set once, at insert, to an older message of the same
+    # conversation: no cycles, and (created_at, id) order along a branch is path order.
+    # Deleting a message deletes what follows it; the constraint says so too (ON DELETE
+    # CASCADE, see the migration), for deletes outside Django such as the Data API's under
+    # RLS. No index of its own: message_parent_siblings leads with it.
+    parent = models.ForeignKey(
+        "self",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="children",
+        db_index=False,
+    )
     role = models.CharField(max_length=16, choices=MessageRole.choices)
     content = models.TextField(blank=True)
     reasoning = models.TextField(blank=True, default="")
@@ -69,6 +84,13 @@ class Message(models.Model):
         indexes = [
             models.Index(
                 fields=["conversation", "created_at", "id"], name="message_conversation_created"
+            ),
+            # A message's siblings in order: parent_id = p, or for roots parent_id IS NULL and
+            # conversation_id = c (an equality for a B-tree too). Also what PostgreSQL's
+            # foreign-key check on parent_id uses when messages are deleted.
+            models.Index(
+                fields=["parent", "conversation", "created_at", "id"],
+                name="message_parent_siblings",
             ),
             # The sweeper's question: which messages are still being generated, and where.
             models.Index(

@@ -1,10 +1,17 @@
+import uuid
 from typing import Any
 
 from django.utils import timezone
 from rest_framework import serializers
 
+from chatapi.pagination import PageQuerySerializer
 from chatapi.serializers import datetime_json
-from conversations.serializers import GenerationSettingsSerializer, unstorable_text
+from conversations.selectors import message_find
+from conversations.serializers import (
+    GenerationSettingsSerializer,
+    unstorable_text,
+    validated_conversation,
+)
 from messaging.models import Message
 
 
@@ -23,8 +30,22 @@ class MessageErrorSerializer(serializers.Serializer[dict[str, Any]]):
 
 
 class MessageSerializer(serializers.Serializer[Message]):
+    """A message with its place in the tree. The instance must carry ``sibling_count`` and
+    ``sibling_index`` (conversations.selectors.messages_with_siblings)."""
+
     id = serializers.UUIDField()
     conversation_id = serializers.UUIDField()
+    parent_id = serializers.UUIDField(
+        allow_null=True,
+        help_text="The message this one follows; null for the first message of a branch.",
+    )
+    sibling_count = serializers.IntegerField(
+        help_text="How many messages share this one's parent, itself included (roots share "
+        "the null parent): the 3 of '2 of 3'."
+    )
+    sibling_index = serializers.IntegerField(
+        help_text="This message's position among them, oldest first, from 1: the 2 of '2 of 3'."
+    )
     role = serializers.ChoiceField(choices=Message.Role.choices)
     content = serializers.CharField()
     reasoning = serializers.CharField(help_text="The model's reasoning text; empty when none.")
@@ -55,6 +76,9 @@ class MessageSerializer(serializers.Serializer[Message]):
         return {
             "id": str(m.id),
             "conversation_id": str(m.conversation_id),
+            "parent_id": None if m.parent_id is None else str(m.parent_id),
+            "sibling_count": int(m.sibling_count),  # type: ignore[attr-defined]
+            "sibling_index": int(m.sibling_index),  # type: ignore[attr-defined]
             "role": m.role,
             "content": m.content,
             "reasoning": m.reasoning,
@@ -84,18 +108,14 @@ _COST = serializers.DecimalField(max_digits=18, decimal_places=10)
 
 
 MESSAGE_MAX_CHARS = 100_000
+NOT_IN_CONVERSATION = "No message with this id in this conversation."
 
 
-class MessageCreateSerializer(GenerationSettingsSerializer):
-    """A user message, with optional overrides of the conversation's generation settings for
-    this turn. Validate with ``instance=conversation``: the overrides are judged against the
+class RegenerateSerializer(GenerationSettingsSerializer):
+    """Another answer: optional overrides of the conversation's generation settings for this
+    turn. Validate with ``instance=conversation``: the overrides are judged against the
     model that will answer."""
 
-    content = serializers.CharField(
-        max_length=MESSAGE_MAX_CHARS,
-        trim_whitespace=False,
-        help_text=f"The user's message, at most {MESSAGE_MAX_CHARS} characters.",
-    )
     stream = serializers.BooleanField(
         default=False,
         help_text="Answer as a Server-Sent Events stream (also with Accept: text/event-stream).",
@@ -103,8 +123,41 @@ class MessageCreateSerializer(GenerationSettingsSerializer):
     model = serializers.CharField(
         max_length=100,
         required=False,
-        help_text="Answer this turn with another catalog model; the conversation's otherwise.",
+        help_text="Answer with another catalog model; the conversation's otherwise.",
     )
+
+
+class MessageCreateSerializer(RegenerateSerializer):
+    """A user message, with optional overrides of the conversation's generation settings for
+    this turn, after the current leaf or a named parent. Validate with
+    ``instance=conversation``: the overrides are judged against the model that will answer,
+    the parent against the conversation's messages."""
+
+    parent_id = serializers.UUIDField(
+        required=False,
+        allow_null=True,
+        help_text="The assistant message to answer after (editing a user message is sending "
+        "the new text with that message's parent_id; the old version stays as a sibling). "
+        "null: a new root. Absent: after the conversation's current leaf.",
+    )
+    content = serializers.CharField(
+        max_length=MESSAGE_MAX_CHARS,
+        trim_whitespace=False,
+        help_text=f"The user's message, at most {MESSAGE_MAX_CHARS} characters.",
+    )
+
+    def validate_parent_id(self, value: uuid.UUID | None) -> uuid.UUID | None:
+        if value is None:
+            return None
+        parent = message_find(conversation=validated_conversation(self), message_id=value)
+        if parent is None:
+            raise serializers.ValidationError(NOT_IN_CONVERSATION)
+        if parent.role != Message.Role.ASSISTANT:
+            raise serializers.ValidationError(
+                "Must be an assistant message: a user message follows an answer "
+                "(or starts a new branch with null)."
+            )
+        return value
 
     def validate_content(self, value: str) -> str:
         if not value.strip():
@@ -142,3 +195,17 @@ class AssistantReplySerializer(serializers.Serializer[dict[str, Any]]):
     latency_ms = serializers.IntegerField()
     ttft_ms = serializers.IntegerField(allow_null=True)
     cost_usd = serializers.DecimalField(max_digits=18, decimal_places=10, allow_null=True)
+
+
+class MessageListQuerySerializer(PageQuerySerializer):
+    """The list's parameters; validate with ``context={"conversation": ...}``."""
+
+    leaf_id = serializers.UUIDField(
+        required=False,
+        help_text="List the branch that ends at this message instead of the current one.",
+    )
+
+    def validate_leaf_id(self, value: uuid.UUID) -> uuid.UUID:
+        if message_find(conversation=self.context["conversation"], message_id=value) is None:
+            raise serializers.ValidationError(NOT_IN_CONVERSATION)
+        return value

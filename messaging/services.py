@@ -1,13 +1,14 @@
 import time
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from asgiref.sync import async_to_sync
 from django.db import transaction
 from django.utils import timezone
 
 from conversations.models import Conversation
+from conversations.selectors import Parent, conversation_leaf_id
 from conversations.services import conversation_touch
 from messaging.models import Message
 from messaging.workers import generation_cancel, worker_is_alive
@@ -18,6 +19,7 @@ def message_create(
     conversation: Conversation,
     role: Message.Role,
     content: str,
+    parent: Message | Literal[Parent.CURRENT_LEAF] | None = Parent.CURRENT_LEAF,
     reasoning: str = "",
     status: Message.Status = Message.Status.COMPLETE,
     stop_reason: str = "",
@@ -32,16 +34,25 @@ def message_create(
     created_at: datetime | None = None,
     completed_at: datetime | None = None,
 ) -> Message:
-    """Add a message and bump the conversation's last_message_at and activity_at (its place
+    """Add a message after ``parent`` (default: the current leaf; None: a new root), make it
+    the current leaf, and bump the conversation's last_message_at and activity_at (its place
     in the list), in one transaction.
 
     The bump never moves the timestamps back, so messages created out of order (or with an
     explicit ``created_at``) leave the latest one in place.
     """
     created_at = created_at or timezone.now()
+    parent_id = (
+        conversation_leaf_id(conversation=conversation)
+        if parent is Parent.CURRENT_LEAF
+        else None
+        if parent is None
+        else parent.pk
+    )
     with transaction.atomic():
         message = Message.objects.create(
             conversation=conversation,
+            parent_id=parent_id,
             role=role,
             content=content,
             reasoning=reasoning,
@@ -58,8 +69,11 @@ def message_create(
             created_at=created_at,
             completed_at=completed_at,
         )
-        conversation_touch(conversation_id=conversation.pk, at=created_at)
+        conversation_touch(
+            conversation_id=conversation.pk, at=created_at, current_leaf_id=message.pk
+        )
     # The instance follows the row, as far as it knows.
+    conversation.current_leaf_id = message.pk
     conversation.last_message_at = max(conversation.last_message_at or created_at, created_at)
     conversation.activity_at = max(conversation.activity_at, created_at)
     return message

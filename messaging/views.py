@@ -25,25 +25,38 @@ from accounts.models import User
 from chatapi import shutdown
 from chatapi.dispatch import ContinueOnLoop
 from chatapi.errors import ApiError, ConflictError, RateLimitedError, api_error
-from chatapi.pagination import PageParams, PageQuerySerializer, page_body, page_schema
+from chatapi.pagination import PageParams, page_body, page_schema
 from conversations.models import Conversation
+from conversations.selectors import Parent, message_list, message_with_siblings
 from conversations.views import INVALID_RESPONSE, NOT_FOUND_RESPONSE, ConversationScopedView
 from messaging.generation import Generation
 from messaging.idempotency import HEADER as IDEMPOTENCY_HEADER
-from messaging.idempotency import IdempotentReplayError, idempotency_claim, idempotency_find
+from messaging.idempotency import (
+    IdempotencyClaim,
+    IdempotentReplayError,
+    idempotency_claim,
+    idempotency_find,
+)
 from messaging.llm.base import ProviderError
 from messaging.llm.registry import provider_get
 from messaging.models import IdempotencyKey, Message
 from messaging.resume import message_events, message_wait_final
-from messaging.selectors import message_get_in_conversation, message_list
+from messaging.selectors import message_get_in_conversation
 from messaging.serializers import (
     AssistantReplySerializer,
     MessageCreateSerializer,
+    MessageListQuerySerializer,
     MessageSerializer,
+    RegenerateSerializer,
 )
 from messaging.services import message_cancel
-from messaging.turns import GenerationSettings, turn_prepare
-from usage.catalog import chat_model_get, chat_model_unavailable
+from messaging.turns import (
+    GenerationSettings,
+    TurnPlan,
+    turn_prepare,
+    turn_prepare_regeneration,
+)
+from usage.catalog import ChatModel, chat_model_get, chat_model_unavailable
 from usage.limits import stream_slot_acquire, stream_slot_release
 from usage.throttles import SendRateThrottle
 
@@ -51,6 +64,9 @@ _MESSAGES_EXAMPLE: list[dict[str, Any]] = [
     {
         "id": "5f0a2c1e-3b4d-4e6f-8a9b-0c1d2e3f4a5b",
         "conversation_id": "0b9c3f0e-7d3c-4a53-9d3e-2f1a6f4e8b21",
+        "parent_id": None,
+        "sibling_count": 1,
+        "sibling_index": 1,
         "role": "user",
         "content": "Three things to see in Lisbon?",
         "reasoning": "",
@@ -68,6 +84,9 @@ _MESSAGES_EXAMPLE: list[dict[str, Any]] = [
     {
         "id": "6a1b3d2f-4c5e-4f70-9bac-1d2e3f4a5b6c",
         "conversation_id": "0b9c3f0e-7d3c-4a53-9d3e-2f1a6f4e8b21",
+        "parent_id": "5f0a2c1e-3b4d-4e6f-8a9b-0c1d2e3f4a5b",
+        "sibling_count": 2,
+        "sibling_index": 2,
         "role": "assistant",
         "content": "Belem Tower, the Alfama, and the LX Factory.",
         "reasoning": "The user wants three sights.",
@@ -225,6 +244,74 @@ class ConversationMessageSendMixin:
         serializer = MessageCreateSerializer(instance=self.conversation, data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        parent = data.get("parent_id", Parent.CURRENT_LEAF)
+
+        def prepare(model: ChatModel, idempotency: IdempotencyClaim | None) -> TurnPlan:
+            return turn_prepare(
+                conversation=self.conversation,
+                content=data["content"],
+                model=model,
+                generation=_generation_settings(data, self.conversation),
+                started_at=started_at,
+                idempotency=idempotency,
+                parent=parent,
+            )
+
+        return self.start_turn(
+            request, data=data, claim_body=dict(data), prepare=prepare, always_stream=always_stream
+        )
+
+    def regenerate(self, request: Request, *, answer: Message) -> HttpResponseBase:
+        """Another answer to ``answer``'s user message, beside it."""
+        started_at = time.perf_counter()
+        serializer = RegenerateSerializer(instance=self.conversation, data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        if answer.role != Message.Role.ASSISTANT:
+            raise ApiError(
+                "Only an assistant message can be regenerated; this is a user message "
+                "(to change it, send the new text with its parent_id)."
+            )
+        if answer.status == Message.Status.IN_PROGRESS:
+            raise ConflictError(
+                "The message is still being generated; cancel it, or wait for it to end.",
+                details={"status": answer.status},
+            )
+        question = answer.parent
+        if question is None or question.role != Message.Role.USER:
+            raise ApiError("This answer follows no user message: there is nothing to ask again.")
+
+        def prepare(model: ChatModel, idempotency: IdempotencyClaim | None) -> TurnPlan:
+            return turn_prepare_regeneration(
+                conversation=self.conversation,
+                question=question,
+                model=model,
+                generation=_generation_settings(data, self.conversation),
+                started_at=started_at,
+                idempotency=idempotency,
+            )
+
+        # The answer regenerated is part of the request: a key used for a send, or for
+        # another answer, is a different request (422).
+        return self.start_turn(
+            request,
+            data=data,
+            claim_body={**data, "regenerate": str(answer.pk)},
+            prepare=prepare,
+            always_stream=False,
+        )
+
+    def start_turn(
+        self,
+        request: Request,
+        *,
+        data: dict[str, Any],
+        claim_body: dict[str, Any],
+        prepare: Callable[[ChatModel, IdempotencyClaim | None], TurnPlan],
+        always_stream: bool,
+    ) -> HttpResponseBase:
+        """The part every turn shares: idempotency, the model and its provider, the user's
+        stream slot, ``prepare`` (which stores the messages), then the answer on the loop."""
         streaming = (
             always_stream
             or data["stream"]
@@ -234,7 +321,7 @@ class ConversationMessageSendMixin:
             user=request_user(request),
             key=request.headers.get(IDEMPOTENCY_HEADER),
             conversation_id=self.conversation.pk,
-            body=dict(data),
+            body=claim_body,
         )
         if claim is not None and (record := idempotency_find(claim)) is not None:
             return self.replay(record, streaming=streaming)
@@ -252,14 +339,7 @@ class ConversationMessageSendMixin:
             raise _api_error_from(exc) from None
         release_slot = _stream_slot(request_user(request))
         try:
-            plan = turn_prepare(
-                conversation=self.conversation,
-                content=data["content"],
-                model=model,
-                generation=_generation_settings(data, self.conversation),
-                started_at=started_at,
-                idempotency=claim,
-            )
+            plan = prepare(model, claim)
         except IdempotentReplayError as replay:
             release_slot()
             return self.replay(replay.record, streaming=streaming)
@@ -275,7 +355,8 @@ class ConversationMessageSendMixin:
 
     def replay(self, record: IdempotencyKey, *, streaming: bool) -> HttpResponseBase:
         """A retry with a known Idempotency-Key: the same turn, followed or awaited."""
-        user_message, assistant = record.user_message, record.assistant_message
+        user_message = message_with_siblings(message_id=record.user_message_id)
+        assistant = record.assistant_message
         if streaming:
             return _stream_of(
                 message_events(assistant, after=0),
@@ -319,9 +400,12 @@ class ConversationMessagesView(ConversationMessageSendMixin, ConversationScopedV
         operation_id="conversations_messages_list",
         tags=["messages"],
         summary="List a conversation's messages",
-        description="Oldest first. Keyset pagination: pass a page's last_id as after_id for "
-        "the next page, its first_id as before_id for the previous one.",
-        parameters=[PageQuerySerializer],
+        description="The current branch (the path from the root to the conversation's "
+        "current_leaf_id), or with leaf_id the branch that ends at another message, oldest "
+        "first. Each message carries its parent_id and its place among its siblings "
+        "(sibling_index of sibling_count: '2 of 3'). Keyset pagination: pass a page's last_id "
+        "as after_id for the next page, its first_id as before_id for the previous one.",
+        parameters=[MessageListQuerySerializer],
         responses={
             200: page_schema("MessageList", MessageSerializer),
             400: INVALID_RESPONSE,
@@ -341,10 +425,14 @@ class ConversationMessagesView(ConversationMessageSendMixin, ConversationScopedV
         ],
     )
     def get(self, request: Request, conversation_id: str) -> Response:
-        query = PageQuerySerializer(data=request.query_params.dict())
+        query = MessageListQuerySerializer(
+            data=request.query_params.dict(), context={"conversation": self.conversation}
+        )
         query.is_valid(raise_exception=True)
         page = message_list(
-            conversation=self.conversation, page=PageParams.from_query(query.validated_data)
+            conversation=self.conversation,
+            page=PageParams.from_query(query.validated_data),
+            leaf_id=query.validated_data.get("leaf_id"),
         )
         return Response(page_body(page, MessageSerializer))
 
@@ -352,10 +440,15 @@ class ConversationMessagesView(ConversationMessageSendMixin, ConversationScopedV
         operation_id="conversations_messages_create",
         tags=["messages"],
         summary="Send a message and get the assistant's answer",
-        description="The user message is stored before the model is called. Without "
-        "streaming: 201 with the answer as an Anthropic Message plus the stored user message, "
-        "latency, time to first token and cost. With stream=true or Accept: "
-        "text/event-stream: an SSE stream in Anthropic's Messages event format.",
+        description="The user message is stored before the model is called, after the "
+        "conversation's current leaf or after parent_id (an assistant message; null for a new "
+        "root): editing a user message is sending the new text with its parent_id, and the old "
+        "version stays as a sibling. The model sees the branch up to the parent only. The new "
+        "messages become the current leaf. Without streaming: 201 with the answer as an "
+        "Anthropic Message plus the stored user message, latency, time to first token and "
+        "cost. With stream=true or Accept: text/event-stream: an SSE stream in Anthropic's "
+        "Messages event format. 409 while another answer of the conversation is being "
+        "generated, whatever its branch.",
         request=MessageCreateSerializer,
         responses=_SEND_RESPONSES,
         examples=[
@@ -367,6 +460,15 @@ class ConversationMessagesView(ConversationMessageSendMixin, ConversationScopedV
             OpenApiExample(
                 "with overrides",
                 value={"content": "Again, shorter.", "temperature": 0.2, "max_output_tokens": 200},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "edit",
+                summary="A new version of the user message that followed this answer",
+                value={
+                    "content": "Three things to eat in Lisbon?",
+                    "parent_id": "6a1b3d2f-4c5e-4f70-9bac-1d2e3f4a5b6c",
+                },
                 request_only=True,
             ),
         ],
@@ -489,9 +591,44 @@ class ConversationMessageCancelView(ConversationScopedView):
                 f"The message is not in progress (it is {message.status}).",
                 details={"status": message.status},
             )
-        message = message_cancel(message=message)
+        message = message_with_siblings(message_id=message_cancel(message=message).pk)
         done = message.status != Message.Status.IN_PROGRESS
         return Response(
             MessageSerializer(message).data,
             status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED,
         )
+
+
+class ConversationMessageRegenerateView(ConversationMessageSendMixin, ConversationScopedView):
+    """Another answer to the same user message."""
+
+    throttle_classes = (SendRateThrottle,)
+
+    @extend_schema(
+        operation_id="conversations_messages_regenerate",
+        tags=["messages"],
+        summary="Regenerate an answer",
+        description="Another answer to the user message that this assistant message answers, "
+        "stored beside it as a sibling, from the same history (the branch up to that user "
+        "message); optionally with another model, temperature, max_output_tokens or "
+        "reasoning_effort. The new answer becomes the current leaf. It streams or answers "
+        "JSON exactly like a send (user_message is the existing user message) and honours "
+        "Idempotency-Key. 400 for a user message; 409 while the message, or any answer of "
+        "the conversation, is being generated.",
+        parameters=[_MESSAGE_ID_PARAMETER],
+        request=RegenerateSerializer,
+        responses={
+            **_SEND_RESPONSES,
+            409: OpenApiResponse(description="An answer is being generated."),
+        },
+        examples=[
+            OpenApiExample(
+                "another model, streamed",
+                value={"model": "openai/gpt-oss-120b", "stream": True},
+                request_only=True,
+            ),
+        ],
+    )
+    def post(self, request: Request, conversation_id: str, message_id: str) -> HttpResponseBase:
+        answer = message_get_in_conversation(conversation=self.conversation, message_id=message_id)
+        return self.regenerate(request, answer=answer)

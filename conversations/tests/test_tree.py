@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
@@ -264,7 +265,7 @@ def test_tree_lists_every_message_with_its_parent_oldest_first(
             "status": "complete",
             "model": None,
             "preview": "Three sights?",
-            "created_at": "2026-11-01T09:00:01.000000Z",
+            "created_at": "2026-11-01T09:00:01Z",
         },
         {
             "id": str(tree.a1.pk),
@@ -273,7 +274,7 @@ def test_tree_lists_every_message_with_its_parent_oldest_first(
             "status": "complete",
             "model": "openai/gpt-oss-20b",
             "preview": "Belem, Alfama, LX.",
-            "created_at": "2026-11-01T09:00:02.000000Z",
+            "created_at": "2026-11-01T09:00:02Z",
         },
     ]
     assert [(n["preview"], n["parent_id"]) for n in body["data"][2:]] == [
@@ -361,6 +362,7 @@ def test_the_current_leaf_may_be_any_message_and_the_next_message_follows_it(
     response = api_client.patch(
         _url(tree.conversation), {"current_leaf_id": str(tree.u2.pk)}, format="json"
     )
+    tree.conversation.refresh_from_db()
     message = message_create(conversation=tree.conversation, role=ASSISTANT, content="Ginja.")
 
     # then
@@ -457,7 +459,7 @@ def test_fork_copies_the_branch_into_a_new_conversation_with_the_same_settings(
         Message.objects.filter(conversation=tree.conversation).values_list("pk", flat=True)
     )
     assert body["current_leaf_id"] == str(copies[-1].pk)
-    assert body["last_message_at"] == "2026-11-01T09:00:06.000000Z"
+    assert body["last_message_at"] == "2026-11-01T09:00:06Z"
     # usage stays with the calls that were made
     assert [(m.input_tokens, m.output_tokens, m.cost_usd) for m in copies] == [
         (None, None, None)
@@ -531,7 +533,7 @@ def test_a_fork_through_an_answer_in_progress_is_409(api_client: APIClient, user
     )
 
     # then
-    body = assert_error(response, 409, "conflict_error")
+    body = assert_error(response, 409, "invalid_request_error")
     assert body["error"]["message"] == (
         "The message is still being generated; fork once it has ended."
     )
@@ -585,3 +587,73 @@ def test_markdown_export_of_a_line_mentions_no_branches(api_client: APIClient, u
     text = api_client.get(_url(conversation, "/export"), {"format": "markdown"}).content.decode()
 
     assert "Branches" not in text
+
+
+# --- the admin transcript -------------------------------------------------------------------
+
+
+@pytest.fixture
+def staff_client() -> Client:
+    staff = User.objects.create_superuser("root", "root@example.com", "unused-password")
+    client = Client()
+    client.force_login(staff)
+    return client
+
+
+def test_the_admin_transcript_is_the_current_branch_with_sibling_markers(
+    staff_client: Client, tree: Tree
+) -> None:
+    # when
+    response = staff_client.get(f"/admin/conversations/conversation/{tree.conversation.pk}/change/")
+
+    # then
+    assert response.status_code == 200
+    (inline,) = response.context["inline_admin_formsets"]
+    assert [form.original.content for form in inline] == [
+        "Three sights?",
+        "Belem, Alfama, LX.",
+        "Food, cheap?",
+        "Sardines.",
+    ]
+    text = " ".join(response.content.decode().split())
+    assert "7 messages" in text
+    assert "· the current branch" in text
+    assert (
+        f'<span class="turn-siblings">2 of 2: <a href="?leaf={tree.u2.pk}">1</a> '
+        "<strong>2</strong></span>"
+    ) in text
+    assert (
+        f'<span class="turn-siblings">2 of 2: <a href="?leaf={tree.a2b.pk}">1</a> '
+        "<strong>2</strong></span>"
+    ) in text
+
+
+def test_a_sibling_link_shows_its_branch_down_to_its_newest_answer(
+    staff_client: Client, tree: Tree
+) -> None:
+    response = staff_client.get(
+        f"/admin/conversations/conversation/{tree.conversation.pk}/change/",
+        {"leaf": str(tree.u2.pk)},
+    )
+
+    (inline,) = response.context["inline_admin_formsets"]
+    assert [form.original.content for form in inline] == [
+        "Three sights?",
+        "Belem, Alfama, LX.",
+        "Food?",
+        "Pasteis.",
+    ]
+    text = " ".join(response.content.decode().split())
+    assert '· another branch (<a href="?">back to the current one</a>)' in text
+
+
+@pytest.mark.parametrize("leaf", ["not-a-uuid", str(uuid.UUID(int=5))])
+def test_an_unknown_leaf_in_the_admin_shows_the_current_branch(
+    staff_client: Client, tree: Tree, leaf: str
+) -> None:
+    response = staff_client.get(
+        f"/admin/conversations/conversation/{tree.conversation.pk}/change/", {"leaf": leaf}
+    )
+
+    (inline,) = response.context["inline_admin_formsets"]
+    assert [form.original.content for form in inline][-1] == "Sardines."

@@ -102,6 +102,30 @@ def answers(*texts: str) -> list[Reply]:
     return [Reply(text=[text]) for text in texts]
 
 
+@pytest.fixture
+def patient_provider(settings: Any, groq_providers: None) -> None:
+    """A read timeout long enough for a test to hold an answer mid-stream."""
+    settings.LLM_PROVIDERS = {"groq": {**settings.LLM_PROVIDERS["groq"], "read_timeout": 30.0}}
+
+
+async def answer_held(
+    fake_groq: FakeGroq,
+    path: str,
+    auth: dict[str, str],
+    body: dict[str, Any],
+    text: tuple[str, ...] = ("slow", "er"),
+    hold_at: int = 1,
+) -> tuple[ASGIRequest, Reply]:
+    """A streamed turn whose provider holds before chunk ``hold_at`` (0 is the head, 1 the
+    first word): in progress until the test sets the reply's ``hold``."""
+    reply = Reply(text=list(text), hold_at=hold_at)
+    fake_groq.replies.append(reply)
+    request = await ASGIRequest("POST", path, headers=auth, json_body=body).start()
+    assert request.status == 200
+    assert await asyncio.to_thread(fake_groq.wait_for_hold)
+    return request, reply
+
+
 # --- the whole story ----------------------------------------------------------------------
 
 
@@ -196,7 +220,7 @@ async def test_edit_regenerate_switch_and_new_root_each_send_only_their_branch(
         ("Start over", "user", 2, 2),
         ("Fresh", "assistant", 1, 1),
     ]
-    assert len(await stored(conversation)) == 14
+    assert len(await stored(conversation)) == 13
 
 
 async def test_a_fork_continues_with_the_branch_it_copied(
@@ -344,18 +368,13 @@ async def test_a_parent_that_is_not_an_answer_of_this_conversation_is_400_and_st
 
 
 async def test_a_send_on_another_branch_while_an_answer_is_generated_is_409(
-    fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+    fake_groq: FakeGroq, patient_provider: None, conversation: Conversation, auth: dict[str, str]
 ) -> None:
     # given: an answer being generated on the current branch
     first = await send(conversation, auth, {"content": "Q1"})
-    slow = Reply(text=["slow"], hold_at=0)
-    fake_groq.replies.append(slow)
-    running = await ASGIRequest(
-        "POST",
-        _path(conversation, "/messages"),
-        headers=auth,
-        json_body={"content": "Q2", "stream": True},
-    ).start()
+    running, slow = await answer_held(
+        fake_groq, _path(conversation, "/messages"), auth, {"content": "Q2", "stream": True}
+    )
 
     # when: an edit of Q1's answer's follow-up on another branch
     status, body = await call(
@@ -367,7 +386,7 @@ async def test_a_send_on_another_branch_while_an_answer_is_generated_is_409(
 
     # then
     assert status == 409
-    assert body["error"]["type"] == "conflict_error"
+    assert body["error"]["type"] == "invalid_request_error"
     slow.hold.set()
     await running.read()
     assert len(await settled(conversation)) == 4
@@ -540,17 +559,12 @@ async def test_regenerating_a_user_message_is_400(
 
 
 async def test_regenerating_an_answer_in_progress_is_409(
-    fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+    fake_groq: FakeGroq, patient_provider: None, conversation: Conversation, auth: dict[str, str]
 ) -> None:
     # given: an answer being generated
-    slow = Reply(text=["slow"], hold_at=0)
-    fake_groq.replies.append(slow)
-    running = await ASGIRequest(
-        "POST",
-        _path(conversation, "/messages"),
-        headers=auth,
-        json_body={"content": "Hi", "stream": True},
-    ).start()
+    running, slow = await answer_held(
+        fake_groq, _path(conversation, "/messages"), auth, {"content": "Hi", "stream": True}
+    )
     answer_id = (await stored(conversation))[1].pk
 
     # when
@@ -559,7 +573,7 @@ async def test_regenerating_an_answer_in_progress_is_409(
     # then
     assert status == 409
     assert body["error"] == {
-        "type": "conflict_error",
+        "type": "invalid_request_error",
         "message": "The message is still being generated; cancel it, or wait for it to end.",
         "details": {"status": "in_progress"},
     }
@@ -569,25 +583,20 @@ async def test_regenerating_an_answer_in_progress_is_409(
 
 
 async def test_regenerating_while_another_answer_is_generated_is_409(
-    fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+    fake_groq: FakeGroq, patient_provider: None, conversation: Conversation, auth: dict[str, str]
 ) -> None:
     # given: a finished answer, then another one being generated
     first = await send(conversation, auth, {"content": "Q1"})
-    slow = Reply(text=["slow"], hold_at=0)
-    fake_groq.replies.append(slow)
-    running = await ASGIRequest(
-        "POST",
-        _path(conversation, "/messages"),
-        headers=auth,
-        json_body={"content": "Q2", "stream": True},
-    ).start()
+    running, slow = await answer_held(
+        fake_groq, _path(conversation, "/messages"), auth, {"content": "Q2", "stream": True}
+    )
 
     # when
     status, body = await regenerate(conversation, auth, first["id"])
 
     # then
     assert status == 409
-    assert body["error"]["type"] == "conflict_error"
+    assert body["error"]["type"] == "invalid_request_error"
     assert "in_progress_message_id" in body["error"]["details"]
     slow.hold.set()
     await running.read()
@@ -730,18 +739,18 @@ async def test_a_regeneration_resumes_after_a_disconnect(
 
 
 async def test_a_regeneration_can_be_cancelled_and_stays_the_current_leaf(
-    fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+    fake_groq: FakeGroq, patient_provider: None, conversation: Conversation, auth: dict[str, str]
 ) -> None:
     # given: a regeneration held by the provider after its first chunk
     first = await send(conversation, auth, {"content": "Hi"})
-    slow = Reply(text=["par", "tial"], hold_at=1)
-    fake_groq.replies.append(slow)
-    request = await ASGIRequest(
-        "POST",
+    request, slow = await answer_held(
+        fake_groq,
         _path(conversation, f"/messages/{first['id']}/regenerate"),
-        headers=auth,
-        json_body={"stream": True},
-    ).start()
+        auth,
+        {"stream": True},
+        text=("par", "tial"),
+        hold_at=2,
+    )
     chunks = request.chunks()
     received = b""
     while b"text_delta" not in received:
