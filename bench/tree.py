@@ -33,9 +33,8 @@ from django.db import connection  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
 from accounts.models import User  # noqa: E402
-from conversations.models import Conversation  # noqa: E402
+from conversations.models import Conversation, Message  # noqa: E402
 from conversations.selectors import message_branch, message_branch_filter  # noqa: E402
-from messaging.models import Message  # noqa: E402
 from messaging.turns import context_messages  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"

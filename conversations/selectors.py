@@ -3,15 +3,14 @@ from enum import Enum
 from uuid import UUID
 
 from django.db import connection
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Model, Prefetch, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Left
 
 from accounts.models import User
 from chatapi.errors import NotFoundError
 from chatapi.pagination import Page, PageParams, keyset_page
-from conversations.models import Conversation
-from messaging.models import Message
+from conversations.models import Conversation, Message
 
 PREVIEW_CHARS = 100
 
@@ -69,6 +68,20 @@ class Transcript:
     other_branches: int
 
 
+def _owned_or_404[M: Model](owned: QuerySet[M], *, pk: str, not_found: str) -> M:
+    """The row of ``owned`` with this primary key, else NotFoundError(``not_found``): a
+    malformed id fails before any query, a missing or unowned one after the same single
+    query, with the same body."""
+    try:
+        uuid = UUID(pk)
+    except ValueError:
+        raise NotFoundError(not_found) from None
+    row = owned.filter(pk=uuid).first()
+    if row is None:
+        raise NotFoundError(not_found)
+    return row
+
+
 def conversation_get_for_user(*, user: User, conversation_id: str) -> Conversation:
     """The conversation with this id if ``user`` owns it, else NotFoundError.
 
@@ -76,14 +89,11 @@ def conversation_get_for_user(*, user: User, conversation_id: str) -> Conversati
     and a malformed id get the same error; the first two run the same single query, so
     neither the body nor the time taken tells them apart.
     """
-    try:
-        pk = UUID(conversation_id)
-    except ValueError:
-        raise NotFoundError("Conversation not found.") from None
-    conversation = Conversation.objects.filter(pk=pk, owner=user).first()
-    if conversation is None:
-        raise NotFoundError("Conversation not found.")
-    return conversation
+    return _owned_or_404(
+        Conversation.objects.filter(owner=user),
+        pk=conversation_id,
+        not_found="Conversation not found.",
+    )
 
 
 def conversation_list(
@@ -273,3 +283,13 @@ def conversation_transcripts(*, conversations: QuerySet[Conversation]) -> list[T
     """Several transcripts in two queries, in the queryset's order (the admin's export)."""
     rows = conversations.prefetch_related(Prefetch("messages", queryset=_messages_in_order()))
     return [_transcript(conversation, list(conversation.messages.all())) for conversation in rows]
+
+
+def message_get_in_conversation(*, conversation: Conversation, message_id: str) -> Message:
+    """A message of a conversation the caller owns; NotFoundError for any other id
+    (another conversation's, missing, malformed), with the same body."""
+    return _owned_or_404(
+        Message.objects.filter(conversation=conversation),
+        pk=message_id,
+        not_found="Message not found.",
+    )

@@ -10,9 +10,8 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.rls import service_role
 from chatapi.errors import ConflictError
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.selectors import message_branch
-from messaging.models import Message
 
 # What conversation_update may change; everything else is the server's.
 UPDATABLE_FIELDS = frozenset(

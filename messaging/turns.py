@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from chatapi import metrics
 from chatapi.errors import ApiError, ConflictError
-from conversations.models import Conversation
+from conversations.models import Conversation, Message, ReasoningEffort
 from conversations.selectors import (
     Parent,
     conversation_leaf_id,
@@ -30,16 +30,15 @@ from messaging.idempotency import (
     idempotency_find,
     idempotency_record,
 )
-from messaging.llm.base import ChatMessage, ChatRequest, ReasoningEffort, Role, Usage
-from messaging.models import Message
-from messaging.tokens import (
+from messaging.llm.base import ChatMessage, ChatRequest, Role, Usage
+from messaging.llm.token_estimates import (
     TOKENS_PER_MESSAGE,
     estimate_messages_tokens,
     estimate_tokens,
     estimate_tokens_of_size,
 )
-from messaging.workers import WORKER_ID
-from usage.catalog import ChatModel, chat_model_get
+from messaging.process import WORKER_ID
+from usage.catalog import ChatModel, chat_model_get, turn_cost
 from usage.models import UsageKind, UsageRecord
 from usage.services import budget_release, budget_reserve, usage_record
 
@@ -47,8 +46,6 @@ TITLE_MAX_CHARS = 60
 # Statuses whose content is part of the conversation the model sees next time.
 _CONTEXT_STATUSES = (Message.Status.COMPLETE, Message.Status.INCOMPLETE, Message.Status.CANCELLED)
 ONE_IN_PROGRESS_CONSTRAINT = "message_one_in_progress_per_conversation"
-_MICRO = Decimal(1_000_000)
-_COST_QUANTUM = Decimal("0.0000000001")
 
 
 @dataclass(frozen=True)
@@ -86,25 +83,6 @@ class GenerationSettings:
     temperature: float | None
     max_output_tokens: int | None
     reasoning_effort: ReasoningEffort | None
-
-
-def turn_cost(*, model: ChatModel, usage: Usage) -> Decimal | None:
-    """Exact cost in USD at the per-million-token prices ``model`` carries (those in force
-    when the turn was prepared); None when it has no price. Cached input tokens cost the
-    cached-input price when the model has one."""
-    input_price, output_price = model.input_usd_per_mtok, model.output_usd_per_mtok
-    if input_price is None or output_price is None:
-        return None
-    cached = min(usage.cached_input_tokens or 0, usage.input_tokens)
-    cached_price = model.cached_input_usd_per_mtok
-    if cached_price is None:
-        cached_price = input_price
-    cost = (
-        (usage.input_tokens - cached) * input_price
-        + cached * cached_price
-        + usage.output_tokens * output_price
-    ) / _MICRO
-    return cost.quantize(_COST_QUANTUM)
 
 
 def context_messages(

@@ -2,9 +2,11 @@
 another (?leaf_id=), the whole tree, switching branch (PATCH current_leaf_id), forking, and
 the export of a tree. The sends that grow a tree are in messaging/tests/test_branches.py."""
 
+import importlib
 import json
 import uuid
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from django.db import connection
@@ -13,13 +15,10 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from chatapi.testing import app_queries, assert_error
-from conversations.models import Conversation
-from conversations.tests.factories import at, make_conversation
-from messaging.models import Message
-from messaging.services import message_create
+from conversations.models import Conversation, Message
+from testsupport.assertions import app_queries, assert_error
+from testsupport.factories import at, make_conversation, make_message, make_usage
 from usage.models import UsageRecord
-from usage.tests.factories import make_usage
 
 pytestmark = pytest.mark.django_db
 
@@ -38,21 +37,21 @@ def add(
     seconds: float,
     **fields: object,
 ) -> Message:
-    return message_create(
+    return make_message(
         conversation=conversation,
         role=role,
         content=content,
         parent=parent,
         created_at=at(seconds),
-        **fields,  # type: ignore[arg-type]
+        **fields,
     )
 
 
+# u1 - a1 - u2  - a2
+#         \ u2b - a2b
+#               \ a2c   (the current leaf: the last one added)
 class Tree:
-    """u1 - a1 - u2  - a2
-    \\ u2b - a2b
-           \\ a2c   (the current leaf: the last one added)
-    """
+    """The conversation drawn above: Q2 asked twice, the second version answered twice."""
 
     def __init__(self, owner: User) -> None:
         self.conversation = make_conversation(
@@ -235,7 +234,7 @@ def test_messages_of_a_conversation_stored_as_a_line_are_that_line(
     # given: messages added without naming a parent follow the current leaf
     conversation = make_conversation(owner=user)
     for i in range(5):
-        message_create(
+        make_message(
             conversation=conversation, role=USER if i % 2 == 0 else ASSISTANT, content=f"m{i}"
         )
 
@@ -363,7 +362,7 @@ def test_the_current_leaf_may_be_any_message_and_the_next_message_follows_it(
         _url(tree.conversation), {"current_leaf_id": str(tree.u2.pk)}, format="json"
     )
     tree.conversation.refresh_from_db()
-    message = message_create(conversation=tree.conversation, role=ASSISTANT, content="Ginja.")
+    message = make_message(conversation=tree.conversation, role=ASSISTANT, content="Ginja.")
 
     # then
     assert response.status_code == 200
@@ -582,7 +581,7 @@ def test_markdown_export_is_the_current_branch_and_counts_the_others(
 
 def test_markdown_export_of_a_line_mentions_no_branches(api_client: APIClient, user: User) -> None:
     conversation = make_conversation(owner=user)
-    message_create(conversation=conversation, role=USER, content="Hi")
+    make_message(conversation=conversation, role=USER, content="Hi")
 
     text = api_client.get(_url(conversation, "/export"), {"format": "markdown"}).content.decode()
 
@@ -657,3 +656,45 @@ def test_an_unknown_leaf_in_the_admin_shows_the_current_branch(
 
     (inline,) = response.context["inline_admin_formsets"]
     assert [form.original.content for form in inline][-1] == "Sardines."
+
+
+# --- the migration's backfill ---------------------------------------------------------------
+
+_migration = importlib.import_module("conversations.migrations.0003_message_tree")
+
+
+def test_the_backfill_makes_each_stored_conversation_a_line_ending_at_its_newest_message(
+    user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: conversations stored before the tree (no parents, no leaf), more than a batch,
+    # one with messages stored with equal times (ordered by id), one without messages
+    monkeypatch.setattr(_migration, "BATCH_CONVERSATIONS", 2)
+    lines = []
+    for n in range(3):
+        conversation = make_conversation(owner=user)
+        made = [
+            make_message(
+                conversation=conversation,
+                role=USER,
+                content=f"{n}-{i}",
+                parent=None,
+                created_at=at(i if n != 1 else 0),
+            )
+            for i in range(4)
+        ]
+        lines.append((conversation, sorted(made, key=lambda m: (m.created_at, m.pk))))
+    empty = make_conversation(owner=user)
+    Conversation.objects.update(current_leaf=None)
+
+    # when
+    _migration.backfill(None, SimpleNamespace(connection=connection))
+    _migration.backfill(None, SimpleNamespace(connection=connection))  # again: nothing changes
+
+    # then
+    for conversation, made in lines:
+        stored = {m.pk: m.parent_id for m in Message.objects.filter(conversation=conversation)}
+        assert [stored[m.pk] for m in made] == [None, made[0].pk, made[1].pk, made[2].pk]
+        conversation.refresh_from_db()
+        assert conversation.current_leaf_id == made[-1].pk
+    empty.refresh_from_db()
+    assert empty.current_leaf_id is None

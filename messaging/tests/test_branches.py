@@ -10,12 +10,11 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from accounts.models import User
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.services import conversation_create
-from messaging.models import Message
-from messaging.tests.asgi import ASGIRequest, parse_sse
-from messaging.tests.fake_groq import FakeGroq, Reply
-from messaging.tests.helpers import MODEL, settled, stored
+from testsupport.asgi import ASGIRequest, parse_sse
+from testsupport.fake_groq import FakeGroq, Reply
+from testsupport.helpers import MODEL, settled, stored
 from usage.models import UsageRecord
 
 pytestmark = [
