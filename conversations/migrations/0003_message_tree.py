@@ -4,7 +4,9 @@
 Nothing here holds a lock that blocks reads or writes for longer than a catalogue change:
 
 1. The columns are added nullable (no table rewrite), their foreign keys ``NOT VALID`` (no
-   scan). The constraints also say ON DELETE CASCADE (a message's followers) and ON DELETE
+   scan). Each ALTER holds its table's lock for an instant, but queues behind a long
+   transaction and everything after it queues behind the ALTER: ``lock_timeout`` makes it
+   give up after 10 s instead (run the migration again later). The constraints also say ON DELETE CASCADE (a message's followers) and ON DELETE
    SET NULL (a deleted current leaf), which Django does itself for its own deletes, for
    deletes outside Django (the Data API's, under row-level security).
 2. The indexes are built ``CONCURRENTLY`` (this migration is not atomic: writes go on while
@@ -107,6 +109,9 @@ class Migration(migrations.Migration):
                 ),
             ],
             database_operations=[
+                # For the ALTERs only: an index built concurrently waits for older
+                # transactions too, and a timeout there would leave an invalid index.
+                migrations.RunSQL("SET lock_timeout = '10s'", reverse_sql="RESET lock_timeout"),
                 migrations.RunSQL(
                     [
                         "ALTER TABLE messaging_message ADD COLUMN parent_id uuid NULL",
@@ -128,6 +133,7 @@ class Migration(migrations.Migration):
                         "ALTER TABLE messaging_message DROP COLUMN parent_id",
                     ],
                 ),
+                migrations.RunSQL("RESET lock_timeout", reverse_sql="SET lock_timeout = '10s'"),
                 migrations.RunSQL(
                     "CREATE INDEX CONCURRENTLY IF NOT EXISTS message_parent_siblings"
                     " ON messaging_message (parent_id, conversation_id, created_at, id)",
