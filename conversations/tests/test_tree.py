@@ -246,6 +246,24 @@ def test_messages_of_a_conversation_stored_as_a_line_are_that_line(
     assert [m["parent_id"] for m in body["data"]] == [None, *[m["id"] for m in body["data"][:-1]]]
 
 
+def test_without_a_current_leaf_the_newest_message_ends_the_branch(
+    api_client: APIClient, user: User
+) -> None:
+    # given: a line whose current leaf is gone (not backfilled yet, or deleted outside Django)
+    conversation = make_conversation(owner=user)
+    line = [make_message(conversation=conversation, role=USER, content=f"m{i}") for i in range(3)]
+    Conversation.objects.filter(pk=conversation.pk).update(current_leaf=None)
+    conversation.refresh_from_db()
+
+    # when
+    body = api_client.get(_url(conversation, "/messages")).json()
+    after = make_message(conversation=conversation, role=ASSISTANT, content="next")
+
+    # then
+    assert [m["content"] for m in body["data"]] == ["m0", "m1", "m2"]
+    assert after.parent_id == line[-1].pk
+
+
 # --- the whole tree -------------------------------------------------------------------------
 
 
