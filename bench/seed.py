@@ -5,6 +5,7 @@ import json
 import os
 import sys
 import uuid
+from datetime import timedelta
 
 import django
 
@@ -12,6 +13,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatapi.settings")
 django.setup()
 
 from django.db import connection  # noqa: E402
+from django.utils import timezone  # noqa: E402
 
 from accounts.models import User  # noqa: E402
 from conversations.models import Conversation, Message  # noqa: E402
@@ -63,13 +65,22 @@ def main() -> None:
         [Conversation(owner=user, model=MODEL, title=f"bench {i}") for i in range(conversations)]
     )
     history = created[0]
-    Message.objects.bulk_create(
-        [
-            Message(conversation=history, role=role, content=f"message {i} " + "x" * 200)
-            for i in range(100)
-            for role in (Message.Role.USER,)
-        ]
-    )
+    # A line of 100 messages, each after (and newer than) the one before, ending at the
+    # current leaf.
+    start = timezone.now()
+    line: list[Message] = []
+    for i in range(100):
+        line.append(
+            Message(
+                conversation=history,
+                parent=line[-1] if line else None,
+                role=Message.Role.USER,
+                content=f"message {i} " + "x" * 200,
+                created_at=start + timedelta(milliseconds=i),
+            )
+        )
+    Message.objects.bulk_create(line)
+    Conversation.objects.filter(pk=history.pk).update(current_leaf=line[-1])
     ledger_seed([user.pk], ledger_rows)
     print(  # noqa: T201 - the benchmark reads it
         json.dumps(

@@ -1,4 +1,5 @@
 from decimal import Decimal
+from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -10,7 +11,11 @@ from django.utils.safestring import SafeString
 
 from conversations.export import ExportFormat, transcript_export, transcripts_zip
 from conversations.models import Conversation, Message
-from conversations.selectors import conversation_transcript, conversation_transcripts
+from conversations.selectors import (
+    conversation_transcript,
+    conversation_transcripts,
+    transcript_branch,
+)
 from usage.money import usd_cell
 
 
@@ -27,7 +32,9 @@ def _per_conversation(aggregate: Aggregate) -> Subquery:
 
 
 class MessageInline(admin.TabularInline[Message, Conversation]):
-    """The conversation's messages, rendered as a transcript (see the template)."""
+    """The conversation's current branch (or with ?leaf= another one), rendered as a
+    transcript with "2 of 3" markers linking to the other versions (see the template and
+    ``ConversationAdmin.get_formset_kwargs``)."""
 
     model = Message
     template = "admin/conversations/conversation/transcript.html"
@@ -112,6 +119,19 @@ class ConversationAdmin(admin.ModelAdmin[Conversation]):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # conversations are the users' own, made through the API
+
+    def get_formset_kwargs(
+        self,
+        request: HttpRequest,
+        obj: Conversation,
+        inline: admin.options.InlineModelAdmin[Any, Any],
+        prefix: str,
+    ) -> dict[str, Any]:
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        if isinstance(inline, MessageInline) and obj.pk is not None:
+            branch = transcript_branch(conversation=obj, leaf=request.GET.get("leaf"))
+            kwargs["queryset"] = branch.order_by("created_at", "id")
+        return kwargs
 
     def get_urls(self) -> list[URLPattern]:
         export = path(

@@ -2,8 +2,10 @@
 (the admin's export actions), who get the same bytes.
 
 - JSON: ``{"conversation", "messages", "totals"}``, where the conversation and each message
-  have exactly the shapes the API returns for them.
-- Markdown: a transcript to read, the reasoning in a collapsed ``<details>`` block.
+  have exactly the shapes the API returns for them; the messages are the whole tree (every
+  branch), each with its ``parent_id``.
+- Markdown: the current branch as a transcript to read, the reasoning in a collapsed
+  ``<details>`` block, and how many other branches the JSON export holds.
 
 Several conversations at once (the admin) are a zip of such files. The content depends only
 on what is stored, so exporting twice gives the same bytes.
@@ -80,7 +82,8 @@ class ExportTotalsSerializer(serializers.Serializer[dict[str, Any]]):
 
 
 class ConversationExportSerializer(serializers.Serializer[dict[str, Any]]):
-    """A conversation export in JSON: the conversation, every message oldest first, totals."""
+    """A conversation export in JSON: the conversation, every message of every branch oldest
+    first, totals."""
 
     conversation = ConversationSerializer()
     messages = MessageSerializer(many=True)
@@ -155,12 +158,18 @@ def _markdown(transcript: Transcript, totals: dict[str, Any]) -> str:
             f"{totals['output_tokens']} out · Cost: {cost}"
         ),
     ]
+    if transcript.other_branches:
+        others = transcript.other_branches
+        facts.append(
+            f"- Branches: the current one below, and {others} other{'s' if others > 1 else ''}"
+            " (in the JSON export)"
+        )
     if conversation.archived:
         facts.append("- Archived")
     blocks = [f"# {title}", "\n".join(facts)]
     if conversation.system_prompt:
         blocks.append(f"## System prompt\n\n{conversation.system_prompt}")
-    blocks.extend(_message_markdown(message) for message in transcript.messages)
+    blocks.extend(_message_markdown(message) for message in transcript.branch)
     return "\n\n".join(blocks) + "\n"
 
 

@@ -39,6 +39,19 @@ class Conversation(models.Model):
     # The list's sort key: creation time, then bumped by every new message
     # (conversations.services.conversation_touch, from turn_prepare and turn_record).
     activity_at = models.DateTimeField(default=timezone.now)
+    # The last message of the branch the user is on (the branch is the path from the root to
+    # it); null before the first message. A new turn's messages become it. Null again if that
+    # message is deleted (the constraint says ON DELETE SET NULL too, see the migration, for
+    # deletes outside Django such as the Data API's under RLS); readers then take the newest
+    # message (conversations.selectors.conversation_leaf_id).
+    current_leaf = models.ForeignKey(
+        "Message",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+    )
 
     class Meta:
         ordering = ("-activity_at", "-id")
@@ -54,6 +67,8 @@ class Conversation(models.Model):
                 condition=Q(archived=True),
                 name="conversation_owner_archived",
             ),
+            # PostgreSQL's foreign-key check when messages are deleted.
+            models.Index(fields=["current_leaf"], name="conversation_current_leaf"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -105,6 +120,21 @@ class Message(models.Model):
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False
     )
+    # The message this one follows: null for a root (the first message of a conversation, or
+    # of a new branch); a user message follows an assistant message, an assistant message
+    # answers its user message. Set once, at insert, to an older message of the same
+    # conversation: no cycles, and (created_at, id) order along a branch is path order.
+    # Deleting a message deletes what follows it; the constraint says so too (ON DELETE
+    # CASCADE, see the migration), for deletes outside Django such as the Data API's under
+    # RLS. No index of its own: message_parent_siblings leads with it.
+    parent = models.ForeignKey(
+        "self",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="children",
+        db_index=False,
+    )
     role = models.CharField(max_length=16, choices=MessageRole.choices)
     content = models.TextField(blank=True)
     reasoning = models.TextField(blank=True, default="")
@@ -136,6 +166,13 @@ class Message(models.Model):
         indexes = [
             models.Index(
                 fields=["conversation", "created_at", "id"], name="message_conversation_created"
+            ),
+            # A message's siblings in order: parent_id = p, or for roots parent_id IS NULL and
+            # conversation_id = c (an equality for a B-tree too). Also what PostgreSQL's
+            # foreign-key check on parent_id uses when messages are deleted.
+            models.Index(
+                fields=["parent", "conversation", "created_at", "id"],
+                name="message_parent_siblings",
             ),
             # The sweeper's question: which messages are still being generated, and where.
             models.Index(

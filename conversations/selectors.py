@@ -1,20 +1,71 @@
 from dataclasses import dataclass
+from enum import Enum
 from uuid import UUID
 
+from django.db import connection
 from django.db.models import Model, Prefetch, QuerySet
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Left
 
 from accounts.models import User
 from chatapi.errors import NotFoundError
 from chatapi.pagination import Page, PageParams, keyset_page
 from conversations.models import Conversation, Message
 
+PREVIEW_CHARS = 100
+
+# The branch that ends at a message: from the leaf up to its root, one primary-key lookup per
+# level, whatever the depth. The conversation filter on every level keeps a walk inside the
+# conversation the caller owns. Parameters: leaf id, conversation id, conversation id.
+_BRANCH_IDS = """
+WITH RECURSIVE branch (id, parent_id) AS (
+    SELECT id, parent_id FROM {table} WHERE id = %s AND conversation_id = %s
+  UNION ALL
+    SELECT m.id, m.parent_id FROM {table} m JOIN branch b ON m.id = b.parent_id
+    WHERE m.conversation_id = %s
+)
+SELECT id FROM branch
+"""
+
+# A message's siblings (the messages with its parent; for a root, the conversation's roots),
+# counted as correlated subqueries on the message_parent_siblings index: a page's positions
+# come in the page's own query. {t} is the outer table, {earlier} an extra condition.
+_SIBLINGS = (
+    "(SELECT count(*) FROM {t} s WHERE s.parent_id = {t}.parent_id"
+    " AND s.conversation_id = {t}.conversation_id{earlier})"
+    " + CASE WHEN {t}.parent_id IS NULL THEN (SELECT count(*) FROM {t} s"
+    " WHERE s.parent_id IS NULL AND s.conversation_id = {t}.conversation_id{earlier})"
+    " ELSE 0 END"
+)
+_EARLIER = " AND (s.created_at, s.id) <= ({t}.created_at, {t}.id)"
+# The ids of a message's siblings, itself included, oldest first (the admin's links).
+_SIBLING_IDS = (
+    "ARRAY(SELECT s.id FROM {t} s WHERE s.conversation_id = {t}.conversation_id"
+    " AND s.parent_id IS NOT DISTINCT FROM {t}.parent_id ORDER BY s.created_at, s.id)"
+)
+# From a message down to a leaf, taking the newest child at each level. Parameters: the
+# message id, the conversation id.
+_NEWEST_LEAF_BELOW = """
+WITH RECURSIVE down (id, depth) AS (
+    SELECT id, 0 FROM {table} WHERE id = %s AND conversation_id = %s
+  UNION ALL
+    SELECT (SELECT c.id FROM {table} c WHERE c.parent_id = down.id
+            ORDER BY c.created_at DESC, c.id DESC LIMIT 1), down.depth + 1
+    FROM down WHERE down.id IS NOT NULL
+)
+SELECT id FROM down WHERE id IS NOT NULL ORDER BY depth DESC LIMIT 1
+"""
+
 
 @dataclass(frozen=True)
 class Transcript:
-    """A conversation and all its messages, oldest first."""
+    """A conversation and all its messages (every branch), oldest first; ``branch`` is the
+    current branch, and ``other_branches`` how many other leaves the tree has."""
 
     conversation: Conversation
     messages: list[Message]
+    branch: list[Message]
+    other_branches: int
 
 
 def _owned_or_404[M: Model](owned: QuerySet[M], *, pk: str, not_found: str) -> M:
@@ -64,37 +115,174 @@ def conversation_list(
     )
 
 
+def messages_with_siblings(messages: QuerySet[Message]) -> QuerySet[Message]:
+    """``messages`` with ``sibling_count`` and ``sibling_index`` (1-based, oldest sibling
+    first): "2 of 3" is index 2 of count 3. What ``MessageSerializer`` needs."""
+    table = Message._meta.db_table
+    earlier = _EARLIER.format(t=table)
+    # Constant SQL (the table name is the model's own), no values: nothing to inject.
+    return messages.annotate(
+        sibling_count=RawSQL(_SIBLINGS.format(t=table, earlier=""), ()),  # noqa: S611
+        sibling_index=RawSQL(_SIBLINGS.format(t=table, earlier=earlier), ()),  # noqa: S611
+    )
+
+
+def message_newest_leaf_below(*, conversation: Conversation, message_id: UUID) -> UUID | None:
+    """The leaf reached from ``message_id`` by following the newest answer at every level
+    (the branch a client shows when the user picks that version); None when the message is
+    not one of the conversation's."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _NEWEST_LEAF_BELOW.format(table=Message._meta.db_table), (message_id, conversation.pk)
+        )
+        row = cursor.fetchone()
+    return None if row is None else UUID(str(row[0]))
+
+
+def transcript_branch(*, conversation: Conversation, leaf: str | None) -> QuerySet[Message]:
+    """The admin transcript's messages: the branch through ``leaf`` (a message id from the
+    page's link, continued down its newest answers), else the current branch; each message
+    with its sibling position and its siblings' ids."""
+    leaf_id: UUID | None = None
+    if leaf:
+        try:
+            leaf_id = message_newest_leaf_below(conversation=conversation, message_id=UUID(leaf))
+        except ValueError:
+            leaf_id = None
+    leaf_id = leaf_id or conversation_leaf_id(conversation=conversation)
+    if leaf_id is None:
+        return Message.objects.none()
+    table = Message._meta.db_table
+    return messages_with_siblings(
+        message_branch_filter(conversation=conversation, leaf_id=leaf_id)
+    ).annotate(
+        sibling_ids=RawSQL(_SIBLING_IDS.format(t=table), ())  # noqa: S611 - constant SQL
+    )
+
+
+def message_with_siblings(*, message_id: UUID) -> Message:
+    """One message, with its sibling position, as ``MessageSerializer`` renders it."""
+    return messages_with_siblings(Message.objects.filter(pk=message_id)).get()
+
+
+def message_find(*, conversation: Conversation, message_id: UUID) -> Message | None:
+    """The message with this id if it is one of ``conversation``'s, else None (another
+    conversation's, another user's and a missing one alike)."""
+    return Message.objects.filter(pk=message_id, conversation=conversation).first()
+
+
+class Parent(Enum):
+    """A new message's parent when the request names none: the end of the user's branch."""
+
+    CURRENT_LEAF = "current_leaf"
+
+
+def conversation_leaf_id(*, conversation: Conversation) -> UUID | None:
+    """The end of the branch the user is on: the current leaf, else (a conversation whose
+    messages were stored before the tree, not yet backfilled) its newest message."""
+    if conversation.current_leaf_id is not None:
+        return conversation.current_leaf_id
+    return (
+        Message.objects.filter(conversation=conversation)
+        .order_by("-created_at", "-id")
+        .values_list("id", flat=True)
+        .first()
+    )
+
+
+def message_branch_filter(*, conversation: Conversation, leaf_id: UUID) -> QuerySet[Message]:
+    """The messages of the branch that ends at ``leaf_id`` (the path from its root), as a
+    queryset to order, page or annotate: one recursive query whatever the depth. Empty when
+    the leaf is not one of the conversation's messages."""
+    sql = _BRANCH_IDS.format(table=Message._meta.db_table)
+    return Message.objects.filter(
+        conversation=conversation,
+        # Constant SQL; the ids are query parameters.
+        pk__in=RawSQL(sql, (leaf_id, conversation.pk, conversation.pk)),  # noqa: S611
+    )
+
+
+def message_branch(*, conversation: Conversation, leaf_id: UUID) -> list[Message]:
+    """The branch that ends at ``leaf_id``, oldest first (a child is always newer than its
+    parent, so this is path order)."""
+    return list(
+        message_branch_filter(conversation=conversation, leaf_id=leaf_id).order_by(
+            "created_at", "id"
+        )
+    )
+
+
+def message_list(
+    *, conversation: Conversation, page: PageParams, leaf_id: UUID | None = None
+) -> Page[Message]:
+    """A page of the branch ending at ``leaf_id`` (default: the current branch), oldest
+    first, each message with its sibling position. The caller has checked ownership (the
+    conversation comes from ``conversation_get_for_user``) and that ``leaf_id`` is one of
+    its messages."""
+    leaf_id = leaf_id or conversation_leaf_id(conversation=conversation)
+    if leaf_id is None:
+        messages = Message.objects.none()
+    else:
+        messages = message_branch_filter(conversation=conversation, leaf_id=leaf_id)
+    return keyset_page(
+        messages_with_siblings(messages),
+        params=page,
+        sort_field="created_at",
+        descending=False,
+    )
+
+
+def message_tree(*, conversation: Conversation, page: PageParams) -> Page[Message]:
+    """A page of every message of the conversation, every branch, oldest first, with a
+    ``preview`` of its text instead of the text (a tree's outline for a client to draw)."""
+    nodes = (
+        Message.objects.filter(conversation=conversation)
+        .only("id", "parent_id", "role", "status", "model", "created_at")
+        .annotate(preview=Left("content", PREVIEW_CHARS))
+    )
+    return keyset_page(nodes, params=page, sort_field="created_at", descending=False)
+
+
 def _messages_in_order() -> QuerySet[Message]:
-    return Message.objects.order_by("created_at", "id")
+    return messages_with_siblings(Message.objects.order_by("created_at", "id"))
+
+
+def branch_of(messages: list[Message], leaf_id: UUID | None) -> list[Message]:
+    """The branch ending at ``leaf_id`` among ``messages`` (a whole tree already read),
+    oldest first; empty without a leaf."""
+    by_id = {message.pk: message for message in messages}
+    branch: list[Message] = []
+    message = by_id.get(leaf_id) if leaf_id is not None else None
+    while message is not None:
+        branch.append(message)
+        message = by_id.get(message.parent_id) if message.parent_id is not None else None
+    return branch[::-1]
+
+
+def _transcript(conversation: Conversation, messages: list[Message]) -> Transcript:
+    leaf_id = conversation.current_leaf_id
+    if leaf_id is None and messages:
+        leaf_id = messages[-1].pk
+    parents = {message.parent_id for message in messages}
+    leaves = sum(1 for message in messages if message.pk not in parents and message.pk != leaf_id)
+    return Transcript(
+        conversation=conversation,
+        messages=messages,
+        branch=branch_of(messages, leaf_id),
+        other_branches=leaves,
+    )
 
 
 def conversation_transcript(*, conversation: Conversation) -> Transcript:
     """Every message of the conversation, for an export. The caller has checked ownership
     (the conversation comes from ``conversation_get_for_user``, or staff asked for it)."""
-    return Transcript(
-        conversation=conversation,
-        messages=list(_messages_in_order().filter(conversation=conversation)),
-    )
+    return _transcript(conversation, list(_messages_in_order().filter(conversation=conversation)))
 
 
 def conversation_transcripts(*, conversations: QuerySet[Conversation]) -> list[Transcript]:
     """Several transcripts in two queries, in the queryset's order (the admin's export)."""
     rows = conversations.prefetch_related(Prefetch("messages", queryset=_messages_in_order()))
-    return [
-        Transcript(conversation=conversation, messages=list(conversation.messages.all()))
-        for conversation in rows
-    ]
-
-
-def message_list(*, conversation: Conversation, page: PageParams) -> Page[Message]:
-    """A conversation's messages, oldest first. The caller has checked ownership (the
-    conversation comes from ``conversation_get_for_user``)."""
-    return keyset_page(
-        Message.objects.filter(conversation=conversation),
-        params=page,
-        sort_field="created_at",
-        descending=False,
-    )
+    return [_transcript(conversation, list(conversation.messages.all())) for conversation in rows]
 
 
 def message_get_in_conversation(*, conversation: Conversation, message_id: str) -> Message:

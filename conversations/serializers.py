@@ -1,4 +1,5 @@
 import json
+import uuid
 from typing import Any
 
 from django.utils import timezone
@@ -7,6 +8,7 @@ from rest_framework import serializers
 from chatapi.pagination import PageQuerySerializer
 from chatapi.serializers import JsonBodySerializer, datetime_json
 from conversations.models import Conversation, Message, ReasoningEffort
+from conversations.selectors import message_find
 from usage.catalog import chat_model_get, chat_model_unavailable, default_chat_model
 
 TITLE_MAX_LENGTH = 200
@@ -149,10 +151,43 @@ class ConversationCreateSerializer(GenerationSettingsSerializer):
         return conversation_metadata_validate(value)
 
 
+NOT_IN_CONVERSATION = "No message with this id in this conversation."
+
+
+def validated_conversation(serializer: serializers.Serializer[Any]) -> Conversation:
+    """The conversation a serializer judges a message id against (its ``instance``)."""
+    if not isinstance(serializer.instance, Conversation):
+        raise TypeError(f"Validate {type(serializer).__name__} with instance=conversation.")
+    return serializer.instance
+
+
 class ConversationUpdateSerializer(ConversationCreateSerializer):
     """PATCH: only the fields sent change. Use with ``partial=True`` and the instance."""
 
     archived = serializers.BooleanField(required=False)
+    current_leaf_id = serializers.UUIDField(
+        required=False,
+        help_text="Switch branch: any message of the conversation; the messages list shows "
+        "the branch that ends at it, and the next send appends after it.",
+    )
+
+    def validate_current_leaf_id(self, value: uuid.UUID) -> uuid.UUID:
+        if message_find(conversation=validated_conversation(self), message_id=value) is None:
+            raise serializers.ValidationError(NOT_IN_CONVERSATION)
+        return value
+
+
+class ForkSerializer(JsonBodySerializer):
+    """Validate with ``instance=conversation``."""
+
+    message_id = serializers.UUIDField(
+        help_text="The last message of the branch to copy (any message of the conversation)."
+    )
+
+    def validate_message_id(self, value: uuid.UUID) -> uuid.UUID:
+        if message_find(conversation=validated_conversation(self), message_id=value) is None:
+            raise serializers.ValidationError(NOT_IN_CONVERSATION)
+        return value
 
 
 class ConversationSerializer(serializers.Serializer[Conversation]):
@@ -169,6 +204,11 @@ class ConversationSerializer(serializers.Serializer[Conversation]):
     updated_at = serializers.DateTimeField()
     last_message_at = serializers.DateTimeField(
         allow_null=True, help_text="When the last message was added; null before the first."
+    )
+    current_leaf_id = serializers.UUIDField(
+        allow_null=True,
+        help_text="The last message of the branch the user is on (the messages list shows "
+        "the path from the root to it); null before the first message.",
     )
 
     def to_representation(self, instance: Conversation) -> dict[str, Any]:
@@ -189,6 +229,7 @@ class ConversationSerializer(serializers.Serializer[Conversation]):
             "created_at": datetime_json(c.created_at, zone),
             "updated_at": datetime_json(c.updated_at, zone),
             "last_message_at": datetime_json(c.last_message_at, zone),
+            "current_leaf_id": None if c.current_leaf_id is None else str(c.current_leaf_id),
         }
 
 
@@ -219,8 +260,22 @@ class MessageErrorSerializer(serializers.Serializer[dict[str, Any]]):
 
 
 class MessageSerializer(serializers.Serializer[Message]):
+    """A message with its place in the tree. The instance must carry ``sibling_count`` and
+    ``sibling_index`` (conversations.selectors.messages_with_siblings)."""
+
     id = serializers.UUIDField()
     conversation_id = serializers.UUIDField()
+    parent_id = serializers.UUIDField(
+        allow_null=True,
+        help_text="The message this one follows; null for the first message of a branch.",
+    )
+    sibling_count = serializers.IntegerField(
+        help_text="How many messages share this one's parent, itself included (roots share "
+        "the null parent): the 3 of '2 of 3'."
+    )
+    sibling_index = serializers.IntegerField(
+        help_text="This message's position among them, oldest first, from 1: the 2 of '2 of 3'."
+    )
     role = serializers.ChoiceField(choices=Message.Role.choices)
     content = serializers.CharField()
     reasoning = serializers.CharField(help_text="The model's reasoning text; empty when none.")
@@ -251,6 +306,9 @@ class MessageSerializer(serializers.Serializer[Message]):
         return {
             "id": str(m.id),
             "conversation_id": str(m.conversation_id),
+            "parent_id": None if m.parent_id is None else str(m.parent_id),
+            "sibling_count": int(m.sibling_count),  # type: ignore[attr-defined]
+            "sibling_index": int(m.sibling_index),  # type: ignore[attr-defined]
             "role": m.role,
             "content": m.content,
             "reasoning": m.reasoning,
@@ -277,3 +335,42 @@ class MessageSerializer(serializers.Serializer[Message]):
 
 # Decimal to string exactly as the cost_usd field does it.
 _COST = serializers.DecimalField(max_digits=18, decimal_places=10)
+
+
+class MessageTreeNodeSerializer(serializers.Serializer[Message]):
+    """A message as a node of the tree: enough to draw it and offer a switch, not its text.
+    The instance carries ``preview`` (conversations.selectors.message_tree)."""
+
+    id = serializers.UUIDField()
+    parent_id = serializers.UUIDField(allow_null=True)
+    role = serializers.ChoiceField(choices=Message.Role.choices)
+    status = serializers.ChoiceField(choices=Message.Status.choices)
+    model = serializers.CharField(allow_null=True, help_text="null on user messages.")
+    preview = serializers.CharField(help_text="The first 100 characters of the text.")
+    created_at = serializers.DateTimeField()
+
+    def to_representation(self, instance: Message) -> dict[str, Any]:
+        zone = timezone.get_current_timezone()
+        return {
+            "id": str(instance.id),
+            "parent_id": None if instance.parent_id is None else str(instance.parent_id),
+            "role": instance.role,
+            "status": instance.status,
+            "model": instance.model or None,
+            "preview": instance.preview,  # type: ignore[attr-defined]
+            "created_at": datetime_json(instance.created_at, zone),
+        }
+
+
+class MessageListQuerySerializer(PageQuerySerializer):
+    """The message list's parameters; validate with ``context={"conversation": ...}``."""
+
+    leaf_id = serializers.UUIDField(
+        required=False,
+        help_text="List the branch that ends at this message instead of the current one.",
+    )
+
+    def validate_leaf_id(self, value: uuid.UUID) -> uuid.UUID:
+        if message_find(conversation=self.context["conversation"], message_id=value) is None:
+            raise serializers.ValidationError(NOT_IN_CONVERSATION)
+        return value

@@ -10,7 +10,9 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.rls import service_role
+from chatapi.errors import ConflictError
 from conversations.models import Conversation, Message
+from conversations.selectors import message_branch
 
 # What conversation_update may change; everything else is the server's.
 UPDATABLE_FIELDS = frozenset(
@@ -23,6 +25,7 @@ UPDATABLE_FIELDS = frozenset(
         "reasoning_effort",
         "metadata",
         "archived",
+        "current_leaf_id",
     }
 )
 
@@ -63,40 +66,55 @@ def conversation_create_with_history(
 ) -> Conversation:
     """A new conversation holding an earlier exchange, ``(role, content)`` pairs oldest first
     (user or assistant, each complete): what a stateless API's request carries before its new
-    message. The messages are strictly ordered and older than anything added after them."""
+    message. The messages are strictly ordered, older than anything added after them, and one
+    branch whose last message is the current leaf."""
     with transaction.atomic():
         conversation = conversation_create(
             owner=owner, model=model, system_prompt=system_prompt, metadata=metadata
         )
         now = conversation.created_at
-        messages = [
-            Message(
-                conversation=conversation,
-                role=role,
-                content=content,
-                status=Message.Status.COMPLETE,
-                created_at=now - timedelta(microseconds=len(history) - index),
-                completed_at=now,
+        messages: list[Message] = []
+        for index, (role, content) in enumerate(history):
+            messages.append(
+                Message(
+                    conversation=conversation,
+                    # One branch: each message follows the one before it.
+                    parent_id=messages[-1].pk if messages else None,
+                    role=role,
+                    content=content,
+                    status=Message.Status.COMPLETE,
+                    created_at=now - timedelta(microseconds=len(history) - index),
+                    completed_at=now,
+                )
             )
-            for index, (role, content) in enumerate(history)
-        ]
         Message.objects.bulk_create(messages)
         if messages:
-            conversation_touch(conversation_id=conversation.pk, at=messages[-1].created_at)
+            conversation_touch(
+                conversation_id=conversation.pk,
+                at=messages[-1].created_at,
+                current_leaf_id=messages[-1].pk,
+            )
     return conversation
 
 
 def conversation_touch(
-    *, conversation_id: uuid.UUID, at: datetime, title: str | None = None
+    *,
+    conversation_id: uuid.UUID,
+    at: datetime,
+    title: str | None = None,
+    current_leaf_id: uuid.UUID | None = None,
 ) -> None:
     """Record activity at ``at``: the conversation's last message time and its place in the
     list. An UPDATE of the row, not a save(), so concurrent changes to other fields survive;
     it never moves the timestamps back, so messages stored out of order keep the latest.
-    ``title``, when given, is set only if the conversation has none yet."""
+    ``title``, when given, is set only if the conversation has none yet; ``current_leaf_id``,
+    when given, is the new end of the user's branch (a new message)."""
     updates: dict[str, Any] = {
         "last_message_at": Greatest("last_message_at", at),
         "activity_at": Greatest("activity_at", at),
     }
+    if current_leaf_id is not None:
+        updates["current_leaf_id"] = current_leaf_id
     if title:
         updates["title"] = Case(When(title="", then=Value(title)), default=F("title"))
     Conversation.objects.filter(pk=conversation_id).update(**updates)
@@ -126,3 +144,64 @@ def conversation_delete(*, conversation: Conversation) -> None:
     """
     with service_role():
         conversation.delete()  # one transaction: Django's deletion collector opens it
+
+
+# What a fork's copies keep of each message: the text and how it ended. Token counts and cost
+# stay with the original, whose calls the ledger holds; the copies cost nothing.
+_FORK_COPIED = (
+    "role",
+    "content",
+    "reasoning",
+    "status",
+    "stop_reason",
+    "model",
+    "latency_ms",
+    "ttft_ms",
+    "error",
+    "created_at",
+    "completed_at",
+)
+
+
+def conversation_fork(*, conversation: Conversation, message_id: uuid.UUID) -> Conversation:
+    """A new conversation of the same owner with the same settings, whose history is a copy
+    of the branch that ends at ``message_id`` (one of ``conversation``'s messages, checked by
+    the caller), and whose current leaf is the copy of that message. The copies keep their
+    times, so the history reads as it did; the usage ledger is not copied.
+
+    Raises ``ConflictError`` when the branch holds an answer still being generated."""
+    branch = message_branch(conversation=conversation, leaf_id=message_id)
+    if any(message.status == Message.Status.IN_PROGRESS for message in branch):
+        raise ConflictError(
+            "The message is still being generated; fork once it has ended.",
+            details={"status": Message.Status.IN_PROGRESS},
+        )
+    now = timezone.now()
+    with transaction.atomic():
+        fork = Conversation.objects.create(
+            owner_id=conversation.owner_id,
+            title=conversation.title,
+            model=conversation.model,
+            system_prompt=conversation.system_prompt,
+            temperature=conversation.temperature,
+            max_output_tokens=conversation.max_output_tokens,
+            reasoning_effort=conversation.reasoning_effort,
+            metadata=conversation.metadata,
+            created_at=now,
+            activity_at=now,
+        )
+        copies: list[Message] = []
+        for message in branch:
+            copies.append(
+                Message(
+                    conversation=fork,
+                    parent=copies[-1] if copies else None,
+                    **{field: getattr(message, field) for field in _FORK_COPIED},
+                )
+            )
+        Message.objects.bulk_create(copies)
+        if copies:
+            fork.current_leaf = copies[-1]
+            fork.last_message_at = copies[-1].created_at
+            fork.save(update_fields=["current_leaf", "last_message_at", "updated_at"])
+    return fork

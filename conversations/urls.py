@@ -11,6 +11,16 @@ urlpatterns = [
         name="conversation-detail",
     ),
     path(
+        "conversations/<str:conversation_id>/tree",
+        views.ConversationTreeView.as_view(),
+        name="conversation-tree",
+    ),
+    path(
+        "conversations/<str:conversation_id>/fork",
+        views.ConversationForkView.as_view(),
+        name="conversation-fork",
+    ),
+    path(
         "conversations/<str:conversation_id>/export",
         views.ConversationExportView.as_view(),
         name="conversation-export",

@@ -14,7 +14,7 @@ from accounts.authentication import request_user
 from accounts.models import ApiKeyScope
 from accounts.permissions import scopes_read_write
 from accounts.rls import CallerAPIView
-from chatapi.pagination import PageParams, page_body, page_schema
+from chatapi.pagination import PageParams, PageQuerySerializer, page_body, page_schema
 from conversations.export import (
     ConversationExportQuerySerializer,
     ConversationExportSerializer,
@@ -25,14 +25,22 @@ from conversations.selectors import (
     conversation_get_for_user,
     conversation_list,
     conversation_transcript,
+    message_tree,
 )
 from conversations.serializers import (
     ConversationCreateSerializer,
     ConversationListQuerySerializer,
     ConversationSerializer,
     ConversationUpdateSerializer,
+    ForkSerializer,
+    MessageTreeNodeSerializer,
 )
-from conversations.services import conversation_create, conversation_delete, conversation_update
+from conversations.services import (
+    conversation_create,
+    conversation_delete,
+    conversation_fork,
+    conversation_update,
+)
 
 NOT_FOUND_RESPONSE = OpenApiResponse(
     description="No conversation with this id belongs to the caller, or the id is malformed "
@@ -56,6 +64,7 @@ _CONVERSATION_EXAMPLE = {
     "created_at": "2026-11-26T12:00:00.000000Z",
     "updated_at": "2026-11-26T12:00:00.000000Z",
     "last_message_at": None,
+    "current_leaf_id": None,
 }
 
 
@@ -202,12 +211,19 @@ class ConversationDetailView(ConversationScopedView):
         tags=["conversations"],
         summary="Change a conversation",
         description="Changes only the fields sent; null resets temperature, "
-        "max_output_tokens and reasoning_effort to the defaults.",
+        "max_output_tokens and reasoning_effort to the defaults. current_leaf_id switches "
+        "branch: any message of the conversation becomes the end of the branch the messages "
+        "list shows, and the next send appends after it.",
         request=ConversationUpdateSerializer,
         responses={200: ConversationSerializer, 400: INVALID_RESPONSE, 404: NOT_FOUND_RESPONSE},
         examples=[
             OpenApiExample("rename", value={"title": "Lisbon, 3 days"}, request_only=True),
             OpenApiExample("archive", value={"archived": True}, request_only=True),
+            OpenApiExample(
+                "switch branch",
+                value={"current_leaf_id": "6a1b3d2f-4c5e-4f70-9bac-1d2e3f4a5b6c"},
+                request_only=True,
+            ),
         ],
     )
     def patch(self, request: Request, conversation_id: str) -> Response:
@@ -232,6 +248,66 @@ class ConversationDetailView(ConversationScopedView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class ConversationTreeView(ConversationScopedView):
+    @extend_schema(
+        operation_id="conversations_tree",
+        tags=["conversations"],
+        summary="List every message of every branch",
+        description="The conversation's whole tree, oldest first: each message's id, "
+        "parent_id, role, status, model, created_at and a preview of its text, enough to draw "
+        "the tree and switch branch (PATCH current_leaf_id). Keyset pagination: pass a page's "
+        "last_id as after_id for the next page, its first_id as before_id for the previous one.",
+        parameters=[PageQuerySerializer],
+        responses={
+            200: page_schema("MessageTree", MessageTreeNodeSerializer),
+            400: INVALID_RESPONSE,
+            404: NOT_FOUND_RESPONSE,
+        },
+    )
+    def get(self, request: Request, conversation_id: str) -> Response:
+        query = PageQuerySerializer(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        page = message_tree(
+            conversation=self.conversation, page=PageParams.from_query(query.validated_data)
+        )
+        return Response(page_body(page, MessageTreeNodeSerializer))
+
+
+class ConversationForkView(ConversationScopedView):
+    @extend_schema(
+        operation_id="conversations_fork",
+        tags=["conversations"],
+        summary="Fork a conversation at a message",
+        description="A new conversation of the same owner with the same settings (title, "
+        "model, system prompt, generation settings, metadata) whose history is a copy of the "
+        "branch that ends at message_id, which becomes its current leaf. The copies keep their "
+        "text, status and times; token counts and costs are not copied (the usage ledger "
+        "stays with the calls that were made). 409 when that branch holds an answer still "
+        "being generated.",
+        request=ForkSerializer,
+        responses={
+            201: ConversationSerializer,
+            400: INVALID_RESPONSE,
+            404: NOT_FOUND_RESPONSE,
+            409: OpenApiResponse(description="An answer on the branch is being generated."),
+        },
+        examples=[
+            OpenApiExample(
+                "fork",
+                value={"message_id": "6a1b3d2f-4c5e-4f70-9bac-1d2e3f4a5b6c"},
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request: Request, conversation_id: str) -> Response:
+        serializer = ForkSerializer(instance=self.conversation, data=request.data)
+        serializer.is_valid(raise_exception=True)
+        fork = conversation_fork(
+            conversation=self.conversation, message_id=serializer.validated_data["message_id"]
+        )
+        return Response(ConversationSerializer(fork).data, status=status.HTTP_201_CREATED)
+
+
 class ConversationExportView(ConversationScopedView):
     def perform_content_negotiation(
         self, request: Request, force: bool = False
@@ -246,9 +322,11 @@ class ConversationExportView(ConversationScopedView):
         summary="Export a conversation",
         description="The conversation and all its messages as a file to download "
         "(Content-Disposition: attachment). format=json (the default): the conversation "
-        "and each message in the shapes the API returns them, oldest first, plus totals. "
-        "format=markdown: a readable transcript, reasoning in collapsed <details> blocks, "
-        "with each answer's model, tokens, cost, latency and time to first token.",
+        "and each message of every branch in the shapes the API returns them (with their "
+        "parent_id), oldest first, plus totals. format=markdown: a readable transcript of the "
+        "current branch, saying how many other branches there are, reasoning in collapsed "
+        "<details> blocks, with each answer's model, tokens, cost, latency and time to first "
+        "token.",
         parameters=[ConversationExportQuerySerializer],
         responses={
             (200, "application/json"): ConversationExportSerializer,

@@ -1,29 +1,28 @@
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from rest_framework import serializers
 
 from conversations.models import Message
+from conversations.selectors import message_find
 from conversations.serializers import (
+    NOT_IN_CONVERSATION,
     GenerationSettingsSerializer,
     MessageSerializer,
     unstorable_text,
+    validated_conversation,
 )
 
 MESSAGE_MAX_CHARS = 100_000
 _COST = serializers.DecimalField(max_digits=18, decimal_places=10)
 
 
-class MessageCreateSerializer(GenerationSettingsSerializer):
-    """A user message, with optional overrides of the conversation's generation settings for
-    this turn. Validate with ``instance=conversation``: the overrides are judged against the
+class RegenerateSerializer(GenerationSettingsSerializer):
+    """Another answer: optional overrides of the conversation's generation settings for this
+    turn. Validate with ``instance=conversation``: the overrides are judged against the
     model that will answer."""
 
-    content = serializers.CharField(
-        max_length=MESSAGE_MAX_CHARS,
-        trim_whitespace=False,
-        help_text=f"The user's message, at most {MESSAGE_MAX_CHARS} characters.",
-    )
     stream = serializers.BooleanField(
         default=False,
         help_text="Answer as a Server-Sent Events stream (also with Accept: text/event-stream).",
@@ -31,8 +30,41 @@ class MessageCreateSerializer(GenerationSettingsSerializer):
     model = serializers.CharField(
         max_length=100,
         required=False,
-        help_text="Answer this turn with another catalog model; the conversation's otherwise.",
+        help_text="Answer with another catalog model; the conversation's otherwise.",
     )
+
+
+class MessageCreateSerializer(RegenerateSerializer):
+    """A user message, with optional overrides of the conversation's generation settings for
+    this turn, after the current leaf or a named parent. Validate with
+    ``instance=conversation``: the overrides are judged against the model that will answer,
+    the parent against the conversation's messages."""
+
+    parent_id = serializers.UUIDField(
+        required=False,
+        allow_null=True,
+        help_text="The assistant message to answer after (editing a user message is sending "
+        "the new text with that message's parent_id; the old version stays as a sibling). "
+        "null: a new root. Absent: after the conversation's current leaf.",
+    )
+    content = serializers.CharField(
+        max_length=MESSAGE_MAX_CHARS,
+        trim_whitespace=False,
+        help_text=f"The user's message, at most {MESSAGE_MAX_CHARS} characters.",
+    )
+
+    def validate_parent_id(self, value: uuid.UUID | None) -> uuid.UUID | None:
+        if value is None:
+            return None
+        parent = message_find(conversation=validated_conversation(self), message_id=value)
+        if parent is None:
+            raise serializers.ValidationError(NOT_IN_CONVERSATION)
+        if parent.role != Message.Role.ASSISTANT:
+            raise serializers.ValidationError(
+                "Must be an assistant message: a user message follows an answer "
+                "(or starts a new branch with null)."
+            )
+        return value
 
     def validate_content(self, value: str) -> str:
         if not value.strip():

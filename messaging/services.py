@@ -17,18 +17,29 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.models import User
-from chatapi.errors import ApiError, RateLimitedError
+from chatapi.errors import ApiError, ConflictError, RateLimitedError
 from chatapi.ratelimits import stream_slot_acquire, stream_slot_release
 from conversations.models import Conversation, Message
+from conversations.selectors import Parent, message_with_siblings
 from messaging.generation import Generation
-from messaging.idempotency import IdempotentReplayError, idempotency_claim, idempotency_find
+from messaging.idempotency import (
+    IdempotencyClaim,
+    IdempotentReplayError,
+    idempotency_claim,
+    idempotency_find,
+)
 from messaging.live import generation_cancel
 from messaging.llm.registry import provider_get
 from messaging.models import IdempotencyKey
 from messaging.resume import message_wait_final
 from messaging.sweeper import worker_is_alive
-from messaging.turns import GenerationSettings, turn_prepare
-from usage.catalog import chat_model_get, chat_model_unavailable
+from messaging.turns import (
+    GenerationSettings,
+    TurnPlan,
+    turn_prepare,
+    turn_prepare_regeneration,
+)
+from usage.catalog import ChatModel, chat_model_get, chat_model_unavailable
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +100,13 @@ def message_send(
     """Send ``data["content"]`` to ``conversation`` (the caller's, already authorized) with
     the optional overrides in ``data`` (model, temperature, max_output_tokens,
     reasoning_effort; validated by ``MessageCreateSerializer``; top_p and stop, for this turn
-    only): store the user message and an in-progress answer, holding one of ``user``'s stream
-    slots until the answer is stored. Everything that can fail before the first byte fails
-    here; ``started_at`` (``time.perf_counter()``) is when the request arrived, for the
-    latency measures; ``api_key_id`` the API key that asked, which the ledger names.
+    only), after ``data["parent_id"]`` (an assistant message of the conversation, checked by
+    the serializer; None: a new root) or, without it, after the conversation's current leaf:
+    store the user message and an in-progress answer, the new current leaf, holding one of
+    ``user``'s stream slots until the answer is stored. Everything that can fail before the
+    first byte fails here; ``started_at`` (``time.perf_counter()``) is when the request
+    arrived, for the latency measures; ``api_key_id`` the API key that asked, which the
+    ledger names.
 
     A retry with an ``idempotency_key`` already used for the same request returns the turn
     it repeats instead of a new one.
@@ -102,8 +116,96 @@ def message_send(
     ``BillingError`` (a budget is spent) and ``ProviderError`` (the model's provider is not
     configured). Must run in a thread that may query the database (not on the event loop).
     """
+    parent = data.get("parent_id", Parent.CURRENT_LEAF)
+
+    def prepare(model: ChatModel, claim: IdempotencyClaim | None) -> TurnPlan:
+        return turn_prepare(
+            conversation=conversation,
+            content=data["content"],
+            model=model,
+            generation=_generation_settings(data, conversation),
+            started_at=started_at,
+            idempotency=claim,
+            parent=parent,
+            api_key_id=api_key_id,
+        )
+
+    return _turn_start(
+        conversation=conversation,
+        user=user,
+        data=data,
+        claim_body=dict(data),
+        idempotency_key=idempotency_key,
+        prepare=prepare,
+    )
+
+
+def message_regenerate(
+    *,
+    conversation: Conversation,
+    user: User,
+    answer: Message,
+    data: Mapping[str, Any],
+    idempotency_key: str | None,
+    started_at: float | None = None,
+    api_key_id: uuid.UUID | None = None,
+) -> NewTurn | RepeatedTurn:
+    """Another answer to the user message that ``answer`` (a message of ``conversation``,
+    the caller's) answers: a new in-progress assistant message beside it, from the same
+    history, with the optional overrides in ``data`` (validated by ``RegenerateSerializer``),
+    and the conversation's new current leaf. Otherwise as ``message_send``: the same
+    idempotency, stream slot, budgets and errors, plus ``ApiError`` when ``answer`` is not an
+    assistant message and ``ConflictError`` while it is still being generated."""
+    if answer.role != Message.Role.ASSISTANT:
+        raise ApiError(
+            "Only an assistant message can be regenerated; this is a user message "
+            "(to change it, send the new text with its parent_id)."
+        )
+    if answer.status == Message.Status.IN_PROGRESS:
+        raise ConflictError(
+            "The message is still being generated; cancel it, or wait for it to end.",
+            details={"status": answer.status},
+        )
+    question = answer.parent
+    if question is None or question.role != Message.Role.USER:
+        raise ApiError("This answer follows no user message: there is nothing to ask again.")
+
+    def prepare(model: ChatModel, claim: IdempotencyClaim | None) -> TurnPlan:
+        return turn_prepare_regeneration(
+            conversation=conversation,
+            question=question,
+            model=model,
+            generation=_generation_settings(data, conversation),
+            started_at=started_at,
+            idempotency=claim,
+            api_key_id=api_key_id,
+        )
+
+    # The answer regenerated is part of the request: a key used for a send, or for another
+    # answer, is a different request (422).
+    return _turn_start(
+        conversation=conversation,
+        user=user,
+        data=data,
+        claim_body={**data, "regenerate": str(answer.pk)},
+        idempotency_key=idempotency_key,
+        prepare=prepare,
+    )
+
+
+def _turn_start(
+    *,
+    conversation: Conversation,
+    user: User,
+    data: Mapping[str, Any],
+    claim_body: dict[str, Any],
+    idempotency_key: str | None,
+    prepare: Callable[[ChatModel, IdempotencyClaim | None], TurnPlan],
+) -> NewTurn | RepeatedTurn:
+    """What every turn shares: the idempotency key, the model and its provider, a stream
+    slot, then ``prepare`` (which stores the messages)."""
     claim = idempotency_claim(
-        user=user, key=idempotency_key, conversation_id=conversation.pk, body=dict(data)
+        user=user, key=idempotency_key, conversation_id=conversation.pk, body=claim_body
     )
     if claim is not None and (record := idempotency_find(claim)) is not None:
         return _repeated(record)
@@ -118,15 +220,7 @@ def message_send(
     provider = provider_get(model.provider)
     release_slot = _stream_slot(user)
     try:
-        plan = turn_prepare(
-            conversation=conversation,
-            content=data["content"],
-            model=model,
-            generation=_generation_settings(data, conversation),
-            started_at=started_at,
-            idempotency=claim,
-            api_key_id=api_key_id,
-        )
+        plan = prepare(model, claim)
     except IdempotentReplayError as replay:
         release_slot()
         return _repeated(replay.record)
@@ -141,7 +235,7 @@ def message_send(
 def _repeated(record: IdempotencyKey) -> RepeatedTurn:
     return RepeatedTurn(
         conversation_id=record.conversation_id,
-        user_message=record.user_message,
+        user_message=message_with_siblings(message_id=record.user_message_id),
         assistant_message=record.assistant_message,
     )
 

@@ -5,16 +5,23 @@ when the answer ends (``turn_record``). Both are synchronous and each runs in on
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import cast
+from typing import Literal, cast
 
 from django.db import IntegrityError, transaction
+from django.db.models import F, Func
 from django.utils import timezone
 
 from chatapi import metrics
 from chatapi.errors import ApiError, ConflictError
 from conversations.models import Conversation, Message, ReasoningEffort
+from conversations.selectors import (
+    Parent,
+    conversation_leaf_id,
+    message_branch_filter,
+    message_with_siblings,
+)
 from conversations.services import conversation_touch
 from messaging.idempotency import CONSTRAINT as IDEMPOTENCY_CONSTRAINT
 from messaging.idempotency import (
@@ -28,6 +35,7 @@ from messaging.llm.token_estimates import (
     TOKENS_PER_MESSAGE,
     estimate_messages_tokens,
     estimate_tokens,
+    estimate_tokens_of_size,
 )
 from messaging.process import WORKER_ID
 from usage.catalog import ChatModel, chat_model_get, turn_cost
@@ -37,7 +45,6 @@ from usage.services import budget_release, budget_reserve, usage_record
 TITLE_MAX_CHARS = 60
 # Statuses whose content is part of the conversation the model sees next time.
 _CONTEXT_STATUSES = (Message.Status.COMPLETE, Message.Status.INCOMPLETE, Message.Status.CANCELLED)
-_HISTORY_PAGE = 100
 ONE_IN_PROGRESS_CONSTRAINT = "message_one_in_progress_per_conversation"
 
 
@@ -83,30 +90,46 @@ class GenerationSettings:
     stop: tuple[str, ...] = ()
 
 
-def _context_messages(*, conversation: Conversation, budget: int) -> tuple[list[ChatMessage], int]:
-    """The newest history that fits ``budget`` estimated tokens, oldest first."""
-    picked: list[ChatMessage] = []
-    used = 0
-    history = (
-        Message.objects.filter(conversation=conversation, status__in=_CONTEXT_STATUSES)
+def context_messages(
+    *, conversation: Conversation, parent_id: uuid.UUID | None, budget: int
+) -> tuple[list[ChatMessage], int]:
+    """The newest history that fits ``budget`` estimated tokens, oldest first: the branch
+    that ends at ``parent_id`` (the new message's parent; None: a new root, no history).
+    Messages on other branches are never part of it.
+
+    Two queries whatever the depth: the branch's roles and sizes newest first (the estimate
+    counts UTF-8 bytes, which PostgreSQL reports without sending the texts), then the texts
+    of the messages that fit."""
+    if parent_id is None:
+        return [], 0
+    sized = (
+        message_branch_filter(conversation=conversation, leaf_id=parent_id)
+        .filter(status__in=_CONTEXT_STATUSES)
         .exclude(role=Message.Role.SYSTEM)
+        .exclude(content="")
+        .annotate(size=Func(F("content"), function="octet_length"))
         .order_by("-created_at", "-id")
-        .values_list("role", "content")
+        .values_list("id", "role", "size")
     )
-    offset = 0
-    while True:
-        page = list(history[offset : offset + _HISTORY_PAGE])
-        for role, content in page:
-            if not content:
-                continue
-            cost = estimate_tokens(content) + TOKENS_PER_MESSAGE
-            if used + cost > budget:
-                return picked[::-1], used
-            picked.append(ChatMessage(role=cast("Role", role), content=content))
-            used += cost
-        if len(page) < _HISTORY_PAGE:
-            return picked[::-1], used
-        offset += _HISTORY_PAGE
+    picked: list[tuple[uuid.UUID, str]] = []
+    used = 0
+    for message_id, role, size in sized:
+        cost = estimate_tokens_of_size(size) + TOKENS_PER_MESSAGE
+        if used + cost > budget:
+            break
+        picked.append((message_id, role))
+        used += cost
+    if not picked:
+        return [], 0
+    texts = dict(
+        Message.objects.filter(pk__in=[message_id for message_id, _ in picked]).values_list(
+            "id", "content"
+        )
+    )
+    return [
+        ChatMessage(role=cast("Role", role), content=texts[message_id])
+        for message_id, role in reversed(picked)
+    ], used
 
 
 def _title_from(content: str) -> str:
@@ -139,10 +162,13 @@ def turn_prepare(
     started_at: float | None = None,
     idempotency: IdempotencyClaim | None = None,
     api_key_id: uuid.UUID | None = None,
+    parent: uuid.UUID | Literal[Parent.CURRENT_LEAF] | None = Parent.CURRENT_LEAF,
 ) -> TurnPlan:
-    """Store the user message (committed before any upstream call) and an ``in_progress``
-    assistant message, and build the provider request from the history that fits the
-    model's context window minus the output budget.
+    """Store the user message (committed before any upstream call) after ``parent`` (an
+    assistant message of the conversation, checked by the caller; None: a new root; by
+    default the current leaf) and an ``in_progress`` assistant message, and build the
+    provider request from the branch up to the parent that fits the model's context window
+    minus the output budget. The two messages become the conversation's current leaf.
 
     The turn's worst case (estimated input plus the whole output budget) is reserved against
     the owner's budgets in the same transaction (``usage.services.budget_reserve``).
@@ -150,6 +176,72 @@ def turn_prepare(
     Raises ``ConflictError`` while another answer is in progress in the conversation,
     ``IdempotentReplayError`` when a concurrent request with the same key won the race, and
     ``BillingError`` when a budget is spent (then nothing is stored)."""
+    now = timezone.now()
+    question = Message(
+        conversation=conversation,
+        parent_id=(
+            conversation_leaf_id(conversation=conversation)
+            if parent is Parent.CURRENT_LEAF
+            else parent
+        ),
+        role=Message.Role.USER,
+        content=content,
+        status=Message.Status.COMPLETE,
+        created_at=now,
+        completed_at=now,
+    )
+    return _turn_prepare(
+        conversation=conversation,
+        question=question,
+        store_question=True,
+        model=model,
+        generation=generation,
+        started_at=started_at,
+        idempotency=idempotency,
+        now=now,
+        api_key_id=api_key_id,
+    )
+
+
+def turn_prepare_regeneration(
+    *,
+    conversation: Conversation,
+    question: Message,
+    model: ChatModel,
+    generation: GenerationSettings,
+    started_at: float | None = None,
+    idempotency: IdempotencyClaim | None = None,
+    api_key_id: uuid.UUID | None = None,
+) -> TurnPlan:
+    """Another answer to ``question`` (a stored user message of the conversation): an
+    ``in_progress`` assistant message beside its earlier answers, built from the same
+    history, and the conversation's current leaf. Otherwise as ``turn_prepare``."""
+    return _turn_prepare(
+        conversation=conversation,
+        question=question,
+        store_question=False,
+        model=model,
+        generation=generation,
+        started_at=started_at,
+        idempotency=idempotency,
+        now=timezone.now(),
+        api_key_id=api_key_id,
+    )
+
+
+def _turn_prepare(
+    *,
+    conversation: Conversation,
+    question: Message,
+    store_question: bool,
+    model: ChatModel,
+    generation: GenerationSettings,
+    started_at: float | None,
+    idempotency: IdempotencyClaim | None,
+    now: datetime,
+    api_key_id: uuid.UUID | None,
+) -> TurnPlan:
+    content = question.content
     system = (
         [ChatMessage(role="system", content=conversation.system_prompt)]
         if conversation.system_prompt
@@ -169,7 +261,9 @@ def turn_prepare(
             f"{model.context_window} tokens and {output_budget} are reserved for the answer.",
             details={"fields": {"content": ["Too long for the model's context window."]}},
         )
-    history, history_tokens = _context_messages(conversation=conversation, budget=budget)
+    history, history_tokens = context_messages(
+        conversation=conversation, parent_id=question.parent_id, budget=budget
+    )
     messages = (*system, *history, new_message)
     estimated_input = (
         estimate_messages_tokens(system)
@@ -178,17 +272,9 @@ def turn_prepare(
         + TOKENS_PER_MESSAGE
     )
 
-    now = timezone.now()
-    user_message = Message(
-        conversation=conversation,
-        role=Message.Role.USER,
-        content=content,
-        status=Message.Status.COMPLETE,
-        created_at=now,
-        completed_at=now,
-    )
     assistant = Message(
         conversation=conversation,
+        parent_id=question.pk,
         role=Message.Role.ASSISTANT,
         status=Message.Status.IN_PROGRESS,
         model=model.id,
@@ -196,6 +282,7 @@ def turn_prepare(
         created_at=now + timedelta(microseconds=1),
         worker_id=WORKER_ID,
     )
+    title = _title_from(content) if store_question else None
     try:
         with transaction.atomic():
             if idempotency is not None:
@@ -203,7 +290,7 @@ def turn_prepare(
                 idempotency_record(
                     claim=idempotency,
                     conversation_id=conversation.pk,
-                    user_message_id=user_message.pk,
+                    user_message_id=question.pk,
                     assistant_message_id=assistant.pk,
                 )
             budget_reserve(
@@ -215,8 +302,11 @@ def turn_prepare(
                     usage=Usage(input_tokens=estimated_input, output_tokens=output_budget),
                 ),
             )
-            Message.objects.bulk_create([user_message, assistant])
-            conversation_touch(conversation_id=conversation.pk, at=now, title=_title_from(content))
+            Message.objects.bulk_create([question, assistant] if store_question else [assistant])
+            conversation_touch(
+                conversation_id=conversation.pk, at=now, title=title, current_leaf_id=assistant.pk
+            )
+            question = message_with_siblings(message_id=question.pk)
     except IntegrityError as exc:
         if idempotency is not None and IDEMPOTENCY_CONSTRAINT in str(exc):
             record = idempotency_find(idempotency)
@@ -225,9 +315,10 @@ def turn_prepare(
         if ONE_IN_PROGRESS_CONSTRAINT not in str(exc):
             raise
         raise _in_progress_conflict(conversation) from None
+    conversation.current_leaf_id = assistant.pk
     return TurnPlan(
         conversation_id=conversation.pk,
-        user_message=user_message,
+        user_message=question,
         assistant_message_id=assistant.pk,
         model=model,
         request=ChatRequest(
@@ -242,7 +333,7 @@ def turn_prepare(
         estimated_input_tokens=estimated_input,
         started_at=started_at if started_at is not None else time.perf_counter(),
         user_id=conversation.owner_id,
-        auto_title=None if conversation.title else _title_from(content),
+        auto_title=None if conversation.title or title is None else title,
         api_key_id=api_key_id,
     )
 

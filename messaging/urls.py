@@ -20,6 +20,11 @@ urlpatterns = [
         name="conversation-message-cancel",
     ),
     path(
+        "conversations/<str:conversation_id>/messages/<str:message_id>/regenerate",
+        views.ConversationMessageRegenerateView.as_view(),
+        name="conversation-message-regenerate",
+    ),
+    path(
         "conversations/<str:conversation_id>/messages/stream",
         views.ConversationMessagesStreamView.as_view(),
         name="conversation-messages-stream",

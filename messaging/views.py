@@ -25,11 +25,15 @@ from chatapi import shutdown
 from chatapi.dispatch import ContinueOnLoop
 from chatapi.errors import ApiError, ConflictError, api_error, status_for_error_type
 from chatapi.openapi import sse_schema_response
-from chatapi.pagination import PageParams, PageQuerySerializer, page_body, page_schema
+from chatapi.pagination import PageParams, page_body, page_schema
 from chatapi.ratelimits import SendRateThrottle
 from conversations.models import Conversation, Message
-from conversations.selectors import message_get_in_conversation, message_list
-from conversations.serializers import MessageSerializer
+from conversations.selectors import (
+    message_get_in_conversation,
+    message_list,
+    message_with_siblings,
+)
+from conversations.serializers import MessageListQuerySerializer, MessageSerializer
 from conversations.views import INVALID_RESPONSE, NOT_FOUND_RESPONSE, ConversationScopedView
 from messaging.generation import Generation
 from messaging.idempotency import HEADER as IDEMPOTENCY_HEADER
@@ -39,13 +43,23 @@ from messaging.serializers import (
     AssistantReply,
     AssistantReplySerializer,
     MessageCreateSerializer,
+    RegenerateSerializer,
 )
-from messaging.services import RepeatedTurn, message_cancel, message_send
+from messaging.services import (
+    NewTurn,
+    RepeatedTurn,
+    message_cancel,
+    message_regenerate,
+    message_send,
+)
 
 _MESSAGES_EXAMPLE: list[dict[str, Any]] = [
     {
         "id": "5f0a2c1e-3b4d-4e6f-8a9b-0c1d2e3f4a5b",
         "conversation_id": "0b9c3f0e-7d3c-4a53-9d3e-2f1a6f4e8b21",
+        "parent_id": None,
+        "sibling_count": 1,
+        "sibling_index": 1,
         "role": "user",
         "content": "Three things to see in Lisbon?",
         "reasoning": "",
@@ -63,6 +77,9 @@ _MESSAGES_EXAMPLE: list[dict[str, Any]] = [
     {
         "id": "6a1b3d2f-4c5e-4f70-9bac-1d2e3f4a5b6c",
         "conversation_id": "0b9c3f0e-7d3c-4a53-9d3e-2f1a6f4e8b21",
+        "parent_id": "5f0a2c1e-3b4d-4e6f-8a9b-0c1d2e3f4a5b",
+        "sibling_count": 2,
+        "sibling_index": 2,
         "role": "assistant",
         "content": "Belem Tower, the Alfama, and the LX Factory.",
         "reasoning": "The user wants three sights.",
@@ -172,11 +189,6 @@ class ConversationMessageSendMixin:
         serializer = MessageCreateSerializer(instance=self.conversation, data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        streaming = (
-            always_stream
-            or data["stream"]
-            or "text/event-stream" in request.headers.get("Accept", "")
-        )
         try:
             turn = message_send(
                 conversation=self.conversation,
@@ -188,12 +200,43 @@ class ConversationMessageSendMixin:
             )
         except ProviderError as exc:
             raise api_error_from_provider(exc) from None
-        if isinstance(turn, RepeatedTurn):
-            return _repeat(turn, streaming=streaming)
-        return ContinueOnLoop(
-            functools.partial(_answer, turn.generation, streaming=streaming),
-            abandon=turn.generation.abandon,
-        )
+        return _respond(turn, streaming=_streaming(request, data, always_stream=always_stream))
+
+    def regenerate(self, request: Request, *, answer: Message) -> HttpResponseBase:
+        """Another answer to ``answer``'s user message, beside it, rendered as a send."""
+        started_at = time.perf_counter()
+        serializer = RegenerateSerializer(instance=self.conversation, data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            turn = message_regenerate(
+                conversation=self.conversation,
+                user=request_user(request),
+                answer=answer,
+                data=data,
+                idempotency_key=request.headers.get(IDEMPOTENCY_HEADER),
+                started_at=started_at,
+                api_key_id=request_api_key_id(request),
+            )
+        except ProviderError as exc:
+            raise api_error_from_provider(exc) from None
+        return _respond(turn, streaming=_streaming(request, data, always_stream=False))
+
+
+def _streaming(request: Request, data: dict[str, Any], *, always_stream: bool) -> bool:
+    return (
+        always_stream or data["stream"] or "text/event-stream" in request.headers.get("Accept", "")
+    )
+
+
+def _respond(turn: NewTurn | RepeatedTurn, *, streaming: bool) -> HttpResponseBase:
+    """A turn as the response: its stream, or its JSON reply once it has ended."""
+    if isinstance(turn, RepeatedTurn):
+        return _repeat(turn, streaming=streaming)
+    return ContinueOnLoop(
+        functools.partial(_answer, turn.generation, streaming=streaming),
+        abandon=turn.generation.abandon,
+    )
 
 
 def _repeat(turn: RepeatedTurn, *, streaming: bool) -> HttpResponseBase:
@@ -242,9 +285,12 @@ class ConversationMessagesView(ConversationMessageSendMixin, ConversationScopedV
         operation_id="conversations_messages_list",
         tags=["messages"],
         summary="List a conversation's messages",
-        description="Oldest first. Keyset pagination: pass a page's last_id as after_id for "
-        "the next page, its first_id as before_id for the previous one.",
-        parameters=[PageQuerySerializer],
+        description="The current branch (the path from the root to the conversation's "
+        "current_leaf_id), or with leaf_id the branch that ends at another message, oldest "
+        "first. Each message carries its parent_id and its place among its siblings "
+        "(sibling_index of sibling_count: '2 of 3'). Keyset pagination: pass a page's last_id "
+        "as after_id for the next page, its first_id as before_id for the previous one.",
+        parameters=[MessageListQuerySerializer],
         responses={
             200: page_schema("MessageList", MessageSerializer),
             400: INVALID_RESPONSE,
@@ -264,10 +310,14 @@ class ConversationMessagesView(ConversationMessageSendMixin, ConversationScopedV
         ],
     )
     def get(self, request: Request, conversation_id: str) -> Response:
-        query = PageQuerySerializer(data=request.query_params.dict())
+        query = MessageListQuerySerializer(
+            data=request.query_params.dict(), context={"conversation": self.conversation}
+        )
         query.is_valid(raise_exception=True)
         page = message_list(
-            conversation=self.conversation, page=PageParams.from_query(query.validated_data)
+            conversation=self.conversation,
+            page=PageParams.from_query(query.validated_data),
+            leaf_id=query.validated_data.get("leaf_id"),
         )
         return Response(page_body(page, MessageSerializer))
 
@@ -275,10 +325,15 @@ class ConversationMessagesView(ConversationMessageSendMixin, ConversationScopedV
         operation_id="conversations_messages_create",
         tags=["messages"],
         summary="Send a message and get the assistant's answer",
-        description="The user message is stored before the model is called. Without "
-        "streaming: 201 with the answer as an Anthropic Message plus the stored user message, "
-        "latency, time to first token and cost. With stream=true or Accept: "
-        "text/event-stream: an SSE stream in Anthropic's Messages event format.",
+        description="The user message is stored before the model is called, after the "
+        "conversation's current leaf or after parent_id (an assistant message; null for a new "
+        "root): editing a user message is sending the new text with its parent_id, and the old "
+        "version stays as a sibling. The model sees the branch up to the parent only. The new "
+        "messages become the current leaf. Without streaming: 201 with the answer as an "
+        "Anthropic Message plus the stored user message, latency, time to first token and "
+        "cost. With stream=true or Accept: text/event-stream: an SSE stream in Anthropic's "
+        "Messages event format. 409 while another answer of the conversation is being "
+        "generated, whatever its branch.",
         request=MessageCreateSerializer,
         responses=_SEND_RESPONSES,
         examples=[
@@ -290,6 +345,15 @@ class ConversationMessagesView(ConversationMessageSendMixin, ConversationScopedV
             OpenApiExample(
                 "with overrides",
                 value={"content": "Again, shorter.", "temperature": 0.2, "max_output_tokens": 200},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "edit",
+                summary="A new version of the user message that followed this answer",
+                value={
+                    "content": "Three things to eat in Lisbon?",
+                    "parent_id": "6a1b3d2f-4c5e-4f70-9bac-1d2e3f4a5b6c",
+                },
                 request_only=True,
             ),
         ],
@@ -414,9 +478,14 @@ class ConversationMessageCancelView(ConversationScopedView):
                 f"The message is not in progress (it is {message.status}).",
                 details={"status": message.status},
             )
+        # Its place among its siblings, read here (the database is not the loop's): ending
+        # an answer does not move it.
+        positioned = message_with_siblings(message_id=message.pk)
 
         async def cancelled() -> HttpResponseBase:
             stored = await message_cancel(message=message)
+            stored.sibling_count = positioned.sibling_count  # type: ignore[attr-defined]
+            stored.sibling_index = positioned.sibling_index  # type: ignore[attr-defined]
             done = stored.status != Message.Status.IN_PROGRESS
             return Response(
                 MessageSerializer(stored).data,
@@ -424,3 +493,38 @@ class ConversationMessageCancelView(ConversationScopedView):
             )
 
         return ContinueOnLoop(cancelled)
+
+
+class ConversationMessageRegenerateView(ConversationMessageSendMixin, ConversationScopedView):
+    """Another answer to the same user message."""
+
+    throttle_classes = (SendRateThrottle,)
+
+    @extend_schema(
+        operation_id="conversations_messages_regenerate",
+        tags=["messages"],
+        summary="Regenerate an answer",
+        description="Another answer to the user message that this assistant message answers, "
+        "stored beside it as a sibling, from the same history (the branch up to that user "
+        "message); optionally with another model, temperature, max_output_tokens or "
+        "reasoning_effort. The new answer becomes the current leaf. It streams or answers "
+        "JSON exactly like a send (user_message is the existing user message) and honours "
+        "Idempotency-Key. 400 for a user message; 409 while the message, or any answer of "
+        "the conversation, is being generated.",
+        parameters=[_MESSAGE_ID_PARAMETER],
+        request=RegenerateSerializer,
+        responses={
+            **_SEND_RESPONSES,
+            409: OpenApiResponse(description="An answer is being generated."),
+        },
+        examples=[
+            OpenApiExample(
+                "another model, streamed",
+                value={"model": "openai/gpt-oss-120b", "stream": True},
+                request_only=True,
+            ),
+        ],
+    )
+    def post(self, request: Request, conversation_id: str, message_id: str) -> HttpResponseBase:
+        answer = message_get_in_conversation(conversation=self.conversation, message_id=message_id)
+        return self.regenerate(request, answer=answer)

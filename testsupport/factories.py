@@ -4,13 +4,14 @@ models and ledger rows."""
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import ApiKey, User
 from conversations.models import Conversation, Message
+from conversations.selectors import Parent, conversation_leaf_id
 from conversations.services import conversation_touch
 from usage.models import LanguageModel, UsageKind, UsageRecord
 from usage.services import language_model_create, ledger_append, model_price_add
@@ -36,18 +37,35 @@ def make_message(
     role: Message.Role,
     content: str,
     created_at: datetime | None = None,
+    parent: Message | Literal[Parent.CURRENT_LEAF] | None = Parent.CURRENT_LEAF,
     **fields: Any,
 ) -> Message:
-    """A stored message, with the conversation's last_message_at and activity_at bumped as a
-    sent turn bumps them (never moved back, so messages made out of order leave the latest
-    in place), in one transaction."""
+    """A stored message after ``parent`` (default: the conversation's current leaf, as a send
+    without parent_id; None: a new root), made the current leaf, with the conversation's
+    last_message_at and activity_at bumped as a sent turn bumps them (never moved back, so
+    messages made out of order leave the latest in place), in one transaction."""
     created_at = created_at or timezone.now()
+    parent_id = (
+        conversation_leaf_id(conversation=conversation)
+        if parent is Parent.CURRENT_LEAF
+        else None
+        if parent is None
+        else parent.pk
+    )
     with transaction.atomic():
         message = Message.objects.create(
-            conversation=conversation, role=role, content=content, created_at=created_at, **fields
+            conversation=conversation,
+            parent_id=parent_id,
+            role=role,
+            content=content,
+            created_at=created_at,
+            **fields,
         )
-        conversation_touch(conversation_id=conversation.pk, at=created_at)
+        conversation_touch(
+            conversation_id=conversation.pk, at=created_at, current_leaf_id=message.pk
+        )
     # The instance follows the row, as far as it knows.
+    conversation.current_leaf_id = message.pk
     conversation.last_message_at = max(conversation.last_message_at or created_at, created_at)
     conversation.activity_at = max(conversation.activity_at, created_at)
     return message

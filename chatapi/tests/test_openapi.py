@@ -209,6 +209,45 @@ def test_export_route_is_documented(schema: dict[str, Any]) -> None:
     }
 
 
+def test_tree_routes_are_documented(schema: dict[str, Any]) -> None:
+    base = "/api/v1/conversations/{conversation_id}"
+    assert _operation_ids(schema, f"{base}/tree") == {"get": "conversations_tree"}
+    assert _operation_ids(schema, f"{base}/fork") == {"post": "conversations_fork"}
+    assert _operation_ids(schema, f"{base}/messages/{{message_id}}/regenerate") == {
+        "post": "conversations_messages_regenerate"
+    }
+    tree = schema["paths"][f"{base}/tree"]["get"]
+    assert sorted(parameter["name"] for parameter in tree["parameters"]) == [
+        "after_id",
+        "before_id",
+        "conversation_id",
+        "limit",
+    ]
+    listed = schema["paths"][f"{base}/messages"]["get"]
+    assert "leaf_id" in {parameter["name"] for parameter in listed["parameters"]}
+    regenerate = schema["paths"][f"{base}/messages/{{message_id}}/regenerate"]["post"]
+    assert sorted(regenerate["responses"]) == [
+        "200",
+        "201",
+        "400",
+        "401",
+        "404",
+        "409",
+        "413",
+        "415",
+        "429",
+        "502",
+        "503",
+    ]
+    fork = schema["paths"][f"{base}/fork"]["post"]
+    assert sorted(fork["responses"]) == ["201", "400", "401", "404", "409", "413", "415"]
+    message = schema["components"]["schemas"]["Message"]["properties"]
+    assert {"parent_id", "sibling_count", "sibling_index"} <= set(message)
+    assert "current_leaf_id" in schema["components"]["schemas"]["Conversation"]["properties"]
+    create = schema["components"]["schemas"]["MessageCreateRequest"]["properties"]
+    assert create["parent_id"]["nullable"] is True
+
+
 def test_metrics_and_docs_are_not_api_routes(schema: dict[str, Any]) -> None:
     # The API's own index is /api/v1 (and /api/v1/); `/` is the site's, not the API's. The
     # compatibility routes are at /v1/, where the SDKs look for them.

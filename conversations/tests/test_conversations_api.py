@@ -37,6 +37,9 @@ def _expected(conversation: Conversation) -> dict[str, Any]:
         "last_message_at": (
             _iso(conversation.last_message_at) if conversation.last_message_at else None
         ),
+        "current_leaf_id": (
+            str(conversation.current_leaf_id) if conversation.current_leaf_id else None
+        ),
     }
 
 
@@ -62,6 +65,7 @@ def test_create_with_no_fields_uses_the_defaults(api_client: APIClient, user: Us
         "created_at": "-",
         "updated_at": "-",
         "last_message_at": None,
+        "current_leaf_id": None,
     }
     assert conversation.activity_at == conversation.created_at
 

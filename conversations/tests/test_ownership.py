@@ -43,6 +43,24 @@ ROUTES: dict[str, Call] = {
         f"/api/v1/conversations/{cid}/messages/{PRIVATE_MESSAGE_ID}/cancel"
     ),
     "GET export": lambda client, cid: client.get(f"/api/v1/conversations/{cid}/export"),
+    "GET tree": lambda client, cid: client.get(f"/api/v1/conversations/{cid}/tree"),
+    "GET messages of a branch": lambda client, cid: client.get(
+        f"/api/v1/conversations/{cid}/messages", {"leaf_id": str(PRIVATE_MESSAGE_ID)}
+    ),
+    "PATCH current leaf": lambda client, cid: client.patch(
+        f"/api/v1/conversations/{cid}", {"current_leaf_id": str(PRIVATE_MESSAGE_ID)}, format="json"
+    ),
+    "POST fork": lambda client, cid: client.post(
+        f"/api/v1/conversations/{cid}/fork", {"message_id": str(PRIVATE_MESSAGE_ID)}, format="json"
+    ),
+    "POST message after a parent": lambda client, cid: client.post(
+        f"/api/v1/conversations/{cid}/messages",
+        {"content": "hi", "parent_id": str(PRIVATE_MESSAGE_ID)},
+        format="json",
+    ),
+    "POST regenerate": lambda client, cid: client.post(
+        f"/api/v1/conversations/{cid}/messages/{PRIVATE_MESSAGE_ID}/regenerate", {}, format="json"
+    ),
 }
 # Routes whose success for the owner needs more than this fixture (a model provider, a
 # generation in progress, an assistant message) are covered in their own suites.
@@ -52,6 +70,10 @@ OWNER_OK = [
     "DELETE conversation",
     "GET messages",
     "GET export",
+    "GET tree",
+    "GET messages of a branch",
+    "PATCH current leaf",
+    "POST fork",
 ]
 
 
@@ -64,14 +86,16 @@ def private_conversation(user: User) -> Conversation:
     conversation = make_conversation(owner=user, title="Private", metadata={"k": "v"})
     message = make_message(conversation=conversation, role=Message.Role.USER, content="secret")
     Message.objects.filter(pk=message.pk).update(id=PRIVATE_MESSAGE_ID)
+    Conversation.objects.filter(pk=conversation.pk).update(current_leaf_id=PRIVATE_MESSAGE_ID)
+    conversation.refresh_from_db()
     return conversation
 
 
 def _snapshot() -> list[tuple[Any, ...]]:
     conversations = Conversation.objects.order_by("id").values_list(
-        "id", "title", "archived", "updated_at", "metadata"
+        "id", "title", "archived", "updated_at", "metadata", "current_leaf_id"
     )
-    messages = Message.objects.order_by("id").values_list("id", "content")
+    messages = Message.objects.order_by("id").values_list("id", "content", "parent_id")
     return [*conversations, *messages]
 
 
@@ -134,7 +158,7 @@ def test_the_owner_reaches_the_routes_this_fixture_serves(
 ) -> None:
     response = ROUTES[route](api_client, str(private_conversation.id))
 
-    assert response.status_code in {200, 204}
+    assert response.status_code in {200, 201, 204}
 
 
 @pytest.mark.parametrize("route", ROUTES)
@@ -164,6 +188,79 @@ def test_collection_routes_require_authentication(
 
     assert_error(response, 401, "authentication_error")
     assert not Conversation.objects.exists()
+
+
+# --- parameters that name a message: another user's is a missing one -----------------------
+# On the caller's own conversation, a message id from another user's conversation in a
+# parameter or body field gets the answer a missing id gets, after the same queries.
+
+MESSAGE_PARAMETERS: dict[str, tuple[Callable[[APIClient, str, str], Any], str]] = {
+    "GET messages ?leaf_id": (
+        lambda client, cid, mid: client.get(
+            f"/api/v1/conversations/{cid}/messages", {"leaf_id": mid}
+        ),
+        "leaf_id",
+    ),
+    "PATCH current_leaf_id": (
+        lambda client, cid, mid: client.patch(
+            f"/api/v1/conversations/{cid}", {"current_leaf_id": mid}, format="json"
+        ),
+        "current_leaf_id",
+    ),
+    "POST fork message_id": (
+        lambda client, cid, mid: client.post(
+            f"/api/v1/conversations/{cid}/fork", {"message_id": mid}, format="json"
+        ),
+        "message_id",
+    ),
+    "POST message parent_id": (
+        lambda client, cid, mid: client.post(
+            f"/api/v1/conversations/{cid}/messages",
+            {"content": "hi", "parent_id": mid},
+            format="json",
+        ),
+        "parent_id",
+    ),
+}
+
+
+@pytest.mark.parametrize("parameter", MESSAGE_PARAMETERS)
+def test_a_parameter_naming_another_users_message_is_answered_as_a_missing_one(
+    other_client: APIClient,
+    other_user: User,
+    private_conversation: Conversation,
+    parameter: str,
+) -> None:
+    # given: the caller's own conversation, with a message
+    own = make_conversation(owner=other_user)
+    make_message(conversation=own, role=Message.Role.USER, content="mine")
+    call, field = MESSAGE_PARAMETERS[parameter]
+    missing_id = uuid.uuid4()
+    before = _snapshot()
+
+    # when
+    with CaptureQueriesContext(connection) as foreign_queries:
+        foreign = call(other_client, str(own.pk), str(PRIVATE_MESSAGE_ID))
+    with CaptureQueriesContext(connection) as missing_queries:
+        missing = call(other_client, str(own.pk), str(missing_id))
+
+    # then
+    problem = "No message with this id in this conversation."
+    for response in (foreign, missing):
+        body = assert_error(response, 400, "invalid_request_error")
+        assert body["error"] == {
+            "type": "invalid_request_error",
+            "message": f"{field}: {problem}",
+            "details": {"fields": {field: [problem]}},
+        }
+    assert [
+        q.replace(str(PRIVATE_MESSAGE_ID), "<id>").replace(PRIVATE_MESSAGE_ID.hex, "<id>")
+        for q in app_queries(foreign_queries)
+    ] == [
+        q.replace(str(missing_id), "<id>").replace(missing_id.hex, "<id>")
+        for q in app_queries(missing_queries)
+    ]
+    assert _snapshot() == before
 
 
 # --- usage: no filter can name another user's rows -----------------------------------------

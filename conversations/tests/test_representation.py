@@ -13,6 +13,7 @@ from rest_framework import serializers
 
 from accounts.models import User
 from conversations.models import Conversation, Message
+from conversations.selectors import messages_with_siblings
 from conversations.serializers import ConversationSerializer, MessageSerializer
 
 pytestmark = pytest.mark.django_db
@@ -83,7 +84,7 @@ def messages(conversation: Conversation) -> list[Message]:
             conversation=conversation, role="assistant", status="complete", cost_usd=Decimal(0)
         ),
     ]
-    return list(Message.objects.filter(pk__in=[m.pk for m in made]))
+    return list(messages_with_siblings(Message.objects.filter(pk__in=[m.pk for m in made])))
 
 
 @pytest.mark.parametrize("zone", ["UTC", "Europe/Lisbon", "Asia/Kolkata"])

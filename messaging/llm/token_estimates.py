@@ -18,7 +18,13 @@ TOKENS_PER_MESSAGE = 4
 def estimate_tokens(text: str) -> int:
     if not text:
         return 0
-    return -(-len(text.encode("utf-8")) // BYTES_PER_TOKEN)
+    return estimate_tokens_of_size(len(text.encode("utf-8")))
+
+
+def estimate_tokens_of_size(utf8_bytes: int) -> int:
+    """The estimate for a text of this many UTF-8 bytes (what PostgreSQL's octet_length
+    gives, so a history can be budgeted without reading its texts)."""
+    return -(-utf8_bytes // BYTES_PER_TOKEN)
 
 
 def estimate_messages_tokens(messages: Iterable[ChatMessage]) -> int:

@@ -98,6 +98,9 @@ def test_message_shape(api_client: APIClient, conversation: Conversation) -> Non
             {
                 "id": str(question.id),
                 "conversation_id": str(conversation.id),
+                "parent_id": None,
+                "sibling_count": 1,
+                "sibling_index": 1,
                 "role": "user",
                 "content": "Three things to see in Lisbon?",
                 "reasoning": "",
@@ -115,6 +118,9 @@ def test_message_shape(api_client: APIClient, conversation: Conversation) -> Non
             {
                 "id": str(answer.id),
                 "conversation_id": str(conversation.id),
+                "parent_id": str(question.id),
+                "sibling_count": 1,
+                "sibling_index": 1,
                 "role": "assistant",
                 "content": "Belem Tower, the Alfama, the LX Factory.",
                 "reasoning": "The user wants three sights.",
@@ -132,6 +138,9 @@ def test_message_shape(api_client: APIClient, conversation: Conversation) -> Non
             {
                 "id": str(failed.id),
                 "conversation_id": str(conversation.id),
+                "parent_id": str(answer.id),
+                "sibling_count": 1,
+                "sibling_index": 1,
                 "role": "assistant",
                 "content": "",
                 "reasoning": "",
