@@ -9,9 +9,12 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import cast
 
+from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.rls import service_role
 from chatapi import metrics
 from chatapi.errors import ApiError, ConflictError
 from conversations.models import Conversation
@@ -26,10 +29,17 @@ from messaging.idempotency import (
 from messaging.llm.base import ChatMessage, ChatRequest, ReasoningEffort, Role, Usage
 from messaging.models import Message
 from messaging.tokens import TOKENS_PER_MESSAGE, estimate_messages_tokens, estimate_tokens
-from messaging.workers import WORKER_ID
+from messaging.workers import (
+    SWEPT_ERROR,
+    WORKER_ID,
+    generations_orphaned,
+    partial_answer,
+    swept_log_end,
+    swept_log_events,
+)
 from usage.catalog import ChatModel, chat_model_get
-from usage.models import UsageKind, UsageRecord
-from usage.services import budget_release, budget_reserve, usage_record
+from usage.models import UsageKind
+from usage.services import budget_release, budget_reserve, ledger_remove, usage_record
 
 TITLE_MAX_CHARS = 60
 # Statuses whose content is part of the conversation the model sees next time.
@@ -208,35 +218,42 @@ def turn_prepare(
         created_at=now + timedelta(microseconds=1),
         worker_id=WORKER_ID,
     )
-    try:
-        with transaction.atomic():
-            if idempotency is not None:
-                # First: a concurrent retry waits here on the key, then replays this turn.
-                idempotency_record(
-                    claim=idempotency,
-                    conversation_id=conversation.pk,
-                    user_message_id=user_message.pk,
-                    assistant_message_id=assistant.pk,
+    reserve = turn_cost(
+        model=model, usage=Usage(input_tokens=estimated_input, output_tokens=output_budget)
+    )
+    for attempt in (1, 2):
+        try:
+            with transaction.atomic():
+                if idempotency is not None:
+                    # First: a concurrent retry waits here on the key, then replays this turn.
+                    idempotency_record(
+                        claim=idempotency,
+                        conversation_id=conversation.pk,
+                        user_message_id=user_message.pk,
+                        assistant_message_id=assistant.pk,
+                    )
+                budget_reserve(
+                    user_id=conversation.owner_id,
+                    message_id=assistant.pk,
+                    tokens=estimated_input + output_budget,
+                    cost_usd=reserve,
                 )
-            budget_reserve(
-                user_id=conversation.owner_id,
-                message_id=assistant.pk,
-                tokens=estimated_input + output_budget,
-                cost_usd=turn_cost(
-                    model=model,
-                    usage=Usage(input_tokens=estimated_input, output_tokens=output_budget),
-                ),
-            )
-            Message.objects.bulk_create([user_message, assistant])
-            conversation_touch(conversation_id=conversation.pk, at=now, title=_title_from(content))
-    except IntegrityError as exc:
-        if idempotency is not None and IDEMPOTENCY_CONSTRAINT in str(exc):
-            record = idempotency_find(idempotency)
-            if record is not None:
-                raise IdempotentReplayError(record) from None
-        if ONE_IN_PROGRESS_CONSTRAINT not in str(exc):
-            raise
-        raise _in_progress_conflict(conversation) from None
+                Message.objects.bulk_create([user_message, assistant])
+                conversation_touch(
+                    conversation_id=conversation.pk, at=now, title=_title_from(content)
+                )
+            break
+        except IntegrityError as exc:
+            if idempotency is not None and IDEMPOTENCY_CONSTRAINT in str(exc):
+                record = idempotency_find(idempotency)
+                if record is not None:
+                    raise IdempotentReplayError(record) from None
+            if ONE_IN_PROGRESS_CONSTRAINT not in str(exc):
+                raise
+            # The answer in progress may be a dead process's: then it is finished now and
+            # this send goes ahead (once: a live one is a conflict).
+            if attempt == 2 or not turn_sweep_stale(conversation_id=conversation.pk):
+                raise _in_progress_conflict(conversation) from None
     return TurnPlan(
         conversation_id=conversation.pk,
         user_message=user_message,
@@ -289,10 +306,9 @@ def turn_record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
         if not message.filter(status=Message.Status.IN_PROGRESS).update(**fields):
             # Finished meanwhile by a sweeper or a cancel that took this process for dead
             # (its heartbeat could not reach the database): the real outcome replaces
-            # theirs, and its ledger row their estimated one.
-            UsageRecord.objects.filter(
-                message_id=plan.assistant_message_id, kind=UsageKind.CHAT
-            ).delete()
+            # theirs, and its ledger row their estimated one (the update above waited for
+            # the sweeper's transaction, row and all, so this statement sees its row).
+            ledger_remove(message_id=plan.assistant_message_id, kind=UsageKind.CHAT)
             message.update(**fields)
         conversation_touch(conversation_id=plan.conversation_id, at=now)
         usage_record(
@@ -318,18 +334,45 @@ def turn_record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
     )
 
 
-def turn_record_swept(*, message_id: uuid.UUID, content: str | None, reasoning: str) -> None:
-    """Finish the books of a turn whose process died (the sweeper stored it ``incomplete``):
-    its partial answer when the event log had one, an estimated ledger row, and the end of
-    its budget reservation."""
+def turn_sweep_stale(*, conversation_id: uuid.UUID) -> bool:
+    """Finish the conversation's answer in progress as the sweeper would (``incomplete``,
+    its partial answer from the event log, its books) if its process has been silent for
+    ``GENERATION_STALE_SECONDS``: a send that meets it is then refused no longer than that,
+    not until some process's next heartbeat. True if there was one.
+
+    Synchronous, in the send's thread and transaction; only the event log is read and
+    ended on the event loop (``async_to_sync``), which touches no database."""
+    with service_role():  # the workers table is closed to users
+        orphans = generations_orphaned(
+            stale_seconds=settings.GENERATION_STALE_SECONDS, conversation_id=conversation_id
+        )
+    swept = False
+    for message_id in orphans:
+        events = async_to_sync(swept_log_events)(message_id)
+        content, reasoning = partial_answer(events) if events else (None, "")
+        if turn_record_swept(message_id=message_id, content=content, reasoning=reasoning):
+            async_to_sync(swept_log_end)(message_id, events)
+            swept = True
+    return swept
+
+
+def turn_record_swept(*, message_id: uuid.UUID, content: str | None, reasoning: str) -> bool:
+    """Finish a turn whose process died: the message ``incomplete`` with its partial answer
+    (when the event log had one), an estimated ledger row and the end of its budget
+    reservation, in one transaction. False, and nothing changed, if the message is no longer
+    in progress: another sweeper, or its own generation (late, not dead), finished it.
+
+    The message row is locked first: whichever of this and ``turn_record`` comes second
+    sees the other's outcome whole, so a turn never gets two ledger rows."""
+    now = timezone.now()
     with transaction.atomic():
         message = (
-            Message.objects.select_related("conversation")
-            .filter(pk=message_id, status=Message.Status.INCOMPLETE)
+            Message.objects.select_for_update()
+            .filter(pk=message_id, status=Message.Status.IN_PROGRESS)
             .first()
         )
         if message is None:
-            return
+            return False
         if content is not None:
             message.content, message.reasoning = content, reasoning
         usage = Usage(
@@ -338,12 +381,32 @@ def turn_record_swept(*, message_id: uuid.UUID, content: str | None, reasoning: 
         )
         model = chat_model_get(message.model)
         cost = turn_cost(model=model, usage=usage) if model is not None else None
+        message.status = Message.Status.INCOMPLETE
+        message.error = SWEPT_ERROR
+        message.usage_estimated = True
+        message.completed_at = now
         message.output_tokens = usage.output_tokens
         message.cost_usd = cost
-        message.save(update_fields=["content", "reasoning", "output_tokens", "cost_usd"])
+        message.save(
+            update_fields=[
+                "status",
+                "error",
+                "usage_estimated",
+                "completed_at",
+                "content",
+                "reasoning",
+                "output_tokens",
+                "cost_usd",
+            ]
+        )
         if model is not None:
+            owner_id = (
+                Conversation.objects.filter(pk=message.conversation_id)
+                .values_list("owner_id", flat=True)
+                .first()
+            )
             usage_record(
-                user_id=message.conversation.owner_id,
+                user_id=owner_id,
                 conversation_id=message.conversation_id,
                 message_id=message.pk,
                 kind=UsageKind.CHAT,
@@ -352,5 +415,7 @@ def turn_record_swept(*, message_id: uuid.UUID, content: str | None, reasoning: 
                 output_tokens=usage.output_tokens,
                 usage_estimated=True,
                 cost_usd=cost,
+                created_at=now,
             )
         budget_release(message_id=message.pk)
+    return True

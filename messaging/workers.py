@@ -1,12 +1,13 @@
 """The generations this server process runs, its heartbeat, the sweeper, and cancellation
 across processes.
 
-Every process that generates answers registers as a ``GenerationWorker`` and refreshes its
-``heartbeat_at`` every ``GENERATION_HEARTBEAT_SECONDS``; each in-progress message records its
-worker. A message whose worker has been silent for ``GENERATION_STALE_SECONDS`` belongs to a
-dead process: the sweeper (run by every live worker's heartbeat, and by ``manage.py
-sweep_generations``) stores it as ``incomplete`` with the partial answer from the event log,
-and ends its log so followers stop waiting.
+Every server process registers as a ``GenerationWorker`` when it starts (``chatapi.asgi``) and
+refreshes its ``heartbeat_at`` every ``GENERATION_HEARTBEAT_SECONDS``; each in-progress message
+records its worker. A message whose worker has been silent for ``GENERATION_STALE_SECONDS``
+belongs to a dead process: the sweeper (run by every live process's heartbeat, whatever the
+process is doing, and by ``manage.py sweep_generations``) stores it as ``incomplete`` with the
+partial answer from the event log, and ends its log so followers stop waiting. A send that
+meets such a message sweeps it itself (``messaging.turns``) instead of waiting for a beat.
 
 Cancellation reaches whichever process runs a generation through Redis pub/sub
 (``chatapi:cancel``); without Redis there is one process and it is this one.
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 from redis.exceptions import RedisError
 
@@ -159,39 +160,26 @@ def worker_is_alive(*, worker_id: str) -> bool:
         return GenerationWorker.objects.filter(id=worker_id, heartbeat_at__gte=cutoff).exists()
 
 
-def generations_sweep(*, stale_seconds: float) -> list[uuid.UUID]:
-    """Finish the messages in progress on workers silent for ``stale_seconds`` (or on no
-    known worker) as ``incomplete``; returns their ids."""
-    now = timezone.now()
-    cutoff = now - timedelta(seconds=stale_seconds)
+def generations_orphaned(
+    *, stale_seconds: float, conversation_id: uuid.UUID | None = None
+) -> list[uuid.UUID]:
+    """The messages in progress on workers silent for ``stale_seconds`` (or on no known
+    worker), in one conversation or all: the sweeper's to finish (``turn_record_swept``)."""
+    cutoff = timezone.now() - timedelta(seconds=stale_seconds)
     live = GenerationWorker.objects.filter(heartbeat_at__gte=cutoff).values("id")
-    orphans = list(
+    in_progress = Message.objects.filter(status=Message.Status.IN_PROGRESS)
+    if conversation_id is not None:
+        in_progress = in_progress.filter(conversation_id=conversation_id)
+    return list(
         # Old enough that its worker must have beaten since it was created.
-        Message.objects.filter(status=Message.Status.IN_PROGRESS, created_at__lt=cutoff)
+        in_progress.filter(created_at__lt=cutoff)
         .exclude(worker_id__in=live)
         .values_list("id", flat=True)
     )
-    if not orphans:
-        return []
-    with transaction.atomic():
-        # Locked and conditional on the status: of several sweepers (and a late
-        # turn_record), each message is finished by exactly one.
-        swept = list(
-            Message.objects.filter(id__in=orphans, status=Message.Status.IN_PROGRESS)
-            .select_for_update(skip_locked=True)
-            .values_list("id", flat=True)
-        )
-        Message.objects.filter(id__in=swept).update(
-            status=Message.Status.INCOMPLETE,
-            error=SWEPT_ERROR,
-            usage_estimated=True,
-            completed_at=now,
-        )
-    GenerationWorker.objects.filter(heartbeat_at__lt=now - timedelta(days=1)).delete()
-    return swept
 
 
-def _partial_answer(events: list[sse.SSEEvent]) -> tuple[str, str]:
+def partial_answer(events: list[sse.SSEEvent]) -> tuple[str, str]:
+    """The text and the reasoning a swept message's logged events carry."""
     text: list[str] = []
     reasoning: list[str] = []
     for event in events:
@@ -206,43 +194,57 @@ def _partial_answer(events: list[sse.SSEEvent]) -> tuple[str, str]:
 
 
 @sync_to_async(thread_sensitive=False)
-def _record_swept(*, message_id: uuid.UUID, content: str | None, reasoning: str) -> None:
+def _record_swept(*, message_id: uuid.UUID, content: str | None, reasoning: str) -> bool:
     from messaging.turns import turn_record_swept  # turns imports this module
 
     try:
-        turn_record_swept(message_id=message_id, content=content, reasoning=reasoning)
+        return turn_record_swept(message_id=message_id, content=content, reasoning=reasoning)
     finally:
         connection.close()
 
 
 @sync_to_async(thread_sensitive=False)
-def _in_db_thread_heartbeat_and_sweep() -> list[uuid.UUID]:
+def _in_db_thread_heartbeat_and_orphans() -> list[uuid.UUID]:
     try:
         worker_heartbeat(worker_id=WORKER_ID)
-        return generations_sweep(stale_seconds=settings.GENERATION_STALE_SECONDS)
+        with service_role():
+            GenerationWorker.objects.filter(
+                heartbeat_at__lt=timezone.now() - timedelta(days=1)
+            ).delete()
+        return generations_orphaned(stale_seconds=settings.GENERATION_STALE_SECONDS)
     finally:
         connection.close()
 
 
 async def sweep_once() -> list[uuid.UUID]:
-    """Store what could not be stored before, beat, sweep, and give each swept message its
-    partial answer and a logged ending."""
+    """Store what could not be stored before, beat, and finish each orphaned message with
+    its partial answer and a logged ending; returns the ids this call finished."""
     await _store_pending()
-    swept = await _in_db_thread_heartbeat_and_sweep()
-    for message_id in swept:
-        await _finish_swept(message_id)
+    swept = []
+    for message_id in await _in_db_thread_heartbeat_and_orphans():
+        events = await swept_log_events(message_id)
+        content, reasoning = partial_answer(events) if events else (None, "")
+        # False: another sweeper, or the generation itself, finished it meanwhile.
+        if await _record_swept(message_id=message_id, content=content, reasoning=reasoning):
+            await swept_log_end(message_id, events)
+            swept.append(message_id)
     return swept
 
 
-async def _finish_swept(message_id: uuid.UUID) -> None:
-    events: list[sse.SSEEvent] = []
-    if redis_enabled():  # without Redis the log died with the process that held it
-        try:
-            events = await log_events(message_id)
-        except RedisError:
-            logger.exception("could not read the event log of swept message %s", message_id)
-    content, reasoning = _partial_answer(events) if events else (None, "")
-    await _record_swept(message_id=message_id, content=content, reasoning=reasoning)
+async def swept_log_events(message_id: uuid.UUID) -> list[sse.SSEEvent]:
+    """What a swept message's event log holds (nothing without Redis: the log died with the
+    process that held it)."""
+    if not redis_enabled():
+        return []
+    try:
+        return await log_events(message_id)
+    except RedisError:
+        logger.exception("could not read the event log of swept message %s", message_id)
+        return []
+
+
+async def swept_log_end(message_id: uuid.UUID, events: list[sse.SSEEvent]) -> None:
+    """End a swept message's log with an ``error`` event, so its followers stop waiting."""
     if events and not events[-1].terminal:
         ending = sse.SSEEvent.build(events[-1].id + 1, sse.error(**_error_fields()))
         await append_events(message_id, [ending])
@@ -256,7 +258,9 @@ def _error_fields() -> dict[str, str]:
 
 
 def worker_ensure_running() -> None:
-    """Start this process's heartbeat/sweeper and cancel listener, once per event loop."""
+    """Start this process's heartbeat/sweeper and cancel listener, once per event loop: at
+    server start-up (``chatapi.asgi``), and again wherever generations run or are followed,
+    for event loops that started without it (the tests' in-process ASGI driver)."""
     loop = asyncio.get_running_loop()
     if loop in _services:
         return
