@@ -140,6 +140,32 @@ async def test_resume_when_up_to_date_ends_at_once(
     assert await response.read(wait=3.0) == b""
 
 
+@pytest.mark.skipif("redis" not in LOG_MODES, reason="needs Redis (set REDIS_URL; CI does)")
+async def test_a_log_that_redis_lost_mid_answer_is_not_begun_again_from_the_middle(
+    settings, groq_providers: None, fake_groq: FakeGroq, conversation: Conversation, auth: Any
+) -> None:
+    # given: an answer streaming, its log in Redis
+    settings.REDIS_URL = os.environ["REDIS_URL"]
+    words = [f"w{i} " for i in range(40)]
+    fake_groq.replies.append(Reply(text=words, interval=0.02))
+    first, received, message_id = await start_stream(conversation, auth, until_events=4)
+
+    # when: Redis loses the log (a restart comes back empty) while the answer goes on
+    await redis_client().delete(log_key(message_id))
+    events = parse_sse(received + await first.read())
+    await settled(conversation)
+    from messaging import workers
+
+    workers._generations.pop(message_id)  # the in-memory retention ends
+
+    # then: no log holds the answer's second half only; a replay is the stored answer
+    assert events[-1].event == "message_stop"
+    assert await redis_client().exists(log_key(message_id)) == 0
+    replay = parse_sse(await (await resume(conversation, auth, message_id, after=0)).read())
+    assert [e.id for e in replay] == [1, 2, 3, 4, 5, 6]
+    assert replay[2].data["delta"]["text"] == "".join(words)
+
+
 async def test_expired_log_replays_the_stored_message(
     log_mode: str, fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
 ) -> None:
