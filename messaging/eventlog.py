@@ -223,10 +223,10 @@ async def log_exists(message_id: uuid.UUID) -> bool:
     return bool(await redis_client().exists(log_key(message_id)))
 
 
-async def log_tail_is_terminal(message_id: uuid.UUID) -> bool:
-    """Whether the log's last event ends the stream."""
+async def log_tail(message_id: uuid.UUID) -> SSEEvent | None:
+    """The log's last event (None: no log)."""
     entries: Any = await redis_client().xrevrange(log_key(message_id), count=1)
-    return bool(entries) and _event_from(*entries[0]).terminal
+    return _event_from(*entries[0]) if entries else None
 
 
 async def log_events(message_id: uuid.UUID) -> list[SSEEvent]:

@@ -1,5 +1,11 @@
 """Following a message's events from any server process: live from this process's memory,
-from the Redis event log, or, once the log has expired, as a replay of the stored message."""
+from the Redis event log, or, once the log has expired, as a replay of the stored message.
+
+A replay of the stored message also answers a follower whose log vanished under it (deleted
+after it lost events to a Redis failure) and a client that already has more events than the
+log: its events did not all reach Redis before their process died, and the stored answer
+(the sweeper's, from the log) is shorter than what it saw. A replay starts again at event 1
+with ``message_start``; the client replaces what it had."""
 
 import asyncio
 import logging
@@ -11,7 +17,7 @@ from django.db import connection
 from redis.exceptions import RedisError
 
 from messaging import sse
-from messaging.eventlog import log_exists, log_tail_is_terminal, read_log, redis_enabled
+from messaging.eventlog import log_exists, log_tail, read_log, redis_enabled
 from messaging.models import Message
 from messaging.workers import generation_get, worker_ensure_running
 
@@ -85,6 +91,12 @@ async def message_events(message: Message, *, after: int) -> AsyncIterator[bytes
             yield chunk
         return
     # No log: wait for the stored outcome (a sweeper finishes a dead process's message).
+    async for chunk in _stored_replay(message):
+        yield chunk
+
+
+async def _stored_replay(message: Message) -> AsyncIterator[bytes]:
+    """Keepalives while the message is in progress, then the stored message's events."""
     async for item in _until_final(message):
         if isinstance(item, Message):
             message = item
@@ -121,10 +133,13 @@ async def _follow_redis(message_id: uuid.UUID, *, after: int) -> AsyncIterator[b
     """Ends at a terminal event, or at once when the client already has it."""
     position = after
     while True:
+        tail = None
         try:
             events = await read_log(message_id, after=position)
-            if not events and events is not None and not await log_tail_is_terminal(message_id):
-                continue
+            if events == []:  # nothing new yet, or nothing more
+                tail = await log_tail(message_id)
+                if tail is not None and not tail.terminal:
+                    continue
         except RedisError as exc:
             # The rest of the log is lost to this follower: end cleanly once the answer is
             # stored, pointing at the stored copy (a resume replays it).
@@ -136,6 +151,11 @@ async def _follow_redis(message_id: uuid.UUID, *, after: int) -> AsyncIterator[b
                 position + 1,
                 sse.error(error_type=LOG_LOST_ERROR["type"], message=LOG_LOST_ERROR["message"]),
             ).raw
+            return
+        if events is None or (not events and (tail is None or tail.id < position)):
+            # The log vanished, or holds less than the client has: the stored answer.
+            async for chunk in _stored_replay(await _load(message_id)):
+                yield chunk
             return
         if not events:
             return

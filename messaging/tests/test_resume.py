@@ -381,6 +381,55 @@ async def test_sweeper_finishes_a_dead_workers_message(
         assert ledger is None  # nothing was produced that the server knows of
 
 
+@pytest.mark.skipif("redis" not in LOG_MODES, reason="needs Redis (set REDIS_URL; CI does)")
+async def test_a_client_ahead_of_the_log_of_a_dead_process_gets_the_stored_answer_replayed(
+    settings, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    # given: a dead process's message whose last events never reached its log (the client
+    # got eight, the log four), finished by the sweeper from the log
+    settings.REDIS_URL = os.environ["REDIS_URL"]
+    settings.GENERATION_STALE_SECONDS = 1.0
+
+    @sync_to_async
+    def orphan() -> Message:
+        return Message.objects.create(
+            conversation=conversation,
+            role=Message.Role.ASSISTANT,
+            status=Message.Status.IN_PROGRESS,
+            worker_id="dead-host:1:gone",
+            model=MODEL,
+            created_at=timezone.now() - timedelta(seconds=5),
+        )
+
+    message = await orphan()
+    await append_events(
+        message.pk,
+        [
+            sse.SSEEvent.build(
+                1, sse.message_start(message_id=str(message.pk), model=MODEL, input_tokens=3)
+            ),
+            sse.SSEEvent.build(2, sse.content_block_start(index=0, block_type="text")),
+            sse.SSEEvent.build(3, sse.content_block_delta(index=0, block_type="text", text="Par")),
+            sse.SSEEvent.build(4, sse.content_block_delta(index=0, block_type="text", text="t")),
+        ],
+    )
+    assert await sweep_once() == [message.pk]
+
+    # when: the client resumes after the eighth event
+    body = await (await resume(conversation, auth, message.pk, after=8)).read()
+
+    # then: the stored answer, from event 1
+    events = parse_sse(body)
+    assert [(e.id, e.event) for e in events] == [
+        (1, "message_start"),
+        (2, "content_block_start"),
+        (3, "content_block_delta"),
+        (4, "content_block_stop"),
+        (5, "error"),
+    ]
+    assert events[2].data["delta"]["text"] == "Part"
+
+
 @sync_to_async
 def _ledger(message_id: uuid.UUID) -> UsageRecord | None:
     return UsageRecord.objects.filter(message_id=message_id).first()
