@@ -236,19 +236,7 @@ async def log_events(message_id: uuid.UUID) -> list[SSEEvent]:
     return [_event_from(entry_id, fields) for entry_id, fields in entries]
 
 
-async def append_events(message_id: uuid.UUID, events: list[SSEEvent]) -> None:
-    """Append events to a log written by a process that is gone (the sweeper's ending); as
-    everywhere, only the first event creates a log."""
-    client = redis_client()
-    key = log_key(message_id)
+async def log_delete(message_id: uuid.UUID) -> None:
+    """Drop a message's log (the sweeper's, once the stored answer is the only true one)."""
     with contextlib.suppress(RedisError):
-        async with client.pipeline(transaction=False) as pipe:
-            for event in events:
-                pipe.xadd(
-                    key,
-                    {"t": event.type, "b": event.raw},
-                    id=f"{event.id}-0",
-                    nomkstream=event.id != 1,
-                )
-            pipe.expire(key, settings.GENERATION_EVENT_LOG_TTL_SECONDS)
-            await pipe.execute()
+        await redis_client().delete(log_key(message_id))

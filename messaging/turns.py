@@ -34,7 +34,7 @@ from messaging.workers import (
     WORKER_ID,
     generations_orphaned,
     partial_answer,
-    swept_log_end,
+    swept_log_drop,
     swept_log_events,
 )
 from usage.catalog import ChatModel, chat_model_get
@@ -341,7 +341,7 @@ def turn_sweep_stale(*, conversation_id: uuid.UUID) -> bool:
     not until some process's next heartbeat. True if there was one.
 
     Synchronous, in the send's thread and transaction; only the event log is read and
-    ended on the event loop (``async_to_sync``), which touches no database."""
+    deleted on the event loop (``async_to_sync``), which touches no database."""
     with service_role():  # the workers table is closed to users
         orphans = generations_orphaned(
             stale_seconds=settings.GENERATION_STALE_SECONDS, conversation_id=conversation_id
@@ -351,7 +351,7 @@ def turn_sweep_stale(*, conversation_id: uuid.UUID) -> bool:
         events = async_to_sync(swept_log_events)(message_id)
         content, reasoning = partial_answer(events) if events else (None, "")
         if turn_record_swept(message_id=message_id, content=content, reasoning=reasoning):
-            async_to_sync(swept_log_end)(message_id, events)
+            async_to_sync(swept_log_drop)(message_id)
             swept = True
     return swept
 

@@ -6,8 +6,9 @@ refreshes its ``heartbeat_at`` every ``GENERATION_HEARTBEAT_SECONDS``; each in-p
 records its worker. A message whose worker has been silent for ``GENERATION_STALE_SECONDS``
 belongs to a dead process: the sweeper (run by every live process's heartbeat, whatever the
 process is doing, and by ``manage.py sweep_generations``) stores it as ``incomplete`` with the
-partial answer from the event log, and ends its log so followers stop waiting. A send that
-meets such a message sweeps it itself (``messaging.turns``) instead of waiting for a beat.
+partial answer from the event log, and deletes the log: followers replay the stored answer. A
+send that meets such a message sweeps it itself (``messaging.turns``) instead of waiting for a
+beat.
 
 Cancellation reaches whichever process runs a generation through Redis pub/sub
 (``chatapi:cancel``); without Redis there is one process and it is this one.
@@ -34,7 +35,7 @@ from accounts.rls import service_role
 from chatapi import shutdown
 from messaging import sse
 from messaging.eventlog import (
-    append_events,
+    log_delete,
     log_events,
     logs_written,
     redis_client,
@@ -226,7 +227,7 @@ async def sweep_once() -> list[uuid.UUID]:
         content, reasoning = partial_answer(events) if events else (None, "")
         # False: another sweeper, or the generation itself, finished it meanwhile.
         if await _record_swept(message_id=message_id, content=content, reasoning=reasoning):
-            await swept_log_end(message_id, events)
+            await swept_log_drop(message_id)
             swept.append(message_id)
     return swept
 
@@ -243,15 +244,13 @@ async def swept_log_events(message_id: uuid.UUID) -> list[sse.SSEEvent]:
         return []
 
 
-async def swept_log_end(message_id: uuid.UUID, events: list[sse.SSEEvent]) -> None:
-    """End a swept message's log with an ``error`` event, so its followers stop waiting."""
-    if events and not events[-1].terminal:
-        ending = sse.SSEEvent.build(events[-1].id + 1, sse.error(**_error_fields()))
-        await append_events(message_id, [ending])
-
-
-def _error_fields() -> dict[str, str]:
-    return {"error_type": SWEPT_ERROR["type"], "message": SWEPT_ERROR["message"]}
+async def swept_log_drop(message_id: uuid.UUID) -> None:
+    """Delete a swept message's log: followers then replay the stored answer, from event 1.
+    The log cannot be ended with an event of its own: the dead process may have sent its
+    clients events that never reached the log, so any id given to an ending may already
+    mean another event to them."""
+    if redis_enabled():
+        await log_delete(message_id)
 
 
 # --- per-process services -------------------------------------------------------------------
