@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 
 _KEY_PREFIX = "chatapi:gen:"
 _READ_BATCH = 512
+# How long after the TTL an abandoned log (its process died before closing it) still lives:
+# the longest an answer may take.
+_ABANDONED_LOG_SECONDS = 86400
 _READ_BLOCK_MS = 1000  # a follower's wait for new events, per XREAD
 # Above the XREAD wait: a hung Redis fails a command after this long instead of never (the
 # cancel listener's pub/sub reads are not bounded by it: they wait for messages).
@@ -133,7 +136,7 @@ class _LogFlusher:
     async def _write(
         self, client: Redis, pending: dict[str, list[SSEEvent]], closing: set[str]
     ) -> None:
-        written: list[str] = []  # the key of each XADD, in the pipeline's order
+        added: dict[int, str] = {}  # the key of each XADD, by its place in the pipeline
         deleting = [key for key, deleted in self._broken.items() if not deleted]
         try:
             async with client.pipeline(transaction=False) as pipe:
@@ -143,13 +146,16 @@ class _LogFlusher:
                     if key in self._broken:
                         continue
                     for event in events:
+                        added[len(pipe)] = key
                         pipe.xadd(
                             key,
                             {"t": event.type, "b": event.raw},
                             id=f"{event.id}-0",
                             nomkstream=event.id != 1,
                         )
-                        written.append(key)
+                    if events[0].id == 1:
+                        # A log whose process dies before closing it expires anyway.
+                        pipe.expire(key, self._ttl + _ABANDONED_LOG_SECONDS)
                 for key in closing - self._broken.keys():
                     pipe.expire(key, self._ttl)
                 results = await pipe.execute(raise_on_error=False)
@@ -165,9 +171,8 @@ class _LogFlusher:
         self._breaker.succeeded()
         for key in deleting:
             self._broken[key] = True
-        added = results[len(deleting) : len(deleting) + len(written)]
         # None: the log was not there to add to (Redis lost it).
-        self._lost({key: [] for key, result in zip(written, added, strict=True) if result is None})
+        self._lost({key: [] for place, key in added.items() if results[place] is None})
         failed = [r for r in results if isinstance(r, Exception)]
         if failed:
             logger.error("%d event log writes failed: %s", len(failed), failed[0])

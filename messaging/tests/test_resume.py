@@ -431,6 +431,55 @@ async def test_a_client_ahead_of_the_log_of_a_dead_process_gets_the_stored_answe
     assert events[2].data["delta"]["text"] == "Part"
 
 
+@pytest.mark.skipif("redis" not in LOG_MODES, reason="needs Redis (set REDIS_URL; CI does)")
+async def test_a_follower_of_a_log_that_will_never_end_gets_the_stored_answer_replayed(
+    settings, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    # given: an answer stored complete by a process that died before logging its end
+    settings.REDIS_URL = os.environ["REDIS_URL"]
+
+    @sync_to_async
+    def stored_answer() -> Message:
+        return Message.objects.create(
+            conversation=conversation,
+            role=Message.Role.ASSISTANT,
+            status=Message.Status.COMPLETE,
+            content="Hello",
+            model=MODEL,
+            input_tokens=3,
+            output_tokens=1,
+        )
+
+    message = await stored_answer()
+    await write_log(
+        message.pk,
+        [
+            sse.SSEEvent.build(
+                1, sse.message_start(message_id=str(message.pk), model=MODEL, input_tokens=3)
+            ),
+            sse.SSEEvent.build(2, sse.content_block_start(index=0, block_type="text")),
+            sse.SSEEvent.build(
+                3, sse.content_block_delta(index=0, block_type="text", text="Hello")
+            ),
+        ],
+    )
+
+    # when: a client resumes after the second event
+    body = await (await resume(conversation, auth, message.pk, after=2)).read(wait=5.0)
+
+    # then: what the log has, then the stored answer from event 1, not a wait for an end
+    # that never comes
+    assert [(e.id, e.event) for e in parse_sse(body)] == [
+        (3, "content_block_delta"),
+        (1, "message_start"),
+        (2, "content_block_start"),
+        (3, "content_block_delta"),
+        (4, "content_block_stop"),
+        (5, "message_delta"),
+        (6, "message_stop"),
+    ]
+
+
 async def write_log(message_id: uuid.UUID, events: list[sse.SSEEvent]) -> None:
     """A log as a process that died would have left it."""
     for event in events:
