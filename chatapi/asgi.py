@@ -1,4 +1,4 @@
-"""ASGI entry point: `daphne chatapi.asgi:application` (see the README's deployment guide)."""
+"""ASGI entry point: `daphne chatapi.asgi:application` (see docs/deployment.md)."""
 
 import os
 import sys
@@ -15,7 +15,7 @@ django.setup(set_prefix=False)
 
 from chatapi import request_signals  # noqa: E402 - needs the settings configured above
 from chatapi.dispatch import offloaded  # noqa: E402
-from messaging.workers import worker_ensure_running  # noqa: E402
+from chatapi.startup import startup_hooks_run  # noqa: E402
 
 
 class OneThreadASGIHandler(ASGIHandler):
@@ -41,11 +41,12 @@ class OneThreadASGIHandler(ASGIHandler):
 
 
 async def lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """ASGI lifespan (uvicorn, granian): the process's services start with the server."""
+    """ASGI lifespan (uvicorn, granian): the process's services start with the server
+    (``chatapi.startup``)."""
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
-            worker_ensure_running()
+            startup_hooks_run()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
@@ -53,17 +54,17 @@ async def lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def _start_with_daphne() -> None:
-    """Under daphne (which speaks no lifespan protocol), start the process's heartbeat and
-    sweeper as soon as its event loop runs: a process that only answers health checks must
-    still sweep what dead processes left. Daphne's CLI installs Twisted's asyncio reactor
-    before it imports the application; ``callLater`` runs on that loop once it runs."""
+    """Under daphne (which speaks no lifespan protocol), run the start-up hooks
+    (``chatapi.startup``) as soon as its event loop runs. Daphne's CLI installs Twisted's
+    asyncio reactor before it imports the application; ``callLater`` runs on that loop once
+    it runs."""
     if "twisted.internet.reactor" not in sys.modules:
         return
     from twisted.internet import reactor  # the one daphne installed, already imported
 
     # Typed as Any: Twisted declares the reactor's methods on zope interfaces, without self.
     running: Any = reactor
-    running.callLater(0, worker_ensure_running)
+    running.callLater(0, startup_hooks_run)
 
 
 request_signals.install()

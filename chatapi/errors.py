@@ -1,7 +1,7 @@
 """The API's one error envelope, shared by DRF views, Django's handlers and middleware.
 
 Shape (Anthropic's): ``{"type": "error", "error": {"type", "message", "details"?},
-"request_id": "req_..."}``. See ../shared/reference/wire-formats.md section 2.
+"request_id": "req_..."}``, as in https://docs.anthropic.com/en/api/errors.
 """
 
 import logging
@@ -49,6 +49,21 @@ DEFAULT_MESSAGE_BY_STATUS = {
     500: "Internal server error.",
     503: "The service is temporarily unavailable.",
 }
+
+
+# The lowest status of each error type: the one an error is answered with when only its type
+# is known (a stored failure).
+_STATUS_BY_ERROR_TYPE = {
+    error_type: status_code for status_code, error_type in reversed(ERROR_TYPE_BY_STATUS.items())
+}
+
+
+def status_for_error_type(error_type: str, *, default: int) -> int:
+    """The status an error known only by its type is answered with; ``default`` for
+    ``api_error``, which stands for every server-side failure, and for unknown types."""
+    if error_type == "api_error":
+        return default
+    return _STATUS_BY_ERROR_TYPE.get(error_type, default)
 
 
 def error_type_for_status(status_code: int) -> str:

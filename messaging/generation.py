@@ -5,7 +5,7 @@ A generation runs in a task of its own, detached from the HTTP request that star
 events go to an in-memory list (``events``, followed by responses in this process) and, with
 Redis, to the message's event log (followed by any process: ``messaging.eventlog``). An HTTP
 response only *follows* those events, so a client can disconnect and resume, and a generation
-can be cancelled from anywhere (``messaging.workers``).
+can be cancelled from anywhere (``messaging.live``).
 """
 
 import asyncio
@@ -22,8 +22,11 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
 from chatapi import metrics
+from conversations.models import Message
 from messaging import sse
+from messaging.endings import DISCONNECTED_ERROR, NOT_STORED_MESSAGE
 from messaging.eventlog import RedisLogWriter, redis_enabled
+from messaging.live import generation_forget, generation_register, store_later
 from messaging.llm.base import (
     ChatProvider,
     Finish,
@@ -35,34 +38,14 @@ from messaging.llm.base import (
     TextDelta,
     Usage,
 )
-from messaging.models import Message
+from messaging.llm.token_estimates import estimate_tokens
+from messaging.sweeper import worker_ensure_running
 from messaging.titles import title_generate_later
-from messaging.tokens import estimate_tokens
-from messaging.turns import TurnOutcome, TurnPlan, turn_cost, turn_record
-from messaging.workers import (
-    generation_forget,
-    generation_register,
-    store_later,
-    worker_ensure_running,
-)
+from messaging.turns import TurnOutcome, TurnPlan, turn_record
+from usage.catalog import turn_cost
 
 logger = logging.getLogger(__name__)
 
-CANCELLED_STOP_REASON = "cancelled"
-DISCONNECTED_ERROR = ProviderError(
-    499,
-    "api_error",
-    "The client disconnected and the generation was stopped; the answer is incomplete.",
-)
-SHUTDOWN_ERROR = ProviderError(
-    503,
-    "api_error",
-    "The server shut down before the answer was finished; the partial answer was kept.",
-)
-NOT_STORED_MESSAGE = (
-    "The answer is complete but could not be stored yet: the database is unreachable. "
-    "It will be stored when the database is back."
-)
 # A finished generation stays in memory this long for same-process resumes (Redis serves
 # later ones; without Redis, memory is the only log, kept for the log TTL).
 _KEEP_FINISHED_SECONDS_WITH_REDIS = 60.0
@@ -151,7 +134,7 @@ class Generation:
             self.model = first.model
         if redis_enabled():
             self._writer = RedisLogWriter(self.plan.assistant_message_id)
-        generation_register(self)
+        generation_register(self.plan.assistant_message_id, self)
         self._emit(
             sse.message_start(
                 message_id=str(self.plan.assistant_message_id),
@@ -314,11 +297,13 @@ class Generation:
         if status in (Message.Status.COMPLETE, Message.Status.CANCELLED):
             self._close_block()
             usage = self._final_usage()
-            stop_reason = self.stop_reason or "end_turn"
+            stop_reason = self.stop_reason or sse.DEFAULT_STOP_REASON
             self._emit(
                 sse.message_delta(
                     stop_reason=(
-                        stop_reason if status == Message.Status.COMPLETE else CANCELLED_STOP_REASON
+                        stop_reason
+                        if status == Message.Status.COMPLETE
+                        else sse.CANCELLED_STOP_REASON
                     ),
                     input_tokens=usage.input_tokens,
                     output_tokens=usage.output_tokens,
@@ -394,7 +379,7 @@ class Generation:
     async def _persist(self, outcome: TurnOutcome) -> bool:
         """Store the outcome, retrying while the database is unreachable, for up to
         GENERATION_STORE_GRACE_SECONDS; then hand it to this process's heartbeat, which
-        retries until it is stored (``workers.store_later``). True once stored."""
+        retries until it is stored (``live.store_later``). True once stored."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + settings.GENERATION_STORE_GRACE_SECONDS
         delay = 0.1

@@ -17,10 +17,12 @@ from asgiref.sync import sync_to_async
 from django.db import connection
 from redis.exceptions import RedisError
 
+from conversations.models import Message
 from messaging import sse
+from messaging.endings import LOG_LOST_ERROR
 from messaging.eventlog import log_exists, log_tail, read_log, redis_enabled
-from messaging.models import Message
-from messaging.workers import generation_get, worker_ensure_running
+from messaging.live import generation_get
+from messaging.sweeper import worker_ensure_running
 
 logger = logging.getLogger(__name__)
 
@@ -31,11 +33,6 @@ _ABANDONED_CHECK_SECONDS = 5.0
 _KEEPALIVE_SECONDS = 15.0
 # An SSE comment: keeps proxies from closing an idle stream; clients ignore it.
 _KEEPALIVE = b": keepalive\n\n"
-LOG_LOST_ERROR = {
-    "type": "api_error",
-    "message": "The answer's event log became unavailable (Redis failed). The answer is "
-    "stored: resume again to replay it, or list the conversation's messages.",
-}
 
 
 @sync_to_async(thread_sensitive=False)
@@ -48,36 +45,23 @@ def _load(message_id: uuid.UUID) -> Message:
 
 def stored_message_events(message: Message) -> list[sse.SSEEvent]:
     """A finished message as a complete, well-formed event sequence (ids from 1)."""
-    data = [
-        sse.message_start(
-            message_id=str(message.pk),
-            model=message.model,
-            input_tokens=message.input_tokens or 0,
-        )
-    ]
-    blocks = [("thinking", message.reasoning), ("text", message.content)]
-    for index, (block_type, text) in enumerate(b for b in blocks if b[1] or b[0] == "text"):
-        data.append(sse.content_block_start(index=index, block_type=block_type))
-        if text:
-            data.append(sse.content_block_delta(index=index, block_type=block_type, text=text))
-        data.append(sse.content_block_stop(index=index))
-    if message.status in (Message.Status.COMPLETE, Message.Status.CANCELLED):
-        data.append(
-            sse.message_delta(
-                stop_reason=(
-                    message.stop_reason or "end_turn"
-                    if message.status == Message.Status.COMPLETE
-                    else "cancelled"
-                ),
-                input_tokens=message.input_tokens or 0,
-                output_tokens=message.output_tokens or 0,
-            )
-        )
-        data.append(sse.message_stop())
-    else:
-        error = message.error or {"type": "api_error", "message": "The answer is incomplete."}
-        data.append(sse.error(error_type=error["type"], message=error["message"]))
-    return [sse.SSEEvent.build(index + 1, item) for index, item in enumerate(data)]
+    error = message.error or {"type": "api_error", "message": "The answer is incomplete."}
+    stop_reason = None
+    if message.status == Message.Status.COMPLETE:
+        stop_reason = message.stop_reason or sse.DEFAULT_STOP_REASON
+    elif message.status == Message.Status.CANCELLED:
+        stop_reason = sse.CANCELLED_STOP_REASON
+    return sse.answer_replay(
+        message_id=str(message.pk),
+        model=message.model,
+        input_tokens=message.input_tokens or 0,
+        output_tokens=message.output_tokens or 0,
+        reasoning=message.reasoning,
+        content=message.content,
+        stop_reason=stop_reason,
+        error_type=error["type"],
+        error_message=error["message"],
+    )
 
 
 async def message_events(message: Message, *, after: int) -> AsyncIterator[bytes]:

@@ -1,89 +1,17 @@
+from dataclasses import dataclass
 from typing import Any
 
-from django.utils import timezone
 from rest_framework import serializers
 
-from chatapi.serializers import datetime_json
-from conversations.serializers import GenerationSettingsSerializer, unstorable_text
-from messaging.models import Message
-
-
-class MessageUsageSerializer(serializers.Serializer[Message]):
-    input_tokens = serializers.IntegerField(allow_null=True)
-    output_tokens = serializers.IntegerField(allow_null=True)
-    estimated = serializers.BooleanField(
-        source="usage_estimated",
-        help_text="True when the counts are the service's estimate, not the provider's report.",
-    )
-
-
-class MessageErrorSerializer(serializers.Serializer[dict[str, Any]]):
-    type = serializers.CharField()
-    message = serializers.CharField()
-
-
-class MessageSerializer(serializers.Serializer[Message]):
-    id = serializers.UUIDField()
-    conversation_id = serializers.UUIDField()
-    role = serializers.ChoiceField(choices=Message.Role.choices)
-    content = serializers.CharField()
-    reasoning = serializers.CharField(help_text="The model's reasoning text; empty when none.")
-    status = serializers.ChoiceField(choices=Message.Status.choices)
-    stop_reason = serializers.CharField(
-        allow_null=True, help_text="end_turn, max_tokens, refusal, ...; null until known."
-    )
-    model = serializers.CharField(allow_null=True, help_text="null on user messages.")
-    usage = MessageUsageSerializer(source="*")
-    latency_ms = serializers.IntegerField(allow_null=True)
-    ttft_ms = serializers.IntegerField(allow_null=True, help_text="Time to first token.")
-    cost_usd = serializers.DecimalField(
-        max_digits=18,
-        decimal_places=10,
-        allow_null=True,
-        help_text="Exact cost in USD as a decimal string; null when unknown.",
-    )
-    error = MessageErrorSerializer(allow_null=True)
-    created_at = serializers.DateTimeField()
-    completed_at = serializers.DateTimeField(allow_null=True)
-
-    def to_representation(self, instance: Message) -> dict[str, Any]:
-        # What the fields above produce (conversations/tests/test_representation.py checks),
-        # written out: DRF's per-field calls were most of a list's serialization time.
-        zone = timezone.get_current_timezone()
-        m = instance
-        error = m.error
-        return {
-            "id": str(m.id),
-            "conversation_id": str(m.conversation_id),
-            "role": m.role,
-            "content": m.content,
-            "reasoning": m.reasoning,
-            "status": m.status,
-            "stop_reason": m.stop_reason or None,
-            "model": m.model or None,
-            "usage": {
-                "input_tokens": None if m.input_tokens is None else int(m.input_tokens),
-                "output_tokens": None if m.output_tokens is None else int(m.output_tokens),
-                "estimated": bool(m.usage_estimated),
-            },
-            "latency_ms": None if m.latency_ms is None else int(m.latency_ms),
-            "ttft_ms": None if m.ttft_ms is None else int(m.ttft_ms),
-            "cost_usd": None if m.cost_usd is None else _COST.to_representation(m.cost_usd),
-            "error": (
-                None
-                if error is None
-                else {"type": str(error["type"]), "message": str(error["message"])}
-            ),
-            "created_at": datetime_json(m.created_at, zone),
-            "completed_at": datetime_json(m.completed_at, zone),
-        }
-
-
-# Decimal to string exactly as the cost_usd field does it.
-_COST = serializers.DecimalField(max_digits=18, decimal_places=10)
-
+from conversations.models import Message
+from conversations.serializers import (
+    GenerationSettingsSerializer,
+    MessageSerializer,
+    unstorable_text,
+)
 
 MESSAGE_MAX_CHARS = 100_000
+_COST = serializers.DecimalField(max_digits=18, decimal_places=10)
 
 
 class MessageCreateSerializer(GenerationSettingsSerializer):
@@ -126,7 +54,16 @@ class ReplyUsageSerializer(serializers.Serializer[dict[str, Any]]):
     output_tokens = serializers.IntegerField()
 
 
-class AssistantReplySerializer(serializers.Serializer[dict[str, Any]]):
+@dataclass(frozen=True, slots=True)
+class AssistantReply:
+    """A turn answered without streaming: the stored user message and the finished
+    assistant message."""
+
+    user_message: Message
+    assistant: Message
+
+
+class AssistantReplySerializer(serializers.Serializer[AssistantReply]):
     """An Anthropic Message, plus what this API adds about the turn."""
 
     id = serializers.UUIDField(help_text="The stored assistant message's id.")
@@ -142,3 +79,32 @@ class AssistantReplySerializer(serializers.Serializer[dict[str, Any]]):
     latency_ms = serializers.IntegerField()
     ttft_ms = serializers.IntegerField(allow_null=True)
     cost_usd = serializers.DecimalField(max_digits=18, decimal_places=10, allow_null=True)
+
+    def to_representation(self, instance: AssistantReply) -> dict[str, Any]:
+        # The fields above describe the reply (the OpenAPI schema); this writes the same JSON
+        # from the two messages, as MessageSerializer does.
+        assistant = instance.assistant
+        content: list[dict[str, str]] = []
+        if assistant.reasoning:
+            content.append({"type": "thinking", "thinking": assistant.reasoning})
+        content.append({"type": "text", "text": assistant.content})
+        return {
+            "id": str(assistant.pk),
+            "type": "message",
+            "role": "assistant",
+            "content": content,
+            "model": assistant.model,
+            "stop_reason": assistant.stop_reason or None,
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": int(assistant.input_tokens or 0),
+                "output_tokens": int(assistant.output_tokens or 0),
+            },
+            "conversation_id": str(assistant.conversation_id),
+            "user_message": MessageSerializer(instance.user_message).data,
+            "latency_ms": None if assistant.latency_ms is None else int(assistant.latency_ms),
+            "ttft_ms": None if assistant.ttft_ms is None else int(assistant.ttft_ms),
+            "cost_usd": (
+                None if assistant.cost_usd is None else _COST.to_representation(assistant.cost_usd)
+            ),
+        }

@@ -1,8 +1,8 @@
 """Server-Sent Events in Anthropic's Messages streaming format.
 
 Each event is ``id: <n>\\nevent: <type>\\ndata: <json>\\n\\n`` where the event name equals
-``data.type`` (https://docs.anthropic.com/en/api/messages-streaming and
-../shared/reference/wire-formats.md section 2). The ``id`` is a per-message sequence number,
+``data.type`` (https://docs.anthropic.com/en/api/messages-streaming; the events this API
+sends, in order, are in docs/api.md). The ``id`` is a per-message sequence number,
 so a client can resume with ``Last-Event-ID``.
 """
 
@@ -16,6 +16,10 @@ _TEXT_DELTA = b',"delta":{"type":"text_delta","text":'
 _THINKING_DELTA = b',"delta":{"type":"thinking_delta","thinking":'
 # Events after which a message's stream has nothing more to say.
 TERMINAL_TYPES = frozenset({"message_stop", "error"})
+# The message_delta stop_reason of an answer the user stopped, and of one the provider
+# finished without saying why.
+CANCELLED_STOP_REASON = "cancelled"
+DEFAULT_STOP_REASON = "end_turn"
 
 
 class EventBuffer:
@@ -147,3 +151,56 @@ def ping() -> dict[str, Any]:
 
 def error(*, error_type: str, message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": error_type, "message": message}}
+
+
+# --- whole answers -------------------------------------------------------------------------
+
+
+def answer_replay(
+    *,
+    message_id: str,
+    model: str,
+    input_tokens: int,
+    output_tokens: int,
+    reasoning: str,
+    content: str,
+    stop_reason: str | None,
+    error_type: str = "",
+    error_message: str = "",
+) -> list[SSEEvent]:
+    """A finished answer as a complete, well-formed event sequence (ids from 1), as a live
+    generation would have sent it in one go: its reasoning block (if any), its text block,
+    then ``message_delta`` and ``message_stop`` when it has a ``stop_reason``, else the
+    error it ended with."""
+    data = [message_start(message_id=message_id, model=model, input_tokens=input_tokens)]
+    blocks = [("thinking", reasoning), ("text", content)]
+    for index, (block_type, text) in enumerate(b for b in blocks if b[1] or b[0] == "text"):
+        data.append(content_block_start(index=index, block_type=block_type))
+        if text:
+            data.append(content_block_delta(index=index, block_type=block_type, text=text))
+        data.append(content_block_stop(index=index))
+    if stop_reason is not None:
+        data.append(
+            message_delta(
+                stop_reason=stop_reason, input_tokens=input_tokens, output_tokens=output_tokens
+            )
+        )
+        data.append(message_stop())
+    else:
+        data.append(error(error_type=error_type, message=error_message))
+    return [SSEEvent.build(index + 1, item) for index, item in enumerate(data)]
+
+
+def partial_answer(events: list[SSEEvent]) -> tuple[str, str]:
+    """The text and the reasoning an answer's events carried so far."""
+    text: list[str] = []
+    reasoning: list[str] = []
+    for event in events:
+        if event.type != "content_block_delta":
+            continue
+        delta = event.data()["delta"]
+        if delta["type"] == "text_delta":
+            text.append(delta["text"])
+        elif delta["type"] == "thinking_delta":
+            reasoning.append(delta["thinking"])
+    return "".join(text), "".join(reasoning)

@@ -9,16 +9,14 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import cast
 
-from asgiref.sync import async_to_sync
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.rls import service_role
 from chatapi import metrics
 from chatapi.errors import ApiError, ConflictError
-from conversations.models import Conversation
+from conversations.models import Conversation, Message, ReasoningEffort
 from conversations.services import conversation_touch
+from messaging.endings import SWEPT_ERROR
 from messaging.idempotency import CONSTRAINT as IDEMPOTENCY_CONSTRAINT
 from messaging.idempotency import (
     IdempotencyClaim,
@@ -26,18 +24,14 @@ from messaging.idempotency import (
     idempotency_find,
     idempotency_record,
 )
-from messaging.llm.base import ChatMessage, ChatRequest, ReasoningEffort, Role, Usage
-from messaging.models import Message
-from messaging.tokens import TOKENS_PER_MESSAGE, estimate_messages_tokens, estimate_tokens
-from messaging.workers import (
-    SWEPT_ERROR,
-    WORKER_ID,
-    generations_orphaned,
-    partial_answer,
-    swept_log_drop,
-    swept_log_events,
+from messaging.llm.base import ChatMessage, ChatRequest, Role, Usage
+from messaging.llm.token_estimates import (
+    TOKENS_PER_MESSAGE,
+    estimate_messages_tokens,
+    estimate_tokens,
 )
-from usage.catalog import ChatModel, chat_model_get
+from messaging.process import WORKER_ID
+from usage.catalog import ChatModel, chat_model_get, turn_cost
 from usage.models import UsageKind
 from usage.services import budget_release, budget_reserve, ledger_remove, usage_record
 
@@ -46,8 +40,6 @@ TITLE_MAX_CHARS = 60
 _CONTEXT_STATUSES = (Message.Status.COMPLETE, Message.Status.INCOMPLETE, Message.Status.CANCELLED)
 _HISTORY_PAGE = 100
 ONE_IN_PROGRESS_CONSTRAINT = "message_one_in_progress_per_conversation"
-_MICRO = Decimal(1_000_000)
-_COST_QUANTUM = Decimal("0.0000000001")
 
 
 @dataclass(frozen=True)
@@ -85,25 +77,6 @@ class GenerationSettings:
     temperature: float | None
     max_output_tokens: int | None
     reasoning_effort: ReasoningEffort | None
-
-
-def turn_cost(*, model: ChatModel, usage: Usage) -> Decimal | None:
-    """Exact cost in USD at the per-million-token prices ``model`` carries (those in force
-    when the turn was prepared); None when it has no price. Cached input tokens cost the
-    cached-input price when the model has one."""
-    input_price, output_price = model.input_usd_per_mtok, model.output_usd_per_mtok
-    if input_price is None or output_price is None:
-        return None
-    cached = min(usage.cached_input_tokens or 0, usage.input_tokens)
-    cached_price = model.cached_input_usd_per_mtok
-    if cached_price is None:
-        cached_price = input_price
-    cost = (
-        (usage.input_tokens - cached) * input_price
-        + cached * cached_price
-        + usage.output_tokens * output_price
-    ) / _MICRO
-    return cost.quantize(_COST_QUANTUM)
 
 
 def _context_messages(*, conversation: Conversation, budget: int) -> tuple[list[ChatMessage], int]:
@@ -218,42 +191,35 @@ def turn_prepare(
         created_at=now + timedelta(microseconds=1),
         worker_id=WORKER_ID,
     )
-    reserve = turn_cost(
-        model=model, usage=Usage(input_tokens=estimated_input, output_tokens=output_budget)
-    )
-    for attempt in (1, 2):
-        try:
-            with transaction.atomic():
-                if idempotency is not None:
-                    # First: a concurrent retry waits here on the key, then replays this turn.
-                    idempotency_record(
-                        claim=idempotency,
-                        conversation_id=conversation.pk,
-                        user_message_id=user_message.pk,
-                        assistant_message_id=assistant.pk,
-                    )
-                budget_reserve(
-                    user_id=conversation.owner_id,
-                    message_id=assistant.pk,
-                    tokens=estimated_input + output_budget,
-                    cost_usd=reserve,
+    try:
+        with transaction.atomic():
+            if idempotency is not None:
+                # First: a concurrent retry waits here on the key, then replays this turn.
+                idempotency_record(
+                    claim=idempotency,
+                    conversation_id=conversation.pk,
+                    user_message_id=user_message.pk,
+                    assistant_message_id=assistant.pk,
                 )
-                Message.objects.bulk_create([user_message, assistant])
-                conversation_touch(
-                    conversation_id=conversation.pk, at=now, title=_title_from(content)
-                )
-            break
-        except IntegrityError as exc:
-            if idempotency is not None and IDEMPOTENCY_CONSTRAINT in str(exc):
-                record = idempotency_find(idempotency)
-                if record is not None:
-                    raise IdempotentReplayError(record) from None
-            if ONE_IN_PROGRESS_CONSTRAINT not in str(exc):
-                raise
-            # The answer in progress may be a dead process's: then it is finished now and
-            # this send goes ahead (once: a live one is a conflict).
-            if attempt == 2 or not turn_sweep_stale(conversation_id=conversation.pk):
-                raise _in_progress_conflict(conversation) from None
+            budget_reserve(
+                user_id=conversation.owner_id,
+                message_id=assistant.pk,
+                tokens=estimated_input + output_budget,
+                cost_usd=turn_cost(
+                    model=model,
+                    usage=Usage(input_tokens=estimated_input, output_tokens=output_budget),
+                ),
+            )
+            Message.objects.bulk_create([user_message, assistant])
+            conversation_touch(conversation_id=conversation.pk, at=now, title=_title_from(content))
+    except IntegrityError as exc:
+        if idempotency is not None and IDEMPOTENCY_CONSTRAINT in str(exc):
+            record = idempotency_find(idempotency)
+            if record is not None:
+                raise IdempotentReplayError(record) from None
+        if ONE_IN_PROGRESS_CONSTRAINT not in str(exc):
+            raise
+        raise _in_progress_conflict(conversation) from None
     return TurnPlan(
         conversation_id=conversation.pk,
         user_message=user_message,
@@ -332,28 +298,6 @@ def turn_record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
         output_tokens=outcome.usage.output_tokens,
         cost_usd=outcome.cost_usd,
     )
-
-
-def turn_sweep_stale(*, conversation_id: uuid.UUID) -> bool:
-    """Finish the conversation's answer in progress as the sweeper would (``incomplete``,
-    its partial answer from the event log, its books) if its process has been silent for
-    ``GENERATION_STALE_SECONDS``: a send that meets it is then refused no longer than that,
-    not until some process's next heartbeat. True if there was one.
-
-    Synchronous, in the send's thread and transaction; only the event log is read and
-    deleted on the event loop (``async_to_sync``), which touches no database."""
-    with service_role():  # the workers table is closed to users
-        orphans = generations_orphaned(
-            stale_seconds=settings.GENERATION_STALE_SECONDS, conversation_id=conversation_id
-        )
-    swept = False
-    for message_id in orphans:
-        events = async_to_sync(swept_log_events)(message_id)
-        content, reasoning = partial_answer(events) if events else (None, "")
-        if turn_record_swept(message_id=message_id, content=content, reasoning=reasoning):
-            async_to_sync(swept_log_drop)(message_id)
-            swept = True
-    return swept
 
 
 def turn_record_swept(*, message_id: uuid.UUID, content: str | None, reasoning: str) -> bool:

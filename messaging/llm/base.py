@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Role = Literal["system", "user", "assistant"]
-ReasoningEffort = Literal["low", "medium", "high"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +22,9 @@ class ChatRequest:
     messages: tuple[ChatMessage, ...]
     temperature: float | None = None
     max_output_tokens: int | None = None
-    reasoning_effort: ReasoningEffort | None = None
+    # One of conversations.models.ReasoningEffort's values (low, medium, high), which are the
+    # names the providers' APIs use; this package imports none of the apps, so not the type.
+    reasoning_effort: str | None = None
 
 
 # --- Events, in the order a provider yields them -------------------------------------------
@@ -79,7 +80,7 @@ StreamEvent = Started | ReasoningDelta | TextDelta | Usage | Finish | StreamFail
 @dataclass
 class ProviderError(Exception):
     """The upstream refused or failed the request. ``status`` and ``error_type`` are what the
-    API answers with (see the error table in the README); ``message`` is safe to show."""
+    API answers with (see the error table in docs/api.md); ``message`` is safe to show."""
 
     status: int
     error_type: str

@@ -18,12 +18,11 @@ import httpx
 import pytest
 
 from accounts.models import User
-from chatapi.testing import LiveServer
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.services import conversation_create
-from messaging.models import Message
-from messaging.tests.asgi import parse_sse
-from messaging.tests.fake_groq import FakeGroq, Reply
+from testsupport.asgi import parse_sse
+from testsupport.fake_groq import FakeGroq, Reply
+from testsupport.servers import LiveServer
 from usage.models import UsageRecord
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live_database]
@@ -34,7 +33,7 @@ needs_redis = pytest.mark.skipif(
     not REDIS_URL, reason="cross-process generations need Redis (set REDIS_URL; CI does)"
 )
 MODEL = "openai/gpt-oss-20b"
-STALE_SECONDS = 1.5  # the servers' GENERATION_STALE_SECONDS (start_server)
+STALE_SECONDS = 3.0  # the servers' GENERATION_STALE_SECONDS (start_server)
 # Room for a loaded machine (several test runs share two cores) on top of a bound.
 SLACK_SECONDS = 2.0
 

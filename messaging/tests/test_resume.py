@@ -13,14 +13,14 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from accounts.models import User
-from conversations.models import Conversation
-from messaging import sse
+from conversations.models import Conversation, Message
+from messaging import live, sse
 from messaging.eventlog import log_key, redis_client
-from messaging.models import Message
-from messaging.tests.asgi import ASGIRequest, parse_sse
-from messaging.tests.fake_groq import FakeGroq, Reply
-from messaging.tests.helpers import MODEL, settled, stored
-from messaging.workers import generation_get, sweep_once
+from messaging.live import generation_get
+from messaging.sweeper import sweep_once
+from testsupport.asgi import ASGIRequest, parse_sse
+from testsupport.fake_groq import FakeGroq, Reply
+from testsupport.helpers import MODEL, settled, stored
 from usage.models import UsageRecord
 
 pytestmark = [
@@ -154,9 +154,7 @@ async def test_a_log_that_redis_lost_mid_answer_is_not_begun_again_from_the_midd
     await redis_client().delete(log_key(message_id))
     events = parse_sse(received + await first.read())
     await settled(conversation)
-    from messaging import workers
-
-    workers._generations.pop(message_id)  # the in-memory retention ends
+    live._generations.pop(message_id)  # the in-memory retention ends
 
     # then: no log holds the answer's second half only; a replay is the stored answer
     assert events[-1].event == "message_stop"
@@ -177,9 +175,7 @@ async def test_expired_log_replays_the_stored_message(
     await first.read()
     await settled(conversation)
     assert generation_get(message_id) is not None
-    from messaging import workers
-
-    workers._generations.pop(message_id)  # the in-memory retention ends
+    live._generations.pop(message_id)  # the in-memory retention ends
     if log_mode == "redis":
         await redis_client().delete(log_key(message_id))
 

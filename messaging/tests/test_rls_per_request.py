@@ -1,13 +1,14 @@
 """DB_RLS_PER_REQUEST (accounts/rls.py): an authenticated request's queries run as the
 `authenticated` role with the caller's claims, so an unfiltered query sees only the caller's
 rows; the role never outlives the request's transaction, so the pooled connections go back
-as the service's own role. The app runs in-process under ASGI (messaging/tests/asgi.py), as
+as the service's own role. The app runs in-process under ASGI (testsupport/asgi.py), as
 under daphne: each request in a thread of its own, on a connection from the real pool."""
 
 import asyncio
 import json
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,18 +19,16 @@ from django.db import DatabaseError, connection, transaction
 from accounts.models import User
 from accounts.rls import caller_transaction_begin, caller_transaction_end, service_role
 from accounts.tokens import Claims
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.services import conversation_create
-from messaging.models import Message
-from messaging.services import message_create
-from messaging.tests.asgi import ASGIRequest
-from messaging.tests.fake_groq import FakeGroq, Reply
-from messaging.tests.helpers import MODEL, settled
 from messaging.tests.rls_urls import EVERYTHING_URL
+from testsupport.asgi import ASGIRequest
+from testsupport.factories import make_message, make_usage
+from testsupport.fake_groq import FakeGroq, Reply
+from testsupport.helpers import MODEL, settled
 from usage.catalog import chat_model_get
 from usage.models import UsageKind, UsageRecord
 from usage.services import usage_record
-from usage.tests.factories import make_usage
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -52,8 +51,8 @@ def rls_off(settings: Any) -> None:
 def data(user: User, other_user: User) -> dict[str, Conversation]:
     mine = conversation_create(owner=user, model=MODEL, title="mine")
     theirs = conversation_create(owner=other_user, model=MODEL, title="theirs")
-    message_create(conversation=mine, role=Message.Role.USER, content="my question")
-    message_create(conversation=theirs, role=Message.Role.USER, content="their question")
+    make_message(conversation=mine, role=Message.Role.USER, content="my question")
+    make_message(conversation=theirs, role=Message.Role.USER, content="their question")
     at = datetime(2026, 11, 1, tzinfo=UTC)
     make_usage(user=user, at=at, input_tokens=1, output_tokens=2, cost_usd="0.001")
     make_usage(user=other_user, at=at, input_tokens=3, output_tokens=4, cost_usd="0.002")
@@ -92,6 +91,19 @@ async def _idle_session_of(pid: int, wait: float = 10.0) -> tuple[str, str, str]
         sessions = await sync_to_async(_idle_sessions)()
         if pid in sessions or time.monotonic() > deadline:
             return sessions[pid]
+        await asyncio.sleep(0.05)
+
+
+async def _idle_sessions_once(
+    settled: Callable[[dict[int, tuple[str, str, str]]], bool], wait: float = 10.0
+) -> dict[int, tuple[str, str, str]]:
+    """The pool's idle sessions once ``settled`` holds of them (or as they are at ``wait``):
+    a request gives its connection back just after its response, not before."""
+    deadline = time.monotonic() + wait
+    while True:
+        sessions = await sync_to_async(_idle_sessions)()
+        if settled(sessions) or time.monotonic() > deadline:
+            return sessions
         await asyncio.sleep(0.05)
 
 
@@ -159,8 +171,10 @@ async def test_a_request_that_crashes_gives_its_connection_back_as_the_service(
     # when
     response = await ASGIRequest("POST", EVERYTHING_URL, headers=auth, json_body={}).start()
     body = json.loads(await response.read())
-    await asyncio.sleep(0.2)
-    sessions = await sync_to_async(_idle_sessions)()
+    service = {(_service_user(), "none", "")}
+    sessions = await _idle_sessions_once(
+        lambda idle: set(idle) >= before and set(idle.values()) == service
+    )
 
     # then
     assert response.status == 500
@@ -195,8 +209,8 @@ async def test_sends_under_the_setting_leave_every_pooled_connection_as_the_serv
     first_body = json.loads(await first.read())
     retry = await ASGIRequest("POST", url, headers=keyed, json_body={"content": "More"}).start()
     retry_body = json.loads(await retry.read())
-    await asyncio.sleep(0.2)
-    sessions = await sync_to_async(_idle_sessions)()
+    service = {(_service_user(), "none", "")}
+    sessions = await _idle_sessions_once(lambda idle: set(idle.values()) == service)
     ledger = await sync_to_async(
         lambda: sorted(
             UsageRecord.objects.filter(user=user).values_list("output_tokens", flat=True)

@@ -10,20 +10,19 @@ import pytest
 from django.db.models import Sum
 
 from accounts.models import User
+from conversations.models import Message
 from conversations.services import conversation_create
+from messaging.endings import SWEPT_ERROR
 from messaging.llm.base import Usage
-from messaging.models import Message
 from messaging.turns import (
     GenerationSettings,
     TurnOutcome,
     TurnPlan,
-    turn_cost,
     turn_prepare,
     turn_record,
     turn_record_swept,
 )
-from messaging.workers import SWEPT_ERROR
-from usage.catalog import chat_model_get
+from usage.catalog import chat_model_get, turn_cost
 from usage.models import BudgetReservation, UsageDaily, UsageHourly, UsageRecord
 
 pytestmark = pytest.mark.django_db

@@ -1,5 +1,5 @@
 """Seed the model catalog: Groq's models and list prices (USD per million tokens) as of
-2026-08 (../shared/reference/wire-formats.md section 1, https://groq.com/pricing), the models
+2026-08 (https://groq.com/pricing, https://console.groq.com/docs/models), the models
 Groq has retired (inactive, decommissioned), and the offline development model.
 
 Idempotent (``seed_catalog`` creates only what is missing), so the test suite can restore the

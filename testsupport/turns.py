@@ -1,18 +1,16 @@
 """Drive a turn's database side as the send path does: ``turn_prepare`` before the upstream
 call, ``turn_record`` with a priced outcome at the end (what ``Generation`` stores)."""
 
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from messaging.llm.base import Usage
-from messaging.models import Message
 from messaging.turns import (
     GenerationSettings,
     TurnOutcome,
     TurnPlan,
-    turn_cost,
     turn_prepare,
     turn_record,
 )
-from usage.catalog import ChatModel, chat_model_get
+from usage.catalog import ChatModel, chat_model_get, turn_cost
 
 DEFAULTS = GenerationSettings(temperature=None, max_output_tokens=None, reasoning_effort=None)
 
