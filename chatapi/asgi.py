@@ -13,7 +13,7 @@ from django.core.handlers.asgi import ASGIHandler
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatapi.settings")
 django.setup(set_prefix=False)
 
-from chatapi import request_signals  # noqa: E402 - needs the settings configured above
+from chatapi import daphne_headers, request_signals  # noqa: E402 - needs the settings above
 from chatapi.dispatch import offloaded  # noqa: E402
 from chatapi.startup import startup_hooks_run  # noqa: E402
 
@@ -68,6 +68,7 @@ def _start_with_daphne() -> None:
 
 
 request_signals.install()
+daphne_headers.install()
 _start_with_daphne()
 _router = ProtocolTypeRouter({"http": OneThreadASGIHandler(), "lifespan": lifespan})
 
