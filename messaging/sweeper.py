@@ -34,6 +34,7 @@ from messaging.turns import turn_record_swept
 
 logger = logging.getLogger(__name__)
 
+_SWEEP_CONCURRENCY = 8
 _services: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[asyncio.Task[None]]]
 _services = weakref.WeakKeyDictionary()
 
@@ -120,15 +121,23 @@ async def sweep_once() -> list[uuid.UUID]:
     """Store what could not be stored before, beat, and finish each orphaned message with
     its partial answer, deleting its log; returns the ids this call finished."""
     await stores_retry()
-    swept = []
-    for message_id in await _in_db_thread_heartbeat_and_orphans():
-        events = await _swept_log_events(message_id)
-        content, reasoning = sse.partial_answer(events) if events else (None, "")
-        # False: another sweeper, or the generation itself, finished it meanwhile.
-        if await _record_swept(message_id=message_id, content=content, reasoning=reasoning):
+    orphans = await _in_db_thread_heartbeat_and_orphans()
+    # A few at a time: one by one, the hundred answers of a killed process took 45 s under
+    # load (make chaos), far past the stale period; all at once would empty the pool.
+    gate = asyncio.Semaphore(_SWEEP_CONCURRENCY)
+
+    async def finish(message_id: uuid.UUID) -> bool:
+        async with gate:
+            events = await _swept_log_events(message_id)
+            content, reasoning = sse.partial_answer(events) if events else (None, "")
+            # False: another sweeper, or the generation itself, finished it meanwhile.
+            if not await _record_swept(message_id=message_id, content=content, reasoning=reasoning):
+                return False
             await _swept_log_drop(message_id)
-            swept.append(message_id)
-    return swept
+            return True
+
+    finished = await asyncio.gather(*(finish(message_id) for message_id in orphans))
+    return [message_id for message_id, done in zip(orphans, finished, strict=True) if done]
 
 
 async def _swept_log_events(message_id: uuid.UUID) -> list[sse.SSEEvent]:

@@ -16,10 +16,12 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from accounts.models import User
 from conversations.models import Conversation, Message
 from conversations.services import conversation_create
+from messaging.eventlog import log_key
 from testsupport.asgi import parse_sse
 from testsupport.fake_groq import FakeGroq, Reply
 from testsupport.servers import LiveServer
@@ -213,8 +215,9 @@ def test_sweeper_finishes_the_message_of_a_killed_process(
 def start_slow_answer_then_kill(
     server: LiveServer, fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
 ) -> tuple[uuid.UUID, float]:
-    """A long answer streaming on ``server``, which is SIGKILLed after six events; returns the
-    message's id and when the process died (``time.monotonic()``)."""
+    """A long answer streaming on ``server``, which is SIGKILLed once six events are in the
+    answer's Redis log (what its client saw may not all be there yet); returns the message's
+    id and when the process died (``time.monotonic()``)."""
     fake_groq.replies.append(Reply(text=[f"w{i} " for i in range(500)], interval=0.02))
     with httpx.stream(
         "POST",
@@ -224,6 +227,12 @@ def start_slow_answer_then_kill(
         timeout=10,
     ) as response:
         message_id = assistant_id(read_events(response.iter_raw(), 6))
+        logged = redis.Redis.from_url(str(REDIS_URL))
+        deadline = time.monotonic() + 10
+        while logged.xlen(log_key(message_id)) < 6:
+            assert time.monotonic() < deadline, "the log never got six events"
+            time.sleep(0.02)
+        logged.close()
         server.kill()
     return message_id, time.monotonic()
 
