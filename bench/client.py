@@ -47,6 +47,7 @@ async def request(
     lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
     started = time.perf_counter()
     writer = None
+    kept: list[bytes] = []
     try:
         async with asyncio.timeout(limit_seconds):
             reader, writer = await asyncio.open_connection(host, port)
@@ -59,17 +60,17 @@ async def request(
                     name, value = line.split(":", 1)
                     result.headers[name.strip().lower()] = value.strip()
             chunked = result.headers.get("transfer-encoding", "").lower() == "chunked"
-            kept: list[bytes] = []
             async for data in _body(reader, chunked, result.headers.get("content-length")):
                 if result.ttft is None and any(m in data for m in FIRST_TOKEN_MARKERS):
                     result.ttft = time.perf_counter() - started
                 result.chunks += sum(data.count(m) for m in FIRST_TOKEN_MARKERS)
                 if keep_body:
                     kept.append(data)
-            result.body = b"".join(kept)
     except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
+        # What arrived before a failure too: the chaos run resumes a cut stream from there.
+        result.body = b"".join(kept)
         if writer is not None:
             writer.close()
     result.total = time.perf_counter() - started

@@ -1,6 +1,7 @@
 """ASGI entry point: `daphne chatapi.asgi:application` (see docs/deployment.md)."""
 
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -14,6 +15,7 @@ django.setup(set_prefix=False)
 
 from chatapi import daphne_headers, request_signals  # noqa: E402 - needs the settings above
 from chatapi.dispatch import offloaded  # noqa: E402
+from chatapi.startup import startup_hooks_run  # noqa: E402
 
 
 class OneThreadASGIHandler(ASGIHandler):
@@ -38,9 +40,37 @@ class OneThreadASGIHandler(ASGIHandler):
             await self.handle(scope, receive, send)
 
 
+async def lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """ASGI lifespan (uvicorn, granian): the process's services start with the server
+    (``chatapi.startup``)."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            startup_hooks_run()
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def _start_with_daphne() -> None:
+    """Under daphne (which speaks no lifespan protocol), run the start-up hooks
+    (``chatapi.startup``) as soon as its event loop runs. Daphne's CLI installs Twisted's
+    asyncio reactor before it imports the application; ``callLater`` runs on that loop once
+    it runs."""
+    if "twisted.internet.reactor" not in sys.modules:
+        return
+    from twisted.internet import reactor  # the one daphne installed, already imported
+
+    # Typed as Any: Twisted declares the reactor's methods on zope interfaces, without self.
+    running: Any = reactor
+    running.callLater(0, startup_hooks_run)
+
+
 request_signals.install()
 daphne_headers.install()
-_router = ProtocolTypeRouter({"http": OneThreadASGIHandler()})
+_start_with_daphne()
+_router = ProtocolTypeRouter({"http": OneThreadASGIHandler(), "lifespan": lifespan})
 
 
 async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:

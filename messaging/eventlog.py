@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 
 _KEY_PREFIX = "chatapi:gen:"
 _READ_BATCH = 512
+# How long after the TTL an abandoned log (its process died before closing it) still lives:
+# the longest an answer may take.
+_ABANDONED_LOG_SECONDS = 86400
 _READ_BLOCK_MS = 1000  # a follower's wait for new events, per XREAD
 # Above the XREAD wait: a hung Redis fails a command after this long instead of never (the
 # cancel listener's pub/sub reads are not bounded by it: they wait for messages).
@@ -72,7 +75,12 @@ class _LogFlusher:
     since the last write goes out in one pipeline, so under load one round trip carries the
     events of many streams, and no generation ever waits on Redis. While Redis fails, the
     events are dropped (resumes then replay stored answers) and Redis is tried again every
-    few seconds, not on every event."""
+    few seconds, not on every event.
+
+    A log is never left with a hole: only the first event creates it (the others are written
+    with NOMKSTREAM, so a log that Redis lost, restarting empty, is not begun again from the
+    middle), and a log that lost events is deleted and written no more. Followers then find
+    no log and replay the stored answer."""
 
     def __init__(self) -> None:
         self._pending: dict[str, list[SSEEvent]] = {}
@@ -82,6 +90,10 @@ class _LogFlusher:
         self._idle.set()
         self._breaker = Breaker("generation event logs")
         self._ttl = settings.GENERATION_EVENT_LOG_TTL_SECONDS
+        # Logs that lost events (dropped, or Redis lost the log): deleted, then skipped; by
+        # key, whether the delete is done. Forgotten once deleted and their generation ended.
+        self._broken: dict[str, bool] = {}
+        self._ended: set[str] = set()
         self._task = asyncio.create_task(self._run())
 
     def push(self, key: str, event: SSEEvent) -> None:
@@ -108,28 +120,59 @@ class _LogFlusher:
             closing, self._closing = self._closing, set()
             if self._breaker.allows():
                 await self._write(client, pending, closing)
+            else:
+                self._lost(pending)
+            self._ended |= closing & self._broken.keys()
+            for key in [k for k in self._ended if self._broken[k]]:
+                del self._broken[key]
+                self._ended.discard(key)
             if not self._pending and not self._closing:
                 self._idle.set()
+
+    def _lost(self, pending: dict[str, list[SSEEvent]]) -> None:
+        for key in pending:
+            self._broken.setdefault(key, False)
 
     async def _write(
         self, client: Redis, pending: dict[str, list[SSEEvent]], closing: set[str]
     ) -> None:
+        added: dict[int, str] = {}  # the key of each XADD, by its place in the pipeline
+        deleting = [key for key, deleted in self._broken.items() if not deleted]
         try:
             async with client.pipeline(transaction=False) as pipe:
+                for key in deleting:
+                    pipe.delete(key)
                 for key, events in pending.items():
+                    if key in self._broken:
+                        continue
                     for event in events:
-                        pipe.xadd(key, {"t": event.type, "b": event.raw}, id=f"{event.id}-0")
-                for key in closing:
+                        added[len(pipe)] = key
+                        pipe.xadd(
+                            key,
+                            {"t": event.type, "b": event.raw},
+                            id=f"{event.id}-0",
+                            nomkstream=event.id != 1,
+                        )
+                    if events[0].id == 1:
+                        # A log whose process dies before closing it expires anyway.
+                        pipe.expire(key, self._ttl + _ABANDONED_LOG_SECONDS)
+                for key in closing - self._broken.keys():
                     pipe.expire(key, self._ttl)
                 results = await pipe.execute(raise_on_error=False)
         except RedisError as exc:
             # The generations go on and are stored; only cross-process resume suffers.
             self._breaker.failed(exc)
+            self._lost(pending)
             return
         except Exception:  # this task must outlive any failure
             logger.exception("event log write failed (%d logs)", len(pending))
+            self._lost(pending)
             return
         self._breaker.succeeded()
+        for key in deleting:
+            self._broken[key] = True
+        # None: the log was not there to add to (Redis lost it).
+        self._lost({key: [] for place, key in added.items() if results[place] is None})
         failed = [r for r in results if isinstance(r, Exception)]
         if failed:
             logger.error("%d event log writes failed: %s", len(failed), failed[0])
@@ -185,10 +228,10 @@ async def log_exists(message_id: uuid.UUID) -> bool:
     return bool(await redis_client().exists(log_key(message_id)))
 
 
-async def log_tail_is_terminal(message_id: uuid.UUID) -> bool:
-    """Whether the log's last event ends the stream."""
+async def log_tail(message_id: uuid.UUID) -> SSEEvent | None:
+    """The log's last event (None: no log)."""
     entries: Any = await redis_client().xrevrange(log_key(message_id), count=1)
-    return bool(entries) and _event_from(*entries[0]).terminal
+    return _event_from(*entries[0]) if entries else None
 
 
 async def log_events(message_id: uuid.UUID) -> list[SSEEvent]:
@@ -198,13 +241,7 @@ async def log_events(message_id: uuid.UUID) -> list[SSEEvent]:
     return [_event_from(entry_id, fields) for entry_id, fields in entries]
 
 
-async def append_events(message_id: uuid.UUID, events: list[SSEEvent]) -> None:
-    """Append events to a log written by a process that is gone (the sweeper's ending)."""
-    client = redis_client()
-    key = log_key(message_id)
+async def log_delete(message_id: uuid.UUID) -> None:
+    """Drop a message's log (the sweeper's, once the stored answer is the only true one)."""
     with contextlib.suppress(RedisError):
-        async with client.pipeline(transaction=False) as pipe:
-            for event in events:
-                pipe.xadd(key, {"t": event.type, "b": event.raw}, id=f"{event.id}-0")
-            pipe.expire(key, settings.GENERATION_EVENT_LOG_TTL_SECONDS)
-            await pipe.execute()
+        await redis_client().delete(log_key(message_id))

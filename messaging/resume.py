@@ -1,5 +1,12 @@
 """Following a message's events from any server process: live from this process's memory,
-from the Redis event log, or, once the log has expired, as a replay of the stored message."""
+from the Redis event log, or, once the log has expired, as a replay of the stored message.
+
+A replay of the stored message also answers a follower whose log vanished under it (deleted
+after it lost events to a Redis failure), one whose log will never end (its process died
+after storing the answer, before logging its end), and a client that already has more events
+than the log: its events did not all reach Redis before their process died, and the stored
+answer (the sweeper's, from the log) is shorter than what it saw. A replay starts again at
+event 1 with ``message_start``; the client replaces what it had."""
 
 import asyncio
 import logging
@@ -13,13 +20,16 @@ from redis.exceptions import RedisError
 from conversations.models import Message
 from messaging import sse
 from messaging.endings import LOG_LOST_ERROR
-from messaging.eventlog import log_exists, log_tail_is_terminal, read_log, redis_enabled
+from messaging.eventlog import log_exists, log_tail, read_log, redis_enabled
 from messaging.live import generation_get
 from messaging.sweeper import worker_ensure_running
 
 logger = logging.getLogger(__name__)
 
 _POLL_SECONDS = 0.5
+# How often a follower that waits on a log asks the database whether its answer has ended
+# meanwhile (the log's writer died between storing the answer and logging its end).
+_ABANDONED_CHECK_SECONDS = 5.0
 _KEEPALIVE_SECONDS = 15.0
 # An SSE comment: keeps proxies from closing an idle stream; clients ignore it.
 _KEEPALIVE = b": keepalive\n\n"
@@ -69,6 +79,12 @@ async def message_events(message: Message, *, after: int) -> AsyncIterator[bytes
             yield chunk
         return
     # No log: wait for the stored outcome (a sweeper finishes a dead process's message).
+    async for chunk in _stored_replay(message):
+        yield chunk
+
+
+async def _stored_replay(message: Message) -> AsyncIterator[bytes]:
+    """Keepalives while the message is in progress, then the stored message's events."""
     async for item in _until_final(message):
         if isinstance(item, Message):
             message = item
@@ -101,25 +117,50 @@ async def _until_final(message: Message) -> AsyncIterator[bytes | Message]:
     yield message
 
 
+async def _log_lost(message_id: uuid.UUID, position: int) -> AsyncIterator[bytes]:
+    """The rest of the log is lost to this follower: end cleanly once the answer is stored,
+    pointing at the stored copy (a resume replays it)."""
+    async for item in _until_final(await _load(message_id)):
+        if not isinstance(item, Message):
+            yield item
+    yield sse.SSEEvent.build(
+        position + 1,
+        sse.error(error_type=LOG_LOST_ERROR["type"], message=LOG_LOST_ERROR["message"]),
+    ).raw
+
+
+async def _finished(message_id: uuid.UUID) -> bool:
+    return (await _load(message_id)).status != Message.Status.IN_PROGRESS
+
+
 async def _follow_redis(message_id: uuid.UUID, *, after: int) -> AsyncIterator[bytes]:
     """Ends at a terminal event, or at once when the client already has it."""
     position = after
+    loop = asyncio.get_running_loop()
+    check_at = loop.time()
     while True:
+        tail = None
+        abandoned = False
         try:
             events = await read_log(message_id, after=position)
-            if not events and events is not None and not await log_tail_is_terminal(message_id):
-                continue
+            if events == []:  # nothing new yet, or nothing more
+                tail = await log_tail(message_id)
+                if tail is not None and not tail.terminal:
+                    if loop.time() >= check_at:
+                        check_at = loop.time() + _ABANDONED_CHECK_SECONDS
+                        abandoned = await _finished(message_id)
+                    if not abandoned:
+                        continue
         except RedisError as exc:
-            # The rest of the log is lost to this follower: end cleanly once the answer is
-            # stored, pointing at the stored copy (a resume replays it).
             logger.warning("event log of %s lost while followed (%s)", message_id, exc)
-            async for item in _until_final(await _load(message_id)):
-                if not isinstance(item, Message):
-                    yield item
-            yield sse.SSEEvent.build(
-                position + 1,
-                sse.error(error_type=LOG_LOST_ERROR["type"], message=LOG_LOST_ERROR["message"]),
-            ).raw
+            async for chunk in _log_lost(message_id, position):
+                yield chunk
+            return
+        if abandoned or events is None or (not events and (tail is None or tail.id < position)):
+            # The log was abandoned unended, vanished, or holds less than the client has:
+            # the stored answer.
+            async for chunk in _stored_replay(await _load(message_id)):
+                yield chunk
             return
         if not events:
             return

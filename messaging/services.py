@@ -32,7 +32,7 @@ from messaging.live import generation_cancel
 from messaging.llm.registry import provider_get
 from messaging.models import IdempotencyKey
 from messaging.resume import message_wait_final
-from messaging.sweeper import worker_is_alive
+from messaging.sweeper import generations_sweep_stale_in, worker_is_alive
 from messaging.turns import (
     GenerationSettings,
     TurnPlan,
@@ -220,7 +220,14 @@ def _turn_start(
     provider = provider_get(model.provider)
     release_slot = _stream_slot(user)
     try:
-        plan = prepare(model, claim)
+        try:
+            plan = prepare(model, claim)
+        except ConflictError:
+            # The answer in progress may be a dead process's: then it is finished now and
+            # this turn goes ahead (once: a live one is a conflict).
+            if not generations_sweep_stale_in(conversation_id=conversation.pk):
+                raise
+            plan = prepare(model, claim)
     except IdempotentReplayError as replay:
         release_slot()
         return _repeated(replay.record)

@@ -23,6 +23,7 @@ from conversations.selectors import (
     message_with_siblings,
 )
 from conversations.services import conversation_touch
+from messaging.endings import SWEPT_ERROR
 from messaging.idempotency import CONSTRAINT as IDEMPOTENCY_CONSTRAINT
 from messaging.idempotency import (
     IdempotencyClaim,
@@ -39,8 +40,8 @@ from messaging.llm.token_estimates import (
 )
 from messaging.process import WORKER_ID
 from usage.catalog import ChatModel, chat_model_get, turn_cost
-from usage.models import UsageKind, UsageRecord
-from usage.services import budget_release, budget_reserve, usage_record
+from usage.models import UsageKind
+from usage.services import budget_release, budget_reserve, ledger_remove, usage_record
 
 TITLE_MAX_CHARS = 60
 # Statuses whose content is part of the conversation the model sees next time.
@@ -371,10 +372,9 @@ def turn_record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
         if not message.filter(status=Message.Status.IN_PROGRESS).update(**fields):
             # Finished meanwhile by a sweeper or a cancel that took this process for dead
             # (its heartbeat could not reach the database): the real outcome replaces
-            # theirs, and its ledger row their estimated one.
-            UsageRecord.objects.filter(
-                message_id=plan.assistant_message_id, kind=UsageKind.CHAT
-            ).delete()
+            # theirs, and its ledger row their estimated one (the update above waited for
+            # the sweeper's transaction, row and all, so this statement sees its row).
+            ledger_remove(message_id=plan.assistant_message_id, kind=UsageKind.CHAT)
             message.update(**fields)
         conversation_touch(conversation_id=plan.conversation_id, at=now)
         usage_record(
@@ -401,18 +401,23 @@ def turn_record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
     )
 
 
-def turn_record_swept(*, message_id: uuid.UUID, content: str | None, reasoning: str) -> None:
-    """Finish the books of a turn whose process died (the sweeper stored it ``incomplete``):
-    its partial answer when the event log had one, an estimated ledger row, and the end of
-    its budget reservation."""
+def turn_record_swept(*, message_id: uuid.UUID, content: str | None, reasoning: str) -> bool:
+    """Finish a turn whose process died: the message ``incomplete`` with its partial answer
+    (when the event log had one), an estimated ledger row and the end of its budget
+    reservation, in one transaction. False, and nothing changed, if the message is no longer
+    in progress: another sweeper, or its own generation (late, not dead), finished it.
+
+    The message row is locked first: whichever of this and ``turn_record`` comes second
+    sees the other's outcome whole, so a turn never gets two ledger rows."""
+    now = timezone.now()
     with transaction.atomic():
         message = (
-            Message.objects.select_related("conversation")
-            .filter(pk=message_id, status=Message.Status.INCOMPLETE)
+            Message.objects.select_for_update()
+            .filter(pk=message_id, status=Message.Status.IN_PROGRESS)
             .first()
         )
         if message is None:
-            return
+            return False
         if content is not None:
             message.content, message.reasoning = content, reasoning
         usage = Usage(
@@ -421,12 +426,32 @@ def turn_record_swept(*, message_id: uuid.UUID, content: str | None, reasoning: 
         )
         model = chat_model_get(message.model)
         cost = turn_cost(model=model, usage=usage) if model is not None else None
+        message.status = Message.Status.INCOMPLETE
+        message.error = SWEPT_ERROR
+        message.usage_estimated = True
+        message.completed_at = now
         message.output_tokens = usage.output_tokens
         message.cost_usd = cost
-        message.save(update_fields=["content", "reasoning", "output_tokens", "cost_usd"])
+        message.save(
+            update_fields=[
+                "status",
+                "error",
+                "usage_estimated",
+                "completed_at",
+                "content",
+                "reasoning",
+                "output_tokens",
+                "cost_usd",
+            ]
+        )
         if model is not None:
+            owner_id = (
+                Conversation.objects.filter(pk=message.conversation_id)
+                .values_list("owner_id", flat=True)
+                .first()
+            )
             usage_record(
-                user_id=message.conversation.owner_id,
+                user_id=owner_id,
                 conversation_id=message.conversation_id,
                 message_id=message.pk,
                 kind=UsageKind.CHAT,
@@ -435,5 +460,7 @@ def turn_record_swept(*, message_id: uuid.UUID, content: str | None, reasoning: 
                 output_tokens=usage.output_tokens,
                 usage_estimated=True,
                 cost_usd=cost,
+                created_at=now,
             )
         budget_release(message_id=message.pk)
+    return True

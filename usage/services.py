@@ -135,6 +135,88 @@ def ledger_append(record: UsageRecord) -> UsageRecord:
     return record
 
 
+# The reverse of _ROLLUP_ADD for rows leaving the ledger; returns the removed rows' users and
+# times, whose emptied rollup rows go next. The conversation-day markers stay: the
+# conversation was active that day whatever the row said.
+_ROLLUP_SUBTRACT = """
+WITH removed AS (
+    DELETE FROM usage_usagerecord WHERE ({where}) AND user_id IS NOT NULL RETURNING *
+),
+daily AS (
+    UPDATE usage_usagedaily AS d SET
+        requests = d.requests - r.requests,
+        input_tokens = d.input_tokens - r.input_tokens,
+        output_tokens = d.output_tokens - r.output_tokens,
+        reasoning_tokens = d.reasoning_tokens - r.reasoning_tokens,
+        cached_input_tokens = d.cached_input_tokens - r.cached_input_tokens,
+        -- NULL when no priced row is left, as the sum of the rest would be.
+        cost_usd = CASE WHEN d.requests - r.requests > d.unpriced_requests - r.unpriced_requests
+            THEN COALESCE(d.cost_usd - r.cost_usd, d.cost_usd) END,
+        unpriced_requests = d.unpriced_requests - r.unpriced_requests,
+        estimated_requests = d.estimated_requests - r.estimated_requests
+    FROM (
+        SELECT user_id, (created_at AT TIME ZONE 'UTC')::date AS day, kind, model,
+            COUNT(*) AS requests, SUM(input_tokens) AS input_tokens,
+            SUM(output_tokens) AS output_tokens,
+            COALESCE(SUM(reasoning_tokens), 0) AS reasoning_tokens,
+            COALESCE(SUM(cached_input_tokens), 0) AS cached_input_tokens,
+            SUM(cost_usd) AS cost_usd,
+            COUNT(*) FILTER (WHERE price_unknown) AS unpriced_requests,
+            COUNT(*) FILTER (WHERE usage_estimated) AS estimated_requests
+        FROM removed GROUP BY 1, 2, 3, 4
+    ) AS r
+    WHERE d.user_id = r.user_id AND d.day = r.day AND d.kind = r.kind AND d.model = r.model
+),
+hourly AS (
+UPDATE usage_usagehourly AS h SET
+    requests = h.requests - r.requests,
+    input_tokens = h.input_tokens - r.input_tokens,
+    output_tokens = h.output_tokens - r.output_tokens,
+    cost_usd = COALESCE(h.cost_usd - r.cost_usd, h.cost_usd)  -- see ledger_remove
+FROM (
+    SELECT user_id, date_trunc('hour', created_at, 'UTC') AS hour, COUNT(*) AS requests,
+        SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,
+        SUM(cost_usd) AS cost_usd
+    FROM removed GROUP BY 1, 2
+) AS r
+WHERE h.user_id = r.user_id AND h.hour = r.hour
+)
+SELECT DISTINCT user_id, created_at FROM removed
+"""
+
+
+def ledger_remove(*, message_id: uuid.UUID, kind: UsageKind) -> None:
+    """Take a message's rows of ``kind`` out of the ledger and out of the rollups: for an
+    estimate that a turn's real outcome replaces (``turn_record``). The one way rows leave
+    the ledger, as ``ledger_append`` is the one way in. Rows without a user (it was deleted)
+    are history and stay: the rollups keep one row per such row, not one per key."""
+    with transaction.atomic(), service_role(), connection.cursor() as cursor:
+        cursor.execute(
+            _ROLLUP_SUBTRACT.format(where="message_id = %s AND kind = %s"), [message_id, kind]
+        )
+        for user_id, at in cursor.fetchall():
+            # Rollup rows that now count nothing go, as a rebuild would leave them out.
+            cursor.execute(
+                "DELETE FROM usage_usagedaily WHERE requests = 0 "
+                "AND user_id = %s AND day = (%s AT TIME ZONE 'UTC')::date",
+                [user_id, at],
+            )
+            cursor.execute(
+                "DELETE FROM usage_usagehourly WHERE requests = 0 "
+                "AND user_id = %s AND hour = date_trunc('hour', %s, 'UTC')",
+                [user_id, at],
+            )
+            # The hourly rollup counts no unpriced rows, so whether any priced row is left
+            # in the hour (else its cost is NULL, not 0) is read from the ledger.
+            cursor.execute(
+                "UPDATE usage_usagehourly AS h SET cost_usd = (SELECT SUM(cost_usd) "
+                "FROM usage_usagerecord WHERE user_id = h.user_id AND created_at >= h.hour "
+                "AND created_at < h.hour + interval '1 hour') "
+                "WHERE cost_usd = 0 AND user_id = %s AND hour = date_trunc('hour', %s, 'UTC')",
+                [user_id, at],
+            )
+
+
 def usage_rollup_rebuild(*, user_ids: Sequence[uuid.UUID] | None = None) -> None:
     """Recompute the rollups of ``user_ids`` (default: everyone, and the rows without a
     user) from the ledger: after rows were written around ``ledger_append`` (a bulk load, or

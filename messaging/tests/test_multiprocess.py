@@ -16,13 +16,16 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from accounts.models import User
 from conversations.models import Conversation, Message
 from conversations.services import conversation_create
+from messaging.eventlog import log_key
 from testsupport.asgi import parse_sse
 from testsupport.fake_groq import FakeGroq, Reply
 from testsupport.servers import LiveServer
+from usage.models import UsageRecord
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live_database]
 
@@ -32,24 +35,27 @@ needs_redis = pytest.mark.skipif(
     not REDIS_URL, reason="cross-process generations need Redis (set REDIS_URL; CI does)"
 )
 MODEL = "openai/gpt-oss-20b"
+STALE_SECONDS = 3.0  # the servers' GENERATION_STALE_SECONDS (start_server)
+# Room for a loaded machine (several test runs share two cores) on top of a bound.
+SLACK_SECONDS = 2.0
 
 
 @pytest.fixture
 def start_server(fake_groq: FakeGroq, tmp_path: Path) -> Iterator[Any]:
     servers: list[LiveServer] = []
 
-    def start(*, redis: bool = True) -> LiveServer:
+    def start(*, redis: bool = True, **overrides: str) -> LiveServer:
         env = {
             "GROQ_BASE_URL": fake_groq.base_url,
             "GROQ_API_KEY": "gsk_test",
             "LLM_MAX_RETRIES": "0",
             "GENERATION_HEARTBEAT_SECONDS": "0.2",
-            "GENERATION_STALE_SECONDS": "1.5",
+            "GENERATION_STALE_SECONDS": str(STALE_SECONDS),
             "LOG_LEVEL": "WARNING",
         }
         if redis and REDIS_URL:
             env["REDIS_URL"] = REDIS_URL
-        server = LiveServer(env=env, log_path=tmp_path / f"server-{len(servers)}.log")
+        server = LiveServer(env=env | overrides, log_path=tmp_path / f"server-{len(servers)}.log")
         servers.append(server)
         return server
 
@@ -204,6 +210,88 @@ def test_sweeper_finishes_the_message_of_a_killed_process(
     }
     events = parse_sse(follower.content)
     assert events[-1].event == "error"
+
+
+def start_slow_answer_then_kill(
+    server: LiveServer, fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> tuple[uuid.UUID, float]:
+    """A long answer streaming on ``server``, which is SIGKILLed once six events are in the
+    answer's Redis log (what its client saw may not all be there yet); returns the message's
+    id and when the process died (``time.monotonic()``)."""
+    fake_groq.replies.append(Reply(text=[f"w{i} " for i in range(500)], interval=0.02))
+    with httpx.stream(
+        "POST",
+        messages_url(server, conversation),
+        headers=auth,
+        json={"content": "Hi", "stream": True},
+        timeout=10,
+    ) as response:
+        message_id = assistant_id(read_events(response.iter_raw(), 6))
+        logged = redis.Redis.from_url(str(REDIS_URL))
+        deadline = time.monotonic() + 10
+        while logged.xlen(log_key(message_id)) < 6:
+            assert time.monotonic() < deadline, "the log never got six events"
+            time.sleep(0.02)
+        logged.close()
+        server.kill()
+    return message_id, time.monotonic()
+
+
+@needs_redis
+def test_a_survivor_that_only_answers_health_checks_finishes_a_killed_process_s_answer(
+    start_server: Any, fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    # given: A generating, B alive but sent nothing except what a load balancer sends
+    a, b = start_server(), start_server()
+    message_id, died_at = start_slow_answer_then_kill(a, fake_groq, conversation, auth)
+
+    # when: only health checks reach B while the stale period passes
+    deadline = died_at + STALE_SECONDS + 0.2 + SLACK_SECONDS  # plus one heartbeat
+    while Message.objects.get(pk=message_id).status == Message.Status.IN_PROGRESS:
+        assert httpx.get(f"{b.url}/api/v1/health", timeout=5).status_code == 200
+        assert time.monotonic() < deadline, "the answer of the killed process is in progress"
+        time.sleep(0.05)
+
+    # then: B's sweeper stored the partial answer as incomplete
+    message = Message.objects.get(pk=message_id)
+    assert message.status == "incomplete"
+    assert message.content.startswith("w0 w1 ")
+    assert message.error == {
+        "type": "api_error",
+        "message": "The server generating this answer stopped; the partial answer was kept.",
+    }
+
+
+@needs_redis
+def test_a_send_that_meets_a_dead_process_s_answer_is_refused_no_longer_than_the_stale_period(
+    start_server: Any, fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    # given: A generating and then killed; B, whose sweeper beats only once a minute, so
+    # that only the send itself can finish the dead process's answer in time
+    a = start_server()
+    b = start_server(GENERATION_HEARTBEAT_SECONDS="60")
+    old_id, died_at = start_slow_answer_then_kill(a, fake_groq, conversation, auth)
+
+    # when: the user sends on B until the send is taken
+    refusals = 0
+    while True:
+        response = httpx.post(
+            messages_url(b, conversation), headers=auth, json={"content": "Again"}, timeout=10
+        )
+        if response.status_code != 409:
+            break
+        refusals += 1
+        assert time.monotonic() < died_at + STALE_SECONDS + SLACK_SECONDS, response.text
+        time.sleep(0.05)
+
+    # then: refused while A might have been alive, then answered; A's answer was kept
+    assert refusals > 0
+    assert response.status_code == 201, response.text
+    assert response.json()["content"] == [{"type": "text", "text": "Hello there!"}]
+    old = Message.objects.get(pk=old_id)
+    assert old.status == "incomplete"
+    assert old.content.startswith("w0 w1 ")
+    assert UsageRecord.objects.filter(message_id=old_id).count() == 1
 
 
 @needs_redis

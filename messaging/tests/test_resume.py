@@ -15,7 +15,7 @@ from django.utils import timezone
 from accounts.models import User
 from conversations.models import Conversation, Message
 from messaging import live, sse
-from messaging.eventlog import append_events, log_key, redis_client
+from messaging.eventlog import log_key, redis_client
 from messaging.live import generation_get
 from messaging.sweeper import sweep_once
 from testsupport.asgi import ASGIRequest, parse_sse
@@ -138,6 +138,30 @@ async def test_resume_when_up_to_date_ends_at_once(
     response = await resume(conversation, auth, message_id, after=everything[-1].id)
 
     assert await response.read(wait=3.0) == b""
+
+
+@pytest.mark.skipif("redis" not in LOG_MODES, reason="needs Redis (set REDIS_URL; CI does)")
+async def test_a_log_that_redis_lost_mid_answer_is_not_begun_again_from_the_middle(
+    settings, groq_providers: None, fake_groq: FakeGroq, conversation: Conversation, auth: Any
+) -> None:
+    # given: an answer streaming, its log in Redis
+    settings.REDIS_URL = os.environ["REDIS_URL"]
+    words = [f"w{i} " for i in range(40)]
+    fake_groq.replies.append(Reply(text=words, interval=0.02))
+    first, received, message_id = await start_stream(conversation, auth, until_events=4)
+
+    # when: Redis loses the log (a restart comes back empty) while the answer goes on
+    await redis_client().delete(log_key(message_id))
+    events = parse_sse(received + await first.read())
+    await settled(conversation)
+    live._generations.pop(message_id)  # the in-memory retention ends
+
+    # then: no log holds the answer's second half only; a replay is the stored answer
+    assert events[-1].event == "message_stop"
+    assert await redis_client().exists(log_key(message_id)) == 0
+    replay = parse_sse(await (await resume(conversation, auth, message_id, after=0)).read())
+    assert [e.id for e in replay] == [1, 2, 3, 4, 5, 6]
+    assert replay[2].data["delta"]["text"] == "".join(words)
 
 
 async def test_expired_log_replays_the_stored_message(
@@ -329,7 +353,7 @@ async def test_sweeper_finishes_a_dead_workers_message(
         sse.SSEEvent.build(4, sse.content_block_delta(index=0, block_type="text", text="tial")),
     ]
     if log_mode == "redis":
-        await append_events(message.pk, logged)
+        await write_log(message.pk, logged)
 
     # when
     swept = await sweep_once()
@@ -347,10 +371,117 @@ async def test_sweeper_finishes_a_dead_workers_message(
         assert message.content == "Partial"
         assert ledger is not None
         assert (ledger.output_tokens, ledger.usage_estimated) == (2, True)
-        ending = parse_sse(b"".join(e.raw for e in await _log(message.pk)))[-1]
-        assert (ending.id, ending.event) == (5, "error")
+        # Followers replay the stored answer instead (the dead process's clients may have
+        # had more events than the log)
+        assert await redis_client().exists(log_key(message.pk)) == 0
     else:
         assert ledger is None  # nothing was produced that the server knows of
+
+
+@pytest.mark.skipif("redis" not in LOG_MODES, reason="needs Redis (set REDIS_URL; CI does)")
+async def test_a_client_ahead_of_the_log_of_a_dead_process_gets_the_stored_answer_replayed(
+    settings, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    # given: a dead process's message whose last events never reached its log (the client
+    # got eight, the log four), finished by the sweeper from the log
+    settings.REDIS_URL = os.environ["REDIS_URL"]
+    settings.GENERATION_STALE_SECONDS = 1.0
+
+    @sync_to_async
+    def orphan() -> Message:
+        return Message.objects.create(
+            conversation=conversation,
+            role=Message.Role.ASSISTANT,
+            status=Message.Status.IN_PROGRESS,
+            worker_id="dead-host:1:gone",
+            model=MODEL,
+            created_at=timezone.now() - timedelta(seconds=5),
+        )
+
+    message = await orphan()
+    await write_log(
+        message.pk,
+        [
+            sse.SSEEvent.build(
+                1, sse.message_start(message_id=str(message.pk), model=MODEL, input_tokens=3)
+            ),
+            sse.SSEEvent.build(2, sse.content_block_start(index=0, block_type="text")),
+            sse.SSEEvent.build(3, sse.content_block_delta(index=0, block_type="text", text="Par")),
+            sse.SSEEvent.build(4, sse.content_block_delta(index=0, block_type="text", text="t")),
+        ],
+    )
+    assert await sweep_once() == [message.pk]
+
+    # when: the client resumes after the eighth event
+    body = await (await resume(conversation, auth, message.pk, after=8)).read()
+
+    # then: the stored answer, from event 1
+    events = parse_sse(body)
+    assert [(e.id, e.event) for e in events] == [
+        (1, "message_start"),
+        (2, "content_block_start"),
+        (3, "content_block_delta"),
+        (4, "content_block_stop"),
+        (5, "error"),
+    ]
+    assert events[2].data["delta"]["text"] == "Part"
+
+
+@pytest.mark.skipif("redis" not in LOG_MODES, reason="needs Redis (set REDIS_URL; CI does)")
+async def test_a_follower_of_a_log_that_will_never_end_gets_the_stored_answer_replayed(
+    settings, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    # given: an answer stored complete by a process that died before logging its end
+    settings.REDIS_URL = os.environ["REDIS_URL"]
+
+    @sync_to_async
+    def stored_answer() -> Message:
+        return Message.objects.create(
+            conversation=conversation,
+            role=Message.Role.ASSISTANT,
+            status=Message.Status.COMPLETE,
+            content="Hello",
+            model=MODEL,
+            input_tokens=3,
+            output_tokens=1,
+        )
+
+    message = await stored_answer()
+    await write_log(
+        message.pk,
+        [
+            sse.SSEEvent.build(
+                1, sse.message_start(message_id=str(message.pk), model=MODEL, input_tokens=3)
+            ),
+            sse.SSEEvent.build(2, sse.content_block_start(index=0, block_type="text")),
+            sse.SSEEvent.build(
+                3, sse.content_block_delta(index=0, block_type="text", text="Hello")
+            ),
+        ],
+    )
+
+    # when: a client resumes after the second event
+    body = await (await resume(conversation, auth, message.pk, after=2)).read(wait=5.0)
+
+    # then: what the log has, then the stored answer from event 1, not a wait for an end
+    # that never comes
+    assert [(e.id, e.event) for e in parse_sse(body)] == [
+        (3, "content_block_delta"),
+        (1, "message_start"),
+        (2, "content_block_start"),
+        (3, "content_block_delta"),
+        (4, "content_block_stop"),
+        (5, "message_delta"),
+        (6, "message_stop"),
+    ]
+
+
+async def write_log(message_id: uuid.UUID, events: list[sse.SSEEvent]) -> None:
+    """A log as a process that died would have left it."""
+    for event in events:
+        await redis_client().xadd(
+            log_key(message_id), {"t": event.type, "b": event.raw}, id=f"{event.id}-0"
+        )
 
 
 @sync_to_async
@@ -361,9 +492,3 @@ def _ledger(message_id: uuid.UUID) -> UsageRecord | None:
 @sync_to_async
 def _refresh(message: Message) -> None:
     message.refresh_from_db()
-
-
-async def _log(message_id: uuid.UUID) -> list[sse.SSEEvent]:
-    from messaging.eventlog import log_events
-
-    return await log_events(message_id)

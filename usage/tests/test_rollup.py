@@ -35,7 +35,7 @@ from usage.selectors import (
     usage_daily,
     usage_stats,
 )
-from usage.services import ledger_append, usage_rollup_rebuild
+from usage.services import ledger_append, ledger_remove, usage_rollup_rebuild
 
 pytestmark = pytest.mark.django_db
 
@@ -404,6 +404,30 @@ def test_rebuild_and_the_backfill_migration_recompute_what_the_writes_kept(
 
     # then
     assert _rollups() == rebuilt
+
+
+def test_rows_taken_out_of_the_ledger_leave_the_rollups_as_a_rebuild_computes_them(
+    user: User, other_user: User
+) -> None:
+    # given: a random ledger of two users, its rollups kept row by row
+    random_ledger(7, [user, other_user], rows=150)
+    chat = [
+        message_id
+        for message_id in UsageRecord.objects.filter(kind=UsageKind.CHAT).values_list(
+            "message_id", flat=True
+        )
+        if message_id is not None
+    ]
+
+    # when: a third of the chat rows are taken out, one message at a time
+    for message_id in chat[::3]:
+        ledger_remove(message_id=message_id, kind=UsageKind.CHAT)
+
+    # then: the rows are gone, and the rollups are what a rebuild makes of the rest
+    assert UsageRecord.objects.count() == 150 - len(chat[::3])
+    kept = _rollups()
+    usage_rollup_rebuild()
+    assert _rollups()[:2] == kept[:2]
 
 
 @pytest.mark.django_db(transaction=True)
