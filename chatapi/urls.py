@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerSplitV
 
 from chatapi.metrics import metrics_view
 from chatapi.views import HealthView, OpenApiSchemaView, PingView
+from conversations.views import shared_page
 
 # API routes carry no trailing slash; chatapi.middleware accepts one anyway.
 api_v1: list[URLPattern | URLResolver] = [
@@ -58,6 +59,8 @@ urlpatterns = [
         ),
     ),
     path("admin/", admin.site.urls),
+    # A share link's read-only page (GET /api/v1/shared/{token} is the same as JSON).
+    path("s/<str:token>", shared_page, name="shared-page"),
 ]
 
 handler400 = "chatapi.views.bad_request"

@@ -1,3 +1,4 @@
+import secrets
 import uuid
 from datetime import datetime
 from typing import Any
@@ -8,7 +9,10 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.rls import service_role
-from conversations.models import Conversation
+from conversations.models import Conversation, Message, Share
+
+# 256 random bits (the issue asks for at least 128), 43 URL-safe characters.
+SHARE_TOKEN_BYTES = 32
 
 # What conversation_update may change; everything else is the server's.
 UPDATABLE_FIELDS = frozenset(
@@ -91,3 +95,29 @@ def conversation_delete(*, conversation: Conversation) -> None:
     """
     with service_role():
         conversation.delete()  # one transaction: Django's deletion collector opens it
+
+
+def _current_branch_ids(conversation: Conversation) -> list[uuid.UUID]:
+    """The ids of the conversation's current branch, oldest first, without an answer still
+    being generated (its text is not final). Until conversations branch, the current branch
+    is the whole history."""
+    finished = Message.objects.filter(conversation=conversation).exclude(
+        status=Message.Status.IN_PROGRESS
+    )
+    return list(finished.order_by("created_at", "id").values_list("id", flat=True))
+
+
+def share_create(*, conversation: Conversation, expires_at: datetime | None) -> Share:
+    """A share link to the conversation as it is now: a message added later is never shown
+    through it. The caller has checked ownership."""
+    return Share.objects.create(
+        conversation=conversation,
+        token=secrets.token_urlsafe(SHARE_TOKEN_BYTES),
+        message_ids=_current_branch_ids(conversation),
+        expires_at=expires_at,
+    )
+
+
+def share_delete(*, share: Share) -> None:
+    """Revoke: the link answers 404 from now on, like one that never existed."""
+    share.delete()
