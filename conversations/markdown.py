@@ -3,7 +3,7 @@
 markdown-it-py (CommonMark) with its ``html`` option off escapes every tag written in the
 text, and its link validation refuses ``javascript:``, ``vbscript:``, ``file:`` and ``data:``
 URLs. Images are off: the page would fetch them from wherever the text points (and the site's
-policy refuses other hosts anyway), so an image stays as its literal text.
+policy refuses other hosts anyway), so ``![alt](url)`` comes out as "!" and a link to it.
 """
 
 from django.utils.safestring import SafeString, mark_safe
