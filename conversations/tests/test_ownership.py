@@ -185,7 +185,9 @@ def test_collection_routes_require_authentication(
 # --- search: its conversation filter cannot reach another user's rows ---------------------
 
 
-@pytest.mark.parametrize(("q", "owner_finds"), [("secret", 1), ("private", 1), ("secret or private", 2)])
+@pytest.mark.parametrize(
+    ("q", "owner_finds"), [("secret", 1), ("private", 1), ("secret or private", 2)]
+)
 def test_search_never_finds_another_users_words_even_by_conversation_id(
     api_client: APIClient,
     other_client: APIClient,
