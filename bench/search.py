@@ -4,9 +4,10 @@ of one user, among 1,000,000 messages in all (9,000 conversations of 90 other us
     DATABASE_URL=postgres://... .venv/bin/python -m bench.search [--runs 50]
 
 On a database of its own (chatapi_bench_search, created afresh on DATABASE_URL's server and
-migrated), seeded in SQL with generate_series (about two minutes here): each message is 20 to
-60 words drawn from a vocabulary of 8,000 made-up words with a Zipf-like (log-uniform)
-frequency, so a few words are in most messages and most words in few, as in real text. The
+migrated; ``--reuse`` measures the one a previous run seeded), seeded in SQL with
+generate_series: each message is 20 to 60 words drawn from a vocabulary of 8,000 made-up
+words with a Zipf-like (log-uniform) frequency, so a few words are in most messages and most
+words in few, as in real text. The
 measured user's data comes first in the tables, the other users' after it.
 
 Unloaded (one request at a time), in process: the selector alone and the whole request (DRF
@@ -24,6 +25,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from bench.run import REPO, RESULTS, database_url, machine, run_django
 
@@ -92,6 +94,16 @@ ANALYZE;
 # (The subqueries' "WHERE c >= 0" ties them to the row, so each row draws its own words
 # instead of PostgreSQL computing one text for all.)
 
+SEED_PARAMS = {
+    "s": SYLLABLES,
+    "vocabulary": VOCABULARY,
+    "bench_user": BENCH_USER,
+    "others": USERS - 1,
+    "per_user": CONVERSATIONS_PER_USER,
+    "conversations": 1_000 + (USERS - 1) * CONVERSATIONS_PER_USER,
+    "messages": MESSAGES_PER_CONVERSATION,
+}
+
 
 def _say(line: str) -> None:
     sys.stdout.write(f"{line}\n")
@@ -117,16 +129,30 @@ def _summary(timings: list[float]) -> dict[str, float]:
     }
 
 
+def _database_ready(*, reuse: bool) -> None:
+    """Point this process's settings at the benchmark's database, made and migrated afresh
+    unless ``reuse``."""
+    if reuse:
+        parts = urlsplit(os.environ["DATABASE_URL"])
+        db_url = urlunsplit(parts._replace(path=f"/{DB_NAME}"))
+    else:
+        db_url = database_url(DB_NAME)
+    env = {**os.environ, "DATABASE_URL": db_url, "CHATAPI_ENV": "test", "LOG_LEVEL": "WARNING"}
+    if not reuse:
+        _say(f"migrating {DB_NAME}")
+        run_django(env, "manage.py", "migrate", "--verbosity", "0")
+    os.environ.update(env)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument(
+        "--reuse", action="store_true", help="measure the database a previous run seeded"
+    )
     args = parser.parse_args()
 
-    db_url = database_url(DB_NAME)
-    env = {**os.environ, "DATABASE_URL": db_url, "CHATAPI_ENV": "test", "LOG_LEVEL": "WARNING"}
-    _say(f"migrating {DB_NAME}")
-    run_django(env, "manage.py", "migrate", "--verbosity", "0")
-    os.environ.update(env)
+    _database_ready(reuse=args.reuse)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatapi.settings")
 
     import django
@@ -141,28 +167,18 @@ def main() -> None:
     from conversations.selectors import SearchFilters, search
 
     started = time.perf_counter()
-    _say("seeding 1,000,000 messages (about two minutes)")
     with connection.cursor() as cursor:
-        cursor.execute(
-            SEED_SQL,
-            {
-                "s": SYLLABLES,
-                "vocabulary": VOCABULARY,
-                "bench_user": BENCH_USER,
-                "others": USERS - 1,
-                "per_user": CONVERSATIONS_PER_USER,
-                "conversations": 1_000 + (USERS - 1) * CONVERSATIONS_PER_USER,
-                "messages": MESSAGES_PER_CONVERSATION,
-            },
-        )
+        if not args.reuse:
+            _say("seeding 1,000,000 messages")
+            cursor.execute(SEED_SQL, SEED_PARAMS)
         cursor.execute(
             "SELECT count(*), count(*) FILTER (WHERE c.owner_id = %s) FROM messaging_message m "
             "JOIN conversations_conversation c ON c.id = m.conversation_id",
             [BENCH_USER],
         )
         total, own = cursor.fetchone()
-    seed_seconds = time.perf_counter() - started
-    _say(f"seeded {total:,} messages, {own:,} of the user's, in {seed_seconds:.0f} s")
+    seed_seconds = None if args.reuse else round(time.perf_counter() - started)
+    _say(f"{total:,} messages, {own:,} of the user's (seeded in {seed_seconds} s)")
 
     user = User.objects.get(pk=BENCH_USER)
     client = APIClient()
@@ -210,7 +226,7 @@ def main() -> None:
                 "messages": total,
                 "user_messages": own,
                 "runs": args.runs,
-                "seed_seconds": round(seed_seconds),
+                "seed_seconds": seed_seconds,
                 "load_average": load,
                 "machine": machine(),
                 "results": results,

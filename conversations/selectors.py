@@ -202,18 +202,20 @@ _START, _STOP = "\x02", "\x03"
 # Quoted: unquoted, the option parser takes them for spaces. One passage of 10 to 30 words
 # around the best match, punctuation kept.
 _HEADLINE_OPTIONS = f'StartSel="{_START}", StopSel="{_STOP}", MinWords=10, MaxWords=30'
+# Every match is ranked, so ``hits`` keeps only what sorting needs; the texts are read for the
+# page's rows alone.
 _HITS_SQL = """
 WITH query AS MATERIALIZED (
     SELECT websearch_to_tsquery(%(config)s::regconfig, %(q)s) AS tsq
 ),
 hits AS MATERIALIZED (
-    SELECT m.id, m.conversation_id, m.id AS message_id, m.role, m.content AS text,
-           m.created_at, ts_rank(m.search_vector, query.tsq) AS rank
+    SELECT m.id, m.conversation_id, m.id AS message_id, m.created_at,
+           ts_rank(m.search_vector, query.tsq) AS rank
     FROM query, messaging_message m
     JOIN conversations_conversation c ON c.id = m.conversation_id
     WHERE m.search_vector @@ query.tsq AND c.owner_id = %(owner)s {message_filters}
     UNION ALL
-    SELECT c.id, c.id, NULL, NULL, c.title, c.created_at, ts_rank(c.search_vector, query.tsq)
+    SELECT c.id, c.id, NULL, c.created_at, ts_rank(c.search_vector, query.tsq)
     FROM query, conversations_conversation c
     WHERE c.search_vector @@ query.tsq AND c.owner_id = %(owner)s {title_filters}
 ),
@@ -222,12 +224,13 @@ page AS (
     ORDER BY rank {direction}, created_at {direction}, id {direction}
     LIMIT %(limit)s
 )
-SELECT cursor.found, page.id, page.conversation_id, c.title, page.message_id, page.role,
+SELECT cursor.found, page.id, page.conversation_id, c.title, page.message_id, m.role,
        page.created_at,
-       ts_headline(%(config)s::regconfig, translate(page.text, %(marks)s, ''), query.tsq,
-                   %(headline)s)
+       ts_headline(%(config)s::regconfig, translate(coalesce(m.content, c.title), %(marks)s, ''),
+                   query.tsq, %(headline)s)
 FROM (SELECT count(*) > 0 AS found FROM hits WHERE id = %(cursor)s) cursor
 LEFT JOIN (page JOIN conversations_conversation c ON c.id = page.conversation_id
+           LEFT JOIN messaging_message m ON m.id = page.message_id
            CROSS JOIN query) ON true
 ORDER BY page.rank {direction}, page.created_at {direction}, page.id {direction}
 """
