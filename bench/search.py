@@ -94,7 +94,7 @@ ANALYZE;
 # (The subqueries' "WHERE c >= 0" ties them to the row, so each row draws its own words
 # instead of PostgreSQL computing one text for all.)
 
-SEED_PARAMS = {
+SEED_PARAMS: dict[str, Any] = {
     "s": SYLLABLES,
     "vocabulary": VOCABULARY,
     "bench_user": BENCH_USER,
