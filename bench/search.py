@@ -95,8 +95,10 @@ INSERT INTO messaging_message (id, conversation_id, role, content, reasoning, st
          generate_series(0, %(messages)s - 1) AS m,
          texts x
     WHERE x.id = ((c * %(messages)s + m)::bigint * 7919) %% %(texts)s;
+-- Django's foreign keys are deferred; their checks run now, before the index may be built.
+SET CONSTRAINTS ALL IMMEDIATE;
 SET maintenance_work_mem = '256MB';
-CREATE INDEX message_search ON messaging_message USING gin (search_vector);
+CREATE INDEX message_search ON messaging_message USING gin (search_owner, search_vector);
 ANALYZE;
 """
 

@@ -213,7 +213,8 @@ hits AS MATERIALIZED (
            ts_rank(m.search_vector, query.tsq) AS rank
     FROM query, messaging_message m
     JOIN conversations_conversation c ON c.id = m.conversation_id
-    WHERE m.search_vector @@ query.tsq AND c.owner_id = %(owner)s {message_filters}
+    WHERE m.search_owner = %(owner)s AND m.search_vector @@ query.tsq
+          AND c.owner_id = %(owner)s {message_filters}
     UNION ALL
     SELECT c.id, c.id, NULL, c.created_at, ts_rank(c.search_vector, query.tsq)
     FROM query, conversations_conversation c
@@ -262,7 +263,8 @@ def search(*, user: User, q: str, filters: SearchFilters, page: PageParams) -> S
     a hit's ``id``.
 
     The search vectors and their GIN indexes are conversations.search_columns'. Ownership is
-    the ``owner_id`` condition (and RLS under it): another user's words never match.
+    the conversation's ``owner_id`` (and RLS under it): another user's words never match. The
+    messages' ``search_owner`` condition is there for the index.
     """
     forward = page.before_id is None
     cursor_param, cursor = ("after_id", page.after_id) if forward else ("before_id", page.before_id)

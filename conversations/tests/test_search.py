@@ -303,24 +303,50 @@ def test_search_runs_one_full_text_query_and_no_like_scan(
     assert "LIKE" not in search_sql.upper()
 
 
-def test_the_indexes_serve_the_search_when_the_table_is_large() -> None:
+def test_the_indexes_lead_with_the_owner_and_serve_the_search(user: User) -> None:
     # when: the planner is told not to scan whole tables
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute(
-            "EXPLAIN SELECT id FROM messaging_message "
-            "WHERE search_vector @@ websearch_to_tsquery('simple', 'tram')"
+            "EXPLAIN SELECT id FROM messaging_message WHERE search_owner = %s "
+            "AND search_vector @@ websearch_to_tsquery('simple', 'tram')",
+            [user.pk],
         )
         message_plan = "\n".join(row[0] for row in cursor.fetchall())
         cursor.execute(
-            "EXPLAIN SELECT id FROM conversations_conversation "
-            "WHERE search_vector @@ websearch_to_tsquery('simple', 'tram')"
+            "SELECT indexdef FROM pg_indexes WHERE indexname IN "
+            "('message_search', 'conversation_search') ORDER BY indexname"
         )
-        title_plan = "\n".join(row[0] for row in cursor.fetchall())
+        definitions = [row[0] for row in cursor.fetchall()]
+
+    # then: one index condition on the owner and the words together
+    assert "Bitmap Index Scan on message_search" in message_plan
+    assert "Index Cond: ((search_owner = " in message_plan
+    assert definitions == [
+        (
+            "CREATE INDEX conversation_search ON public.conversations_conversation "
+            "USING gin (owner_id, search_vector)"
+        ),
+        (
+            "CREATE INDEX message_search ON public.messaging_message "
+            "USING gin (search_owner, search_vector)"
+        ),
+    ]
+
+
+def test_a_message_carries_its_conversations_owner_for_the_index(
+    user: User, lisbon: Conversation
+) -> None:
+    # when: stored through the ORM, which knows nothing of the column
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT search_owner FROM messaging_message WHERE conversation_id = %s",
+            [lisbon.id],
+        )
+        owners = cursor.fetchall()
 
     # then
-    assert "message_search" in message_plan
-    assert "conversation_search" in title_plan
+    assert owners == [(user.pk,)]
 
 
 def test_another_configuration_stems_after_search_config_apply(
