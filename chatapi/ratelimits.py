@@ -253,7 +253,7 @@ class _PerMinuteThrottle(BaseThrottle):
     def message(self, result: RateLimitResult) -> str:
         raise NotImplementedError
 
-    def allow_request(self, request: Request, view: APIView) -> bool:
+    def allow_request(self, request: Request, view: APIView | None) -> bool:
         limit = self.limit()
         ident = self.ident(request)
         if limit == 0 or ident is None:
@@ -303,6 +303,27 @@ class AuthRateThrottle(_PerMinuteThrottle):
     def message(self, result: RateLimitResult) -> str:
         return (
             f"Too many sign-up or login attempts from this address: at most {result.limit} "
+            "per minute."
+        )
+
+
+class SharedReadThrottle(_PerMinuteThrottle):
+    """Reads of share links, JSON and page together, per client address per minute:
+    RATE_LIMIT_SHARED_PER_MINUTE. They need no account, so the address is what is counted
+    (honouring TRUSTED_PROXY_COUNT); the limit slows down anyone guessing tokens."""
+
+    scope = "shared"
+
+    def limit(self) -> int:
+        limit: int = settings.RATE_LIMIT_SHARED_PER_MINUTE
+        return limit
+
+    def ident(self, request: Request) -> str | None:
+        return self.get_ident(request) or "unknown"
+
+    def message(self, result: RateLimitResult) -> str:
+        return (
+            f"Too many shared conversations read from this address: at most {result.limit} "
             "per minute."
         )
 

@@ -5,6 +5,7 @@ CHATAPI_ENV selects the mode: ``production`` (the default) demands every secret;
 back to clearly-insecure local defaults and to an embedded PostgreSQL.
 """
 
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    # ArrayField (API key scopes).
+    # ArrayField (API key scopes, a share's message ids).
     "django.contrib.postgres",
     "channels",
     "corsheaders",
@@ -480,3 +481,18 @@ RATE_LIMIT_CONCURRENT_STREAMS = env_int("RATE_LIMIT_CONCURRENT_STREAMS", 3, mini
 # A stream slot that is never released (its process died) frees itself after this long.
 RATE_LIMIT_STREAM_SLOT_TTL_SECONDS = env_int("RATE_LIMIT_STREAM_SLOT_TTL_SECONDS", 600, minimum=1)
 RATE_LIMIT_KEY_PREFIX = env_str("RATE_LIMIT_KEY_PREFIX") or "chatapi:limits:"
+# Reads of share links (GET /api/v1/shared/{token} and the /s/{token} page) per client address:
+# they need no account, so the address is all there is to count.
+RATE_LIMIT_SHARED_PER_MINUTE = env_int("RATE_LIMIT_SHARED_PER_MINUTE", 60, minimum=0)
+
+# --- Search --------------------------------------------------------------------------------------
+# The PostgreSQL text search configuration of the stored search vectors and of the queries:
+# `simple` (no stemming, no stop words) works for any language; `english`, `french`... stem.
+# The vectors are generated columns built with it: after a change, run
+# `manage.py search_config_apply` (docs/configuration.md).
+SEARCH_CONFIG = env_str("SEARCH_CONFIG") or "simple"
+if not re.fullmatch(r"[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?", SEARCH_CONFIG):
+    raise ImproperlyConfigured(
+        f"SEARCH_CONFIG={SEARCH_CONFIG!r} is not a text search configuration name "
+        "(e.g. simple, english, or schema.name)."
+    )

@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularSwaggerSplitView
 from chatapi.metrics import metrics_view
 from chatapi.redoc import REDOC_CONTENT_SECURITY_POLICY, RedocView, redoc_bundle
 from chatapi.views import ApiIndexView, HealthView, OpenApiSchemaView, PingView, site_index
+from conversations.views import shared_page
 
 # API routes carry no trailing slash; chatapi.middleware accepts one anyway.
 api_v1: list[URLPattern | URLResolver] = [
@@ -49,6 +50,8 @@ urlpatterns = [
         ),
     ),
     path("admin/", admin.site.urls),
+    # A share link's read-only page (GET /api/v1/shared/{token} is the same as JSON).
+    path("s/<str:token>", shared_page, name="shared-page"),
 ]
 
 handler400 = "chatapi.views.bad_request"

@@ -2,6 +2,7 @@ import uuid
 from typing import TypeAlias
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -202,3 +203,39 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role} message {self.id}"
+
+
+class Share(models.Model):
+    """A read-only link to a snapshot of a conversation: the messages of its current branch
+    when the link was made, by id (``message_ids``), never those added later.
+
+    Ids rather than a copy: messages are not edited once finished, so the ids show exactly
+    what was there, and nothing shared outlives the conversation (deleting it deletes its
+    messages and, by cascade, its shares). Revoking deletes the row.
+
+    The token is stored as it is, not hashed, so that the owner's list can show each link
+    again; whoever can read this table can read the messages it points at anyway.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # No index of its own: share_conversation_created leads with it.
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="shares", db_index=False
+    )
+    # secrets.token_urlsafe(32): 256 random bits in 43 characters.
+    token = models.CharField(max_length=64, unique=True)
+    message_ids = ArrayField(models.UUIDField())
+    created_at = models.DateTimeField(default=timezone.now)
+    # null: never expires.
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        indexes = [
+            models.Index(
+                fields=["conversation", "-created_at", "-id"], name="share_conversation_created"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"share {self.id} of {self.conversation_id}"

@@ -1,5 +1,6 @@
 import json
 import uuid
+from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
@@ -7,8 +8,8 @@ from rest_framework import serializers
 
 from chatapi.pagination import PageQuerySerializer
 from chatapi.serializers import JsonBodySerializer, datetime_json
-from conversations.models import Conversation, Message, ReasoningEffort
-from conversations.selectors import message_find
+from conversations.models import Conversation, Message, ReasoningEffort, Share
+from conversations.selectors import SearchHit, SearchPage, SharedConversation, message_find
 from usage.catalog import chat_model_get, chat_model_unavailable, default_chat_model
 
 TITLE_MAX_LENGTH = 200
@@ -374,3 +375,149 @@ class MessageListQuerySerializer(PageQuerySerializer):
         if message_find(conversation=self.context["conversation"], message_id=value) is None:
             raise serializers.ValidationError(NOT_IN_CONVERSATION)
         return value
+
+
+# --- search ----------------------------------------------------------------------------------
+
+SEARCH_QUERY_MAX_LENGTH = 500
+
+
+class SearchQuerySerializer(PageQuerySerializer):
+    q = serializers.CharField(
+        max_length=SEARCH_QUERY_MAX_LENGTH,
+        help_text="What to look for, as in a web search engine: words (all must match), "
+        '"a quoted phrase", `or` between alternatives, `-word` to exclude one.',
+    )
+    conversation_id = serializers.UUIDField(
+        required=False, help_text="Only this conversation's title and messages."
+    )
+    created_after = serializers.DateTimeField(
+        required=False,
+        help_text="Only messages (and conversations, for titles) created at or after this "
+        "time (ISO 8601).",
+    )
+    created_before = serializers.DateTimeField(
+        required=False, help_text="Only those created before this time (ISO 8601)."
+    )
+
+
+class SearchConversationSerializer(serializers.Serializer[Any]):
+    id = serializers.UUIDField()
+    title = serializers.CharField()
+
+
+class SearchMessageSerializer(serializers.Serializer[Any]):
+    id = serializers.UUIDField()
+    role = serializers.ChoiceField(choices=Message.Role.choices)
+
+
+class SearchHitSerializer(serializers.Serializer[SearchHit]):
+    id = serializers.UUIDField(
+        help_text="The result's id, for after_id and before_id: the message's id, or the "
+        "conversation's when its title matched."
+    )
+    conversation = SearchConversationSerializer()
+    message = SearchMessageSerializer(
+        allow_null=True, help_text="The message that matched; null when the title matched."
+    )
+    created_at = serializers.DateTimeField(
+        help_text="When the message (or, for a title, the conversation) was created."
+    )
+    snippet = serializers.CharField(
+        help_text="The matching passage as HTML: the text escaped, each matched word in "
+        "<mark>...</mark>, fragments joined by ' … '. Safe to insert as HTML."
+    )
+
+    def to_representation(self, instance: SearchHit) -> dict[str, Any]:
+        hit = instance
+        return {
+            "id": str(hit.id),
+            "conversation": {"id": str(hit.conversation_id), "title": hit.conversation_title},
+            "message": (
+                None if hit.message_id is None else {"id": str(hit.message_id), "role": hit.role}
+            ),
+            "created_at": datetime_json(hit.created_at, timezone.get_current_timezone()),
+            "snippet": hit.snippet,
+        }
+
+
+def search_page_body(page: SearchPage) -> dict[str, Any]:
+    """The list envelope of chatapi.pagination, for search results."""
+    return {
+        "data": [SearchHitSerializer().to_representation(hit) for hit in page.hits],
+        "has_more": page.has_more,
+        "first_id": str(page.hits[0].id) if page.hits else None,
+        "last_id": str(page.hits[-1].id) if page.hits else None,
+    }
+
+
+# --- share links -----------------------------------------------------------------------------
+
+
+class ShareCreateSerializer(JsonBodySerializer):
+    expires_at = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="When the link stops working (ISO 8601, in the future); null or omitted: "
+        "it works until revoked.",
+    )
+
+    def validate_expires_at(self, value: datetime | None) -> datetime | None:
+        if value is not None and value <= timezone.now():
+            raise serializers.ValidationError("Must be in the future.")
+        return value
+
+
+class ShareSerializer(serializers.Serializer[Share]):
+    """A share link as its owner sees it. Needs the request in the context (for ``url``)."""
+
+    id = serializers.UUIDField()
+    token = serializers.CharField(help_text="The secret part of the link (256 random bits).")
+    url = serializers.URLField(help_text="The read-only page anyone with the link can open.")
+    api_url = serializers.URLField(help_text="The same snapshot as JSON, without authentication.")
+    message_count = serializers.IntegerField(help_text="How many messages the snapshot shows.")
+    created_at = serializers.DateTimeField(help_text="When the snapshot was taken.")
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+    def to_representation(self, instance: Share) -> dict[str, Any]:
+        zone = timezone.get_current_timezone()
+        request = self.context["request"]
+        return {
+            "id": str(instance.id),
+            "token": instance.token,
+            "url": request.build_absolute_uri(f"/s/{instance.token}"),
+            "api_url": request.build_absolute_uri(f"/api/v1/shared/{instance.token}"),
+            "message_count": len(instance.message_ids),
+            "created_at": datetime_json(instance.created_at, zone),
+            "expires_at": datetime_json(instance.expires_at, zone),
+        }
+
+
+class SharedMessageSerializer(serializers.Serializer[Message]):
+    role = serializers.ChoiceField(choices=Message.Role.choices)
+    content = serializers.CharField(help_text="The text as written (answers are Markdown).")
+    status = serializers.ChoiceField(
+        choices=Message.Status.choices,
+        help_text="complete, or incomplete/cancelled/error when the answer stopped early.",
+    )
+    model = serializers.CharField(allow_null=True, help_text="null on user messages.")
+    created_at = serializers.DateTimeField()
+
+    def to_representation(self, instance: Message) -> dict[str, Any]:
+        return {
+            "role": instance.role,
+            "content": instance.content,
+            "status": instance.status,
+            "model": instance.model or None,
+            "created_at": datetime_json(instance.created_at, timezone.get_current_timezone()),
+        }
+
+
+class SharedConversationSerializer(serializers.Serializer[SharedConversation]):
+    """What anyone with the link sees: no ids, no owner."""
+
+    title = serializers.CharField()
+    shared_at = serializers.DateTimeField(help_text="When the snapshot was taken.")
+    expires_at = serializers.DateTimeField(allow_null=True)
+    messages = SharedMessageSerializer(many=True, help_text="Oldest first.")

@@ -1,3 +1,4 @@
+import secrets
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -11,8 +12,11 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.rls import service_role
 from chatapi.errors import ConflictError
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, Share
 from conversations.selectors import message_branch
+
+# 256 random bits (the issue asks for at least 128), 43 URL-safe characters.
+SHARE_TOKEN_BYTES = 32
 
 # What conversation_update may change; everything else is the server's.
 UPDATABLE_FIELDS = frozenset(
@@ -205,3 +209,28 @@ def conversation_fork(*, conversation: Conversation, message_id: uuid.UUID) -> C
             fork.last_message_at = copies[-1].created_at
             fork.save(update_fields=["current_leaf", "last_message_at", "updated_at"])
     return fork
+
+
+def _current_branch_ids(conversation: Conversation) -> list[uuid.UUID]:
+    """The ids of the conversation's current branch (the path from the root to its current
+    leaf), oldest first, without an answer still being generated (its text is not final)."""
+    if conversation.current_leaf_id is None:
+        return []
+    branch = message_branch(conversation=conversation, leaf_id=conversation.current_leaf_id)
+    return [message.pk for message in branch if message.status != Message.Status.IN_PROGRESS]
+
+
+def share_create(*, conversation: Conversation, expires_at: datetime | None) -> Share:
+    """A share link to the conversation as it is now: a message added later is never shown
+    through it. The caller has checked ownership."""
+    return Share.objects.create(
+        conversation=conversation,
+        token=secrets.token_urlsafe(SHARE_TOKEN_BYTES),
+        message_ids=_current_branch_ids(conversation),
+        expires_at=expires_at,
+    )
+
+
+def share_delete(*, share: Share) -> None:
+    """Revoke: the link answers 404 from now on, like one that never existed."""
+    share.delete()

@@ -25,4 +25,16 @@ urlpatterns = [
         views.ConversationExportView.as_view(),
         name="conversation-export",
     ),
+    path(
+        "conversations/<str:conversation_id>/shares",
+        views.ConversationShareListView.as_view(),
+        name="conversation-share-list",
+    ),
+    path(
+        "conversations/<str:conversation_id>/shares/<str:share_id>",
+        views.ConversationShareDetailView.as_view(),
+        name="conversation-share-detail",
+    ),
+    path("search", views.SearchView.as_view(), name="search"),
+    path("shared/<str:token>", views.SharedConversationView.as_view(), name="shared"),
 ]

@@ -12,7 +12,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, Share
 from testsupport.assertions import app_queries, assert_error
 from testsupport.factories import make_conversation, make_message, make_usage
 from usage.models import UsageRecord
@@ -21,6 +21,7 @@ pytestmark = pytest.mark.django_db
 
 Call = Callable[[APIClient, str], Any]
 PRIVATE_MESSAGE_ID = uuid.UUID("5f0a2c1e-3b4d-4e6f-8a9b-0c1d2e3f4a5b")
+PRIVATE_SHARE_ID = uuid.UUID("7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d")
 
 ROUTES: dict[str, Call] = {
     "GET conversation": lambda client, cid: client.get(f"/api/v1/conversations/{cid}"),
@@ -61,6 +62,14 @@ ROUTES: dict[str, Call] = {
     "POST regenerate": lambda client, cid: client.post(
         f"/api/v1/conversations/{cid}/messages/{PRIVATE_MESSAGE_ID}/regenerate", {}, format="json"
     ),
+    "GET shares": lambda client, cid: client.get(f"/api/v1/conversations/{cid}/shares"),
+    "POST share": lambda client, cid: client.post(
+        f"/api/v1/conversations/{cid}/shares", {"expires_at": None}, format="json"
+    ),
+    # The private conversation's own share id: whether it exists must not matter.
+    "DELETE share": lambda client, cid: client.delete(
+        f"/api/v1/conversations/{cid}/shares/{PRIVATE_SHARE_ID}"
+    ),
 }
 # Routes whose success for the owner needs more than this fixture (a model provider, a
 # generation in progress, an assistant message) are covered in their own suites.
@@ -74,6 +83,9 @@ OWNER_OK = [
     "GET messages of a branch",
     "PATCH current leaf",
     "POST fork",
+    "GET shares",
+    "POST share",
+    "DELETE share",
 ]
 
 
@@ -88,6 +100,9 @@ def private_conversation(user: User) -> Conversation:
     Message.objects.filter(pk=message.pk).update(id=PRIVATE_MESSAGE_ID)
     Conversation.objects.filter(pk=conversation.pk).update(current_leaf_id=PRIVATE_MESSAGE_ID)
     conversation.refresh_from_db()
+    Share.objects.create(
+        id=PRIVATE_SHARE_ID, conversation=conversation, token="private", message_ids=[]
+    )
     return conversation
 
 
@@ -96,7 +111,8 @@ def _snapshot() -> list[tuple[Any, ...]]:
         "id", "title", "archived", "updated_at", "metadata", "current_leaf_id"
     )
     messages = Message.objects.order_by("id").values_list("id", "content", "parent_id")
-    return [*conversations, *messages]
+    shares = Share.objects.order_by("id").values_list("id", "conversation_id", "token")
+    return [*conversations, *messages, *shares]
 
 
 @pytest.mark.parametrize("route", ROUTES)
@@ -261,6 +277,51 @@ def test_a_parameter_naming_another_users_message_is_answered_as_a_missing_one(
         for q in app_queries(missing_queries)
     ]
     assert _snapshot() == before
+
+
+# --- search: its conversation filter cannot reach another user's rows ---------------------
+
+
+@pytest.mark.parametrize(
+    ("q", "owner_finds"), [("secret", 1), ("private", 1), ("secret or private", 2)]
+)
+def test_search_never_finds_another_users_words_even_by_conversation_id(
+    api_client: APIClient,
+    other_client: APIClient,
+    private_conversation: Conversation,
+    q: str,
+    owner_finds: int,
+) -> None:
+    # when
+    everywhere = other_client.get("/api/v1/search", {"q": q})
+    by_id = other_client.get(
+        "/api/v1/search", {"q": q, "conversation_id": str(private_conversation.id)}
+    )
+    own = api_client.get("/api/v1/search", {"q": q})
+
+    # then: nothing for the other user, either way; the owner finds them
+    assert everywhere.json()["data"] == []
+    assert by_id.json()["data"] == []
+    assert len(own.json()["data"]) == owner_finds
+
+
+def test_search_by_another_users_conversation_id_runs_the_same_query_as_a_missing_one(
+    other_client: APIClient, private_conversation: Conversation
+) -> None:
+    # given
+    missing_id = uuid.uuid4()
+    other_client.get("/api/v1/search", {"q": "secret"})  # the caller's user row now exists
+
+    # when
+    with CaptureQueriesContext(connection) as foreign:
+        other_client.get(
+            "/api/v1/search", {"q": "secret", "conversation_id": str(private_conversation.id)}
+        )
+    with CaptureQueriesContext(connection) as missing:
+        other_client.get("/api/v1/search", {"q": "secret", "conversation_id": str(missing_id)})
+
+    # then
+    assert _statements(foreign, private_conversation.id) == _statements(missing, missing_id)
 
 
 # --- usage: no filter can name another user's rows -----------------------------------------
