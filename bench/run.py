@@ -117,6 +117,7 @@ def server_env(db_url: str, upstream_port: int) -> dict[str, str]:
     env |= {
         "CHATAPI_ENV": "production",
         "DJANGO_SECRET_KEY": "bench-only-django-secret",
+        "API_KEY_PEPPER": "bench-only-api-key-pepper",
         "ALLOWED_HOSTS": "127.0.0.1",
         "DATABASE_URL": db_url,
         "GROQ_API_KEY": "gsk_test",

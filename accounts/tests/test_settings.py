@@ -146,6 +146,7 @@ def test_production_without_groq_api_key_says_how_to_run_in_development_mode() -
             "DJANGO_SECRET_KEY": "a-secret-key",
             "ALLOWED_HOSTS": "api.example.com",
             "SUPABASE_JWT_SECRET": "a-jwt-secret",
+            "API_KEY_PEPPER": "an-api-key-pepper",
         },
         "SECRET_KEY",
     )
@@ -175,7 +176,8 @@ def test_production_without_an_api_key_pepper_fails_naming_it() -> None:
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1] == (
         "django.core.exceptions.ImproperlyConfigured: "
-        "The environment variable API_KEY_PEPPER must be set."
+        "The environment variable API_KEY_PEPPER must be set (CHATAPI_ENV is production, "
+        "the default; for development on this machine set CHATAPI_ENV=development)."
     )
 
 
