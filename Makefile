@@ -61,10 +61,10 @@ pytest: venv
 	@.venv/bin/pytest
 
 # The API's tests again with every authenticated request run as the `authenticated` role
-# (CI runs it after `make test`).
+# (CI runs it after `make test`), in two pytest-xdist workers.
 pytest-rls: export CHATAPI_ENV ?= test
 pytest-rls: venv
-	@DB_RLS_PER_REQUEST=true .venv/bin/pytest conversations messaging usage accounts
+	@DB_RLS_PER_REQUEST=true .venv/bin/pytest -n 2 conversations messaging usage accounts
 
 # The tests that start servers against the test database, or copy it, run against the embedded
 # PostgreSQL whatever DATABASE_URL says: where the database lives must not matter to them (CI
