@@ -8,7 +8,6 @@ from drf_spectacular.views import SpectacularSwaggerSplitView
 from chatapi.metrics import metrics_view
 from chatapi.redoc import REDOC_CONTENT_SECURITY_POLICY, RedocView, redoc_bundle
 from chatapi.views import ApiIndexView, HealthView, OpenApiSchemaView, PingView, site_index
-from conversations.views import shared_page
 
 # API routes carry no trailing slash; chatapi.middleware accepts one anyway.
 api_v1: list[URLPattern | URLResolver] = [
@@ -51,7 +50,7 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     # A share link's read-only page (GET /api/v1/shared/{token} is the same as JSON).
-    path("s/<str:token>", shared_page, name="shared-page"),
+    path("", include("conversations.page_urls")),
 ]
 
 handler400 = "chatapi.views.bad_request"
