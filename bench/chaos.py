@@ -329,6 +329,7 @@ class Load:
 class Faults:
     log: list[dict[str, Any]] = field(default_factory=list)
     kills: int = 0
+    killed_at: datetime | None = None  # wall clock, to compare with the stored messages
 
     def note(self, load: Load, what: str, **extra: Any) -> None:
         self.log.append({"at_seconds": round(load.now(), 2), "fault": what, **extra})
@@ -344,6 +345,7 @@ async def faults(load: Load, victim: Server, postgres: Any, redis: Any, record: 
     await at(KILL_AT)
     open_streams = sum(1 for t in load.turns if t.status in (0, 200) and not t.finished)
     victim.kill()
+    record.killed_at = datetime.now(UTC)
     record.kills += 1
     record.note(load, "SIGKILL server A", client_streams_open=open_streams)
     await at(KILL_AT + RESTART_AFTER)
@@ -528,10 +530,11 @@ def check_streams(
                     f"{len(text_of(turn.events))} vs {len(stored.content)} chars",
                 )
         elif turn.resumed is not None:
-            # Where the log is gone, the resume is the stored answer replayed from id 1
-            # (documented); else it continues the cut stream.
-            replayed = bool(turn.resumed) and turn.resumed[0].id == 1
-            events = turn.resumed if replayed else turn.events + turn.resumed
+            # Where the log is gone, or goes while followed, the resume (from there on) is
+            # the stored answer replayed from id 1 (documented); else it continues the cut
+            # stream.
+            starts = [i for i, e in enumerate(turn.resumed) if e.type == "message_start"]
+            events = turn.resumed[starts[-1] :] if starts else turn.events + turn.resumed
             where = (
                 f"started {turn.started:.1f} s, cut at {turn.ended:.1f} s, resume ended at "
                 f"{turn.resume_ended:.1f} s, stored at {stored.completed_at:%H:%M:%S} by "
@@ -665,6 +668,21 @@ async def main_async(
         upstream.stop()
     check_streams(load, messages, replays, mismatch)
     spans = conflict_spans(load.turns)
+    # The answers the kill left in progress (on the process whose streams were cut),
+    # finished by a sweeper: when, after the kill.
+    cut_on = Counter(
+        messages[t.message_id].worker_id for t in load.turns if t.cut and t.message_id in messages
+    )
+    killed_worker = cut_on.most_common(1)[0][0] if cut_on else None
+    swept_after = sorted(
+        (m.completed_at - record.killed_at).total_seconds()
+        for m in messages.values()
+        if m.status == "incomplete"
+        and m.completed_at
+        and record.killed_at
+        and m.completed_at > record.killed_at
+        and m.worker_id == killed_worker
+    )
     if spans and max(spans) > SWEEP_WINDOW_SECONDS:
         mismatch("refused with 409 past the sweep window", "-", f"{max(spans):.1f} s")
     refused = Counter(
@@ -694,6 +712,10 @@ async def main_async(
         "streams_cut_and_resumed": sum(1 for t in load.turns if t.resumed is not None),
         "sends_refused": dict(refused.most_common()),
         "longest_409_refusal_seconds": round(max(spans), 2) if spans else 0.0,
+        "killed_answers_swept": len(swept_after),
+        "killed_answers_swept_after_seconds": (
+            [round(swept_after[0], 1), round(swept_after[-1], 1)] if swept_after else None
+        ),
         "sweep_seconds_after_load": sweep_seconds,
         "messages_by_status": dict(sorted(by_status.items())),
         "replayed_from_survivor": len(replays),
@@ -732,6 +754,8 @@ def main() -> None:
         "streams_cut_and_resumed",
         "sends_refused",
         "longest_409_refusal_seconds",
+        "killed_answers_swept",
+        "killed_answers_swept_after_seconds",
         "messages_by_status",
         "replayed_from_survivor",
         "ledger_rows",
