@@ -59,7 +59,7 @@ typecheck: venv
 	@.venv/bin/mypy .
 
 pytest: venv
-	@.venv/bin/pytest
+	@.venv/bin/pytest -n 2
 
 # The API's tests again with every authenticated request run as the `authenticated` role
 # (CI runs it after `make test`), in two pytest-xdist workers.

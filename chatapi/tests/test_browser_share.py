@@ -54,13 +54,6 @@ def page(browser: "Browser", server: LiveServer) -> Iterator["Page"]:
     context.close()
 
 
-@pytest.fixture
-def blocked() -> list[str]:
-    """Where this branch's ``outside_requests`` moves the requests the page's policy refused
-    (main's version keeps them; either way they also show among the console errors)."""
-    return []
-
-
 def screenshot(name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS / f"{name}.png"
