@@ -304,6 +304,12 @@ def test_search_runs_one_full_text_query_and_no_like_scan(
 
 
 def test_the_indexes_lead_with_the_owner_and_serve_the_search(user: User) -> None:
+    # given: the owner leads the index where the server ships btree_gin (the machine's
+    # PostgreSQL, Supabase); the embedded development server does not, and indexes the vector
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'btree_gin'")
+        owner_led = cursor.fetchone() is not None
+
     # when: the planner is told not to scan whole tables
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
@@ -319,18 +325,21 @@ def test_the_indexes_lead_with_the_owner_and_serve_the_search(user: User) -> Non
         )
         definitions = [row[0] for row in cursor.fetchall()]
 
-    # then: one index condition on the owner and the words together
+    # then: the index serves the search; with btree_gin, one condition on owner and words
     assert "Bitmap Index Scan on message_search" in message_plan
-    assert "Index Cond: ((search_owner = " in message_plan
+    conversation_key, message_key = (
+        ("owner_id, search_vector", "search_owner, search_vector")
+        if owner_led
+        else ("search_vector", "search_vector")
+    )
+    if owner_led:
+        assert "Index Cond: ((search_owner = " in message_plan
     assert definitions == [
         (
             "CREATE INDEX conversation_search ON public.conversations_conversation "
-            "USING gin (owner_id, search_vector)"
+            f"USING gin ({conversation_key})"
         ),
-        (
-            "CREATE INDEX message_search ON public.messaging_message "
-            "USING gin (search_owner, search_vector)"
-        ),
+        f"CREATE INDEX message_search ON public.messaging_message USING gin ({message_key})",
     ]
 
 

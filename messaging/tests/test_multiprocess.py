@@ -267,9 +267,10 @@ def test_a_send_that_meets_a_dead_process_s_answer_is_refused_no_longer_than_the
     start_server: Any, fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
 ) -> None:
     # given: A generating and then killed; B, whose sweeper beats only once a minute, so
-    # that only the send itself can finish the dead process's answer in time
+    # that only the send itself can finish the dead process's answer in time (and whose send
+    # rate limit leaves room for the refused attempts, every 50 ms for seconds)
     a = start_server()
-    b = start_server(GENERATION_HEARTBEAT_SECONDS="60")
+    b = start_server(GENERATION_HEARTBEAT_SECONDS="60", RATE_LIMIT_SENDS_PER_MINUTE="0")
     old_id, died_at = start_slow_answer_then_kill(a, fake_groq, conversation, auth)
 
     # when: the user sends on B until the send is taken

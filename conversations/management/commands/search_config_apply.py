@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand
 from django.db import connection, transaction
 
 from conversations.search_columns import (
+    owner_led_index_available,
     search_columns_add_sql,
     search_columns_built_with,
     search_columns_drop_sql,
@@ -25,6 +26,10 @@ class Command(BaseCommand):
             self.stdout.write(f"search vectors already use {config}")
             return
         with transaction.atomic(), connection.cursor() as cursor:
-            for statement in [*search_columns_drop_sql(), *search_columns_add_sql(config)]:
+            owner_led = owner_led_index_available(connection)
+            for statement in [
+                *search_columns_drop_sql(),
+                *search_columns_add_sql(config, owner_led=owner_led),
+            ]:
                 cursor.execute(statement)
         self.stdout.write(f"search vectors rebuilt with {config}")
