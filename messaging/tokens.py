@@ -22,4 +22,10 @@ def estimate_tokens(text: str) -> int:
 
 
 def estimate_messages_tokens(messages: Iterable[ChatMessage]) -> int:
-    return sum(estimate_tokens(m.content) + TOKENS_PER_MESSAGE for m in messages)
+    """Text, plus each tool call's name and arguments (the model reads those too)."""
+    return sum(
+        estimate_tokens(m.content)
+        + TOKENS_PER_MESSAGE
+        + sum(estimate_tokens(c.name) + estimate_tokens(c.arguments) for c in m.tool_calls)
+        for m in messages
+    )
