@@ -123,6 +123,24 @@ def content_block_delta(*, index: int, block_type: str, text: str) -> dict[str, 
     return {"type": "content_block_delta", "index": index, "delta": delta}
 
 
+def tool_use_block_start(*, index: int, tool_use_id: str, name: str) -> dict[str, Any]:
+    """A ``tool_use`` block opens with an empty ``input``; its JSON follows as
+    ``input_json_delta`` pieces that the client concatenates and parses."""
+    return {
+        "type": "content_block_start",
+        "index": index,
+        "content_block": {"type": "tool_use", "id": tool_use_id, "name": name, "input": {}},
+    }
+
+
+def input_json_delta(*, index: int, partial_json: str) -> dict[str, Any]:
+    return {
+        "type": "content_block_delta",
+        "index": index,
+        "delta": {"type": "input_json_delta", "partial_json": partial_json},
+    }
+
+
 def content_block_stop(*, index: int) -> dict[str, Any]:
     return {"type": "content_block_stop", "index": index}
 
