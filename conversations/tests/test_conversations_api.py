@@ -257,6 +257,7 @@ AVAILABLE = "openai/gpt-oss-120b, openai/gpt-oss-20b, qwen/qwen3-32b, local/dev-
          f"Unknown model 'nope/model'. Available models: {AVAILABLE}."),
         ({"model": "llama-3.3-70b-versatile"}, "model",
          ("The model 'llama-3.3-70b-versatile' has been decommissioned by its provider. "
+          "Its replacement is 'openai/gpt-oss-120b'. "
           f"Available models: {AVAILABLE}.")),
         ({"temperature": 2.01}, "temperature", "Ensure this value is less than or equal to 2.0."),
         ({"temperature": -0.1}, "temperature", "Ensure this value is greater than or equal to 0."),

@@ -26,9 +26,9 @@ GPT_OSS_20B = {
     "reasoning": True,
     "pricing": {
         "input_usd_per_mtok": "0.075",
-        "cached_input_usd_per_mtok": None,
+        "cached_input_usd_per_mtok": "0.0375",
         "output_usd_per_mtok": "0.3",
-        "effective_from": "2026-08-01T00:00:00Z",
+        "effective_from": "2026-12-04T00:00:00Z",
     },
 }
 AVAILABLE = "openai/gpt-oss-120b, openai/gpt-oss-20b, qwen/qwen3-32b, local/dev-echo"
@@ -81,7 +81,10 @@ def _send(client: APIClient, conversation_id: Any, **body: Any) -> Any:
         ("qwen/qwen3-32b", "The model 'qwen/qwen3-32b' is not available (inactive)."),
         (
             "llama-3.3-70b-versatile",
-            "The model 'llama-3.3-70b-versatile' has been decommissioned by its provider.",
+            (
+                "The model 'llama-3.3-70b-versatile' has been decommissioned by its provider. "
+                "Its replacement is 'openai/gpt-oss-120b'."
+            ),
         ),
     ],
 )
