@@ -172,6 +172,8 @@ class ProviderError(Exception):
     retry_after: float | None = None
     code: str | None = None
     retryable: bool = field(default=False)
+    # The provider's own HTTP status, when it answered with one.
+    upstream_status: int | None = None
 
     def __str__(self) -> str:
         return f"{self.status} {self.error_type}: {self.message}"

@@ -69,6 +69,7 @@ _STATUS_MAP = {
     504: (504, "timeout_error"),
 }
 _RETRYABLE_STATUSES = frozenset({429, 498, 500, 502, 503, 504})
+_FLEX_CAPACITY_EXCEEDED = 498
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,18 @@ class OpenAICompatibleClient(ChatProvider):
             except _Retry as retry:
                 metrics.UPSTREAM_ERRORS.labels(self.name, retry.error.error_type).inc()
                 # Retries happen only before anything reached the caller.
-                if produced or attempt >= self.config.max_retries:
+                if produced:
+                    raise retry.error from None
+                if (
+                    retry.error.upstream_status == _FLEX_CAPACITY_EXCEEDED
+                    and body.get("service_tier") == "flex"
+                ):
+                    # Flex fails fast when Groq has no spare capacity: once more, at once,
+                    # on the ordinary tier (the retries after that are the usual ones).
+                    logger.warning("%s: flex capacity exceeded; retrying on_demand", self.name)
+                    body = {**body, "service_tier": "on_demand"}
+                    continue
+                if attempt >= self.config.max_retries:
                     raise retry.error from None
                 delay = self._backoff(attempt, retry.error.retry_after)
                 if delay is None:
@@ -489,6 +501,7 @@ def _error_from_response(response: httpx.Response, provider: str) -> ProviderErr
         retry_after=_retry_after(response.headers.get("retry-after")),
         code=str(code) if code else None,
         retryable=upstream in _RETRYABLE_STATUSES,
+        upstream_status=upstream,
     )
 
 

@@ -11,6 +11,7 @@ from messaging.llm.base import (
     ChatMessage,
     ChatRequest,
     Finish,
+    ProviderError,
     Started,
     TextDelta,
     ToolCall,
@@ -21,7 +22,7 @@ from messaging.llm.base import (
     UpstreamTimings,
     Usage,
 )
-from messaging.tests.fake_groq import FakeGroq, Reply, ToolCallReply
+from messaging.tests.fake_groq import ErrorReply, FakeGroq, Reply, ToolCallReply
 from messaging.tests.test_groq_client import REQUEST, client_for, collect, run
 
 WEATHER = ToolDefinition(
@@ -272,3 +273,37 @@ def test_the_plain_request_body_is_unchanged_by_the_tool_fields(fake_groq: FakeG
         "max_completion_tokens",
         "reasoning_effort",
     }
+
+
+def test_flex_out_of_capacity_is_retried_once_at_once_on_demand(fake_groq: FakeGroq) -> None:
+    # given: flex has no capacity; the ordinary tier answers
+    fake_groq.replies.append(ErrorReply(498, "Capacity exceeded", code="capacity_exceeded"))
+    request = ChatRequest(
+        model="openai/gpt-oss-20b", messages=(ChatMessage("user", "Hi"),), service_tier="flex"
+    )
+
+    # when: even with no retries configured
+    events = run(collect(client_for(fake_groq, max_retries=0), request))
+
+    # then
+    assert [r.body["service_tier"] for r in fake_groq.received] == ["flex", "on_demand"]
+    assert events[-1] == Finish("end_turn")
+
+
+def test_on_demand_out_of_capacity_too_is_the_mapped_error(fake_groq: FakeGroq) -> None:
+    fake_groq.replies.extend(
+        [ErrorReply(498, "Capacity exceeded", code="capacity_exceeded") for _ in range(2)]
+    )
+    request = ChatRequest(
+        model="openai/gpt-oss-20b", messages=(ChatMessage("user", "Hi"),), service_tier="flex"
+    )
+
+    with pytest.raises(ProviderError) as caught:
+        run(collect(client_for(fake_groq, max_retries=0), request))
+
+    assert (caught.value.status, caught.value.error_type, caught.value.upstream_status) == (
+        529,
+        "overloaded_error",
+        498,
+    )
+    assert [r.body["service_tier"] for r in fake_groq.received] == ["flex", "on_demand"]
