@@ -95,20 +95,22 @@ def tool_results_problem(*, open_ids: Sequence[str], blocks: Sequence[Block]) ->
 # --- Validation of what a client sends ---------------------------------------------------
 
 
+# DRF's own checks (and messages) for text: no NUL, no lone surrogates.
+_TEXT = serializers.CharField(trim_whitespace=False, allow_blank=True)
+
+
 def _text(value: Any, path: str, *, blank: bool = False) -> str:
     if not isinstance(value, str):
         raise serializers.ValidationError(f"{path} must be a string.")
-    if not blank and not value.strip():
-        raise serializers.ValidationError(f"{path} may not be blank.")
-    if "\x00" in value:
-        raise serializers.ValidationError(f"{path}: null characters are not allowed.")
     try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise serializers.ValidationError(
-            f"{path}: surrogate characters are not allowed."
-        ) from None
-    return value
+        text: str = _TEXT.run_validation(value)
+    except serializers.ValidationError as error:
+        detail = error.detail
+        reason = detail[0] if isinstance(detail, list) and detail else detail
+        raise serializers.ValidationError(f"{path}: {reason}") from None
+    if not blank and not text.strip():
+        raise serializers.ValidationError(f"{path} may not be blank.")
+    return text
 
 
 def _keys(block: dict[str, Any], allowed: set[str], path: str) -> None:
@@ -177,19 +179,24 @@ class UserContentField(serializers.Field[list[Block], Any, Any, Any]):
 
     def __init__(self, *, max_chars: int, **kwargs: Any) -> None:
         self.max_chars = max_chars
+        # A string is judged as it always was: DRF's text checks and messages.
+        self._string = serializers.CharField(max_length=max_chars, trim_whitespace=False)
         super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> list[Block]:
         if isinstance(data, str):
-            blocks = [{"type": "text", "text": _text(data, "content")}]
-        elif isinstance(data, list):
+            text = self._string.run_validation(data)
+            if not text.strip():
+                raise serializers.ValidationError(self._string.error_messages["blank"])
+            return [{"type": "text", "text": text}]
+        if isinstance(data, list):
             if not data:
                 raise serializers.ValidationError("content may not be an empty list.")
             if len(data) > BLOCKS_MAX:
                 raise serializers.ValidationError(f"At most {BLOCKS_MAX} blocks are allowed.")
             blocks = [_user_block(block, f"content[{i}]") for i, block in enumerate(data)]
         else:
-            raise serializers.ValidationError("content must be a string or a list of blocks.")
+            raise serializers.ValidationError("Must be a string or a list of content blocks.")
         size = sum(
             len(block["text"] if block["type"] == "text" else tool_result_text(block))
             for block in blocks

@@ -12,6 +12,12 @@ class ReasoningEffort(models.TextChoices):
     HIGH = "high"
 
 
+class ServiceTier(models.TextChoices):
+    ON_DEMAND = "on_demand"
+    FLEX = "flex"
+    AUTO = "auto"
+
+
 class Conversation(models.Model):
     """A user's chat with a model: its settings, and (in messaging) its messages."""
 
@@ -30,6 +36,14 @@ class Conversation(models.Model):
     temperature = models.FloatField(null=True, blank=True)
     max_output_tokens = models.PositiveIntegerField(null=True, blank=True)
     reasoning_effort = models.CharField(max_length=8, blank=True, choices=ReasoningEffort.choices)
+    # Anthropic tool definitions ({name, description, input_schema}) and tool_choice
+    # ({type: auto|any|tool|none, name}); null: the provider's default (auto with tools).
+    tools = models.JSONField(default=list, blank=True)
+    tool_choice = models.JSONField(null=True, blank=True)
+    # At most 4; enforced on the streamed text (messaging.llm.stop_sequences).
+    stop_sequences = models.JSONField(default=list, blank=True)
+    # "": the provider's default (on_demand).
+    service_tier = models.CharField(max_length=16, blank=True, choices=ServiceTier.choices)
     metadata = models.JSONField(default=dict, blank=True)
     archived = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
@@ -66,6 +80,10 @@ class Conversation(models.Model):
             models.CheckConstraint(
                 condition=Q(reasoning_effort__in=["", *ReasoningEffort.values]),
                 name="conversation_reasoning_effort_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(service_tier__in=["", *ServiceTier.values]),
+                name="conversation_service_tier_valid",
             ),
         ]
 

@@ -6,7 +6,15 @@ from rest_framework import serializers
 
 from chatapi.pagination import PageQuerySerializer
 from chatapi.serializers import JsonBodySerializer, datetime_json
-from conversations.models import Conversation, ReasoningEffort
+from conversations.blocks import (
+    STOP_SEQUENCE_MAX_CHARS,
+    STOP_SEQUENCES_MAX,
+    TOOLS_MAX,
+    ToolChoiceSerializer,
+    ToolDefinitionSerializer,
+    tools_problem,
+)
+from conversations.models import Conversation, ReasoningEffort, ServiceTier
 from usage.catalog import chat_model_get, chat_model_unavailable, default_chat_model
 
 TITLE_MAX_LENGTH = 200
@@ -68,6 +76,34 @@ class GenerationSettingsSerializer(JsonBodySerializer):
         help_text="For reasoning models only; null for the provider's default.",
     )
 
+    tools = ToolDefinitionSerializer(
+        many=True,
+        required=False,
+        help_text=f"Tools the model may call (Anthropic tool definitions), at most {TOOLS_MAX}; "
+        "[] for none.",
+    )
+    tool_choice = ToolChoiceSerializer(
+        required=False,
+        allow_null=True,
+        help_text="auto, any, tool (with name) or none; null for auto.",
+    )
+    stop_sequences = serializers.ListField(
+        child=serializers.CharField(
+            max_length=STOP_SEQUENCE_MAX_CHARS, trim_whitespace=False, allow_blank=False
+        ),
+        max_length=STOP_SEQUENCES_MAX,
+        required=False,
+        help_text=f"Up to {STOP_SEQUENCES_MAX}: the answer ends before the first one it "
+        "would contain (stop_reason stop_sequence).",
+    )
+    service_tier = serializers.ChoiceField(
+        choices=ServiceTier.choices,
+        required=False,
+        allow_null=True,
+        help_text="Groq's service tier; null for the provider's default (on_demand). A flex "
+        "request that finds no capacity is retried once on on_demand.",
+    )
+
     def validate_model(self, value: str) -> str:
         if chat_model_get(value) is None:
             raise serializers.ValidationError(chat_model_unavailable(value))
@@ -76,8 +112,30 @@ class GenerationSettingsSerializer(JsonBodySerializer):
     def validate_reasoning_effort(self, value: str | None) -> str:
         return value or ""
 
+    def validate_service_tier(self, value: str | None) -> str:
+        return value or ""
+
+    def validate_tools(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if len(value) > TOOLS_MAX:
+            raise serializers.ValidationError(f"At most {TOOLS_MAX} tools are allowed.")
+        return [dict(tool) for tool in value]
+
+    def validate_tool_choice(self, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else dict(value)
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         current: Conversation | None = self.instance
+        if "tools" in attrs or "tool_choice" in attrs:
+            tools = attrs["tools"] if "tools" in attrs else getattr(current, "tools", [])
+            choice = (
+                attrs["tool_choice"]
+                if "tool_choice" in attrs
+                else getattr(current, "tool_choice", None)
+            )
+            problem = tools_problem(tools, choice)
+            if problem:
+                field = "tools" if "tools" in attrs else "tool_choice"
+                raise serializers.ValidationError({field: [problem]})
         if current is None:
             attrs.setdefault("model", default_chat_model().id)
         elif not any(field in attrs for field in _MODEL_DEPENDENT):
@@ -157,6 +215,10 @@ class ConversationSerializer(serializers.Serializer[Conversation]):
     temperature = serializers.FloatField(allow_null=True)
     max_output_tokens = serializers.IntegerField(allow_null=True)
     reasoning_effort = serializers.ChoiceField(choices=ReasoningEffort.choices, allow_null=True)
+    tools = ToolDefinitionSerializer(many=True)
+    tool_choice = ToolChoiceSerializer(allow_null=True)
+    stop_sequences = serializers.ListField(child=serializers.CharField())
+    service_tier = serializers.ChoiceField(choices=ServiceTier.choices, allow_null=True)
     metadata = serializers.DictField()
     archived = serializers.BooleanField()
     created_at = serializers.DateTimeField()
@@ -178,6 +240,17 @@ class ConversationSerializer(serializers.Serializer[Conversation]):
             "temperature": None if c.temperature is None else float(c.temperature),
             "max_output_tokens": None if c.max_output_tokens is None else int(c.max_output_tokens),
             "reasoning_effort": c.reasoning_effort or None,
+            "tools": [
+                {
+                    "name": str(tool["name"]),
+                    "description": str(tool.get("description", "")),
+                    "input_schema": tool["input_schema"],
+                }
+                for tool in c.tools
+            ],
+            "tool_choice": None if c.tool_choice is None else dict(c.tool_choice),
+            "stop_sequences": [str(sequence) for sequence in c.stop_sequences],
+            "service_tier": c.service_tier or None,
             "metadata": {str(key): value for key, value in c.metadata.items()},
             "archived": bool(c.archived),
             "created_at": datetime_json(c.created_at, zone),

@@ -19,6 +19,10 @@ UPDATABLE_FIELDS = frozenset(
         "temperature",
         "max_output_tokens",
         "reasoning_effort",
+        "tools",
+        "tool_choice",
+        "stop_sequences",
+        "service_tier",
         "metadata",
         "archived",
     }
@@ -34,6 +38,10 @@ def conversation_create(
     temperature: float | None = None,
     max_output_tokens: int | None = None,
     reasoning_effort: str = "",
+    tools: list[dict[str, Any]] | None = None,
+    tool_choice: dict[str, Any] | None = None,
+    stop_sequences: list[str] | None = None,
+    service_tier: str = "",
     metadata: dict[str, Any] | None = None,
 ) -> Conversation:
     now = timezone.now()
@@ -47,6 +55,10 @@ def conversation_create(
         temperature=temperature,
         max_output_tokens=max_output_tokens,
         reasoning_effort=reasoning_effort,
+        tools=tools or [],
+        tool_choice=tool_choice,
+        stop_sequences=stop_sequences or [],
+        service_tier=service_tier,
         metadata={} if metadata is None else metadata,
     )
 

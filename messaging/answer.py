@@ -113,6 +113,18 @@ class AnswerBlocks:
         self._pending.clear()
         return self.blocks
 
+    def abandon(self) -> list[Block]:
+        """End without another event (an ``error`` event follows): what streamed so far is
+        kept, the calls held back are dropped. Returns the blocks to store."""
+        if self._open_kind is not None:
+            self.blocks.append(
+                {"type": self._open_kind, self._open_kind: "".join(self._open_parts)}
+            )
+            self._open_kind = None
+            self._open_parts = []
+        self._pending.clear()
+        return self.blocks
+
     def _streamed(self, kind: str, text: str) -> None:
         if self._pending:
             self._send_pending()

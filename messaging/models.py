@@ -41,20 +41,30 @@ class Message(models.Model):
         Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False
     )
     role = models.CharField(max_length=16, choices=MessageRole.choices)
+    # The text (the text blocks joined), for the clients and searches that read only that.
     content = models.TextField(blank=True)
     reasoning = models.TextField(blank=True, default="")
+    # The whole content as Anthropic content blocks (conversations.blocks): text, thinking,
+    # tool_use, tool_result.
+    blocks = models.JSONField(default=list, blank=True)
     status = models.CharField(
         max_length=16, choices=MessageStatus.choices, default=MessageStatus.COMPLETE
     )
     # Anthropic's stop reasons: end_turn, max_tokens, stop_sequence, refusal, ...
     stop_reason = models.CharField(max_length=40, blank=True)
+    # The stop sequence that ended the answer (stop_reason "stop_sequence").
+    stop_sequence = models.TextField(blank=True)
     model = models.CharField(max_length=100, blank=True)
     input_tokens = models.PositiveIntegerField(null=True, blank=True)
     output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # Part of input_tokens read from the provider's prompt cache; null when not reported.
+    cached_input_tokens = models.PositiveIntegerField(null=True, blank=True)
     # True when the counts are our estimate rather than the provider's report.
     usage_estimated = models.BooleanField(default=False)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    # The provider's own timings in seconds ({"queue", "prompt", "completion"}), when reported.
+    provider_timings = models.JSONField(null=True, blank=True)
     # null: unknown (never 0 for unknown).
     cost_usd = models.DecimalField(max_digits=18, decimal_places=10, null=True, blank=True)
     # {"type": ..., "message": ...} when status is error.

@@ -5,11 +5,14 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
+import orjson
 from asgiref.sync import sync_to_async
 from django.db import connection
 from redis.exceptions import RedisError
 
+from conversations.blocks import Block, text_blocks
 from messaging import sse
 from messaging.eventlog import log_exists, log_tail_is_terminal, read_log, redis_enabled
 from messaging.models import Message
@@ -36,6 +39,24 @@ def _load(message_id: uuid.UUID) -> Message:
         connection.close()
 
 
+def _block_events(index: int, block: Block) -> list[dict[str, Any]]:
+    """One stored block as the events that streamed it (a tool call's input in one piece)."""
+    if block["type"] == "tool_use":
+        events = [
+            sse.tool_use_block_start(index=index, tool_use_id=block["id"], name=block["name"])
+        ]
+        if block["input"]:
+            partial_json = orjson.dumps(block["input"]).decode()
+            events.append(sse.input_json_delta(index=index, partial_json=partial_json))
+    else:
+        kind = block["type"]
+        events = [sse.content_block_start(index=index, block_type=kind)]
+        if block[kind]:
+            events.append(sse.content_block_delta(index=index, block_type=kind, text=block[kind]))
+    events.append(sse.content_block_stop(index=index))
+    return events
+
+
 def stored_message_events(message: Message) -> list[sse.SSEEvent]:
     """A finished message as a complete, well-formed event sequence (ids from 1)."""
     data = [
@@ -45,22 +66,22 @@ def stored_message_events(message: Message) -> list[sse.SSEEvent]:
             input_tokens=message.input_tokens or 0,
         )
     ]
-    blocks = [("thinking", message.reasoning), ("text", message.content)]
-    for index, (block_type, text) in enumerate(b for b in blocks if b[1] or b[0] == "text"):
-        data.append(sse.content_block_start(index=index, block_type=block_type))
-        if text:
-            data.append(sse.content_block_delta(index=index, block_type=block_type, text=text))
-        data.append(sse.content_block_stop(index=index))
+    # Rows stored without blocks (the sweeper's) replay their text; an empty answer is one
+    # empty text block.
+    blocks = message.blocks or text_blocks(message.content, message.reasoning)
+    for index, block in enumerate(blocks or [{"type": "text", "text": ""}]):
+        data.extend(_block_events(index, block))
     if message.status in (Message.Status.COMPLETE, Message.Status.CANCELLED):
+        complete = message.status == Message.Status.COMPLETE
+        input_tokens = message.input_tokens or 0
+        cached = message.cached_input_tokens
         data.append(
             sse.message_delta(
-                stop_reason=(
-                    message.stop_reason or "end_turn"
-                    if message.status == Message.Status.COMPLETE
-                    else "cancelled"
-                ),
-                input_tokens=message.input_tokens or 0,
+                stop_reason=(message.stop_reason or "end_turn") if complete else "cancelled",
+                stop_sequence=(message.stop_sequence or None) if complete else None,
+                input_tokens=input_tokens - min(cached or 0, input_tokens),
                 output_tokens=message.output_tokens or 0,
+                cache_read_input_tokens=cached,
             )
         )
         data.append(sse.message_stop())

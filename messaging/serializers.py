@@ -4,12 +4,18 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from chatapi.serializers import datetime_json
-from conversations.serializers import GenerationSettingsSerializer, unstorable_text
+from conversations.blocks import UserContentField
+from conversations.serializers import GenerationSettingsSerializer
 from messaging.models import Message
 
 
 class MessageUsageSerializer(serializers.Serializer[Message]):
     input_tokens = serializers.IntegerField(allow_null=True)
+    cached_input_tokens = serializers.IntegerField(
+        allow_null=True,
+        help_text="The part of input_tokens read from the provider's prompt cache (billed at "
+        "the cached-input price); null when the provider did not say.",
+    )
     output_tokens = serializers.IntegerField(allow_null=True)
     estimated = serializers.BooleanField(
         source="usage_estimated",
@@ -26,16 +32,32 @@ class MessageSerializer(serializers.Serializer[Message]):
     id = serializers.UUIDField()
     conversation_id = serializers.UUIDField()
     role = serializers.ChoiceField(choices=Message.Role.choices)
-    content = serializers.CharField()
+    content = serializers.CharField(help_text="The text (the text blocks joined).")
     reasoning = serializers.CharField(help_text="The model's reasoning text; empty when none.")
+    blocks = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="The whole content as Anthropic content blocks: text, thinking, tool_use "
+        "(id, name, input; with is_error and raw_input when the model's arguments were not a "
+        "JSON object), tool_result (tool_use_id, content, is_error).",
+    )
     status = serializers.ChoiceField(choices=Message.Status.choices)
     stop_reason = serializers.CharField(
-        allow_null=True, help_text="end_turn, max_tokens, refusal, ...; null until known."
+        allow_null=True,
+        help_text="end_turn, max_tokens, stop_sequence, tool_use, refusal, ...; null until known.",
+    )
+    stop_sequence = serializers.CharField(
+        allow_null=True, help_text="The stop sequence that ended the answer, else null."
     )
     model = serializers.CharField(allow_null=True, help_text="null on user messages.")
     usage = MessageUsageSerializer(source="*")
     latency_ms = serializers.IntegerField(allow_null=True)
     ttft_ms = serializers.IntegerField(allow_null=True, help_text="Time to first token.")
+    provider_timings = serializers.DictField(
+        child=serializers.FloatField(),
+        allow_null=True,
+        help_text="The provider's own timings in seconds (queue, prompt, completion), when it "
+        "reports them.",
+    )
     cost_usd = serializers.DecimalField(
         max_digits=18,
         decimal_places=10,
@@ -58,16 +80,26 @@ class MessageSerializer(serializers.Serializer[Message]):
             "role": m.role,
             "content": m.content,
             "reasoning": m.reasoning,
+            "blocks": list(m.blocks),
             "status": m.status,
             "stop_reason": m.stop_reason or None,
+            "stop_sequence": m.stop_sequence or None,
             "model": m.model or None,
             "usage": {
                 "input_tokens": None if m.input_tokens is None else int(m.input_tokens),
+                "cached_input_tokens": (
+                    None if m.cached_input_tokens is None else int(m.cached_input_tokens)
+                ),
                 "output_tokens": None if m.output_tokens is None else int(m.output_tokens),
                 "estimated": bool(m.usage_estimated),
             },
             "latency_ms": None if m.latency_ms is None else int(m.latency_ms),
             "ttft_ms": None if m.ttft_ms is None else int(m.ttft_ms),
+            "provider_timings": (
+                None
+                if m.provider_timings is None
+                else {str(k): float(v) for k, v in m.provider_timings.items()}
+            ),
             "cost_usd": None if m.cost_usd is None else _COST.to_representation(m.cost_usd),
             "error": (
                 None
@@ -91,10 +123,11 @@ class MessageCreateSerializer(GenerationSettingsSerializer):
     this turn. Validate with ``instance=conversation``: the overrides are judged against the
     model that will answer."""
 
-    content = serializers.CharField(
-        max_length=MESSAGE_MAX_CHARS,
-        trim_whitespace=False,
-        help_text=f"The user's message, at most {MESSAGE_MAX_CHARS} characters.",
+    content = UserContentField(
+        max_chars=MESSAGE_MAX_CHARS,
+        help_text=f"The user's message, at most {MESSAGE_MAX_CHARS} characters: a string, or "
+        "a list of text and tool_result blocks (the results of the previous answer's tool "
+        "calls, one for each).",
     )
     stream = serializers.BooleanField(
         default=False,
@@ -106,24 +139,16 @@ class MessageCreateSerializer(GenerationSettingsSerializer):
         help_text="Answer this turn with another catalog model; the conversation's otherwise.",
     )
 
-    def validate_content(self, value: str) -> str:
-        if not value.strip():
-            raise serializers.ValidationError("This field may not be blank.")
-        problem = unstorable_text(value)
-        if problem:
-            raise serializers.ValidationError(problem)
-        return value
-
-
-class ContentBlockSerializer(serializers.Serializer[dict[str, Any]]):
-    type = serializers.ChoiceField(choices=["thinking", "text"])
-    thinking = serializers.CharField(required=False)
-    text = serializers.CharField(required=False)
-
 
 class ReplyUsageSerializer(serializers.Serializer[dict[str, Any]]):
-    input_tokens = serializers.IntegerField()
+    input_tokens = serializers.IntegerField(help_text="Input tokens not read from the cache.")
     output_tokens = serializers.IntegerField()
+    cache_creation_input_tokens = serializers.IntegerField(
+        help_text="Always 0: the provider does not charge for writing its cache."
+    )
+    cache_read_input_tokens = serializers.IntegerField(
+        help_text="Input tokens read from the provider's prompt cache."
+    )
 
 
 class AssistantReplySerializer(serializers.Serializer[dict[str, Any]]):
@@ -132,7 +157,10 @@ class AssistantReplySerializer(serializers.Serializer[dict[str, Any]]):
     id = serializers.UUIDField(help_text="The stored assistant message's id.")
     type = serializers.CharField(default="message")
     role = serializers.CharField(default="assistant")
-    content = ContentBlockSerializer(many=True)
+    content = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="Content blocks: thinking, text, tool_use (see the message's blocks).",
+    )
     model = serializers.CharField()
     stop_reason = serializers.CharField(allow_null=True)
     stop_sequence = serializers.CharField(allow_null=True)

@@ -7,6 +7,7 @@ from asgiref.sync import async_to_sync
 from django.db import transaction
 from django.utils import timezone
 
+from conversations.blocks import Block, text_blocks
 from conversations.models import Conversation
 from conversations.services import conversation_touch
 from messaging.models import Message
@@ -19,6 +20,7 @@ def message_create(
     role: Message.Role,
     content: str,
     reasoning: str = "",
+    blocks: list[Block] | None = None,
     status: Message.Status = Message.Status.COMPLETE,
     stop_reason: str = "",
     model: str = "",
@@ -36,7 +38,8 @@ def message_create(
     in the list), in one transaction.
 
     The bump never moves the timestamps back, so messages created out of order (or with an
-    explicit ``created_at``) leave the latest one in place.
+    explicit ``created_at``) leave the latest one in place. ``blocks`` defaults to the
+    reasoning and the text as blocks.
     """
     created_at = created_at or timezone.now()
     with transaction.atomic():
@@ -45,6 +48,7 @@ def message_create(
             role=role,
             content=content,
             reasoning=reasoning,
+            blocks=text_blocks(content, reasoning) if blocks is None else blocks,
             status=status,
             stop_reason=stop_reason,
             model=model,

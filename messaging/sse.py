@@ -146,12 +146,24 @@ def content_block_stop(*, index: int) -> dict[str, Any]:
 
 
 def message_delta(
-    *, stop_reason: str | None, input_tokens: int, output_tokens: int
+    *,
+    stop_reason: str | None,
+    input_tokens: int,
+    output_tokens: int,
+    stop_sequence: str | None = None,
+    cache_read_input_tokens: int | None = None,
 ) -> dict[str, Any]:
+    """``input_tokens`` excludes the cached part, as Anthropic counts it; the cache counts
+    appear when the provider reported them (it never charges for writing its cache)."""
+    usage: dict[str, int] = {"input_tokens": input_tokens}
+    if cache_read_input_tokens is not None:
+        usage["cache_creation_input_tokens"] = 0
+        usage["cache_read_input_tokens"] = cache_read_input_tokens
+    usage["output_tokens"] = output_tokens
     return {
         "type": "message_delta",
-        "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-        "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+        "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
+        "usage": usage,
     }
 
 

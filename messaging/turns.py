@@ -7,15 +7,16 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from typing import cast
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from chatapi import metrics
 from chatapi.errors import ApiError, ConflictError
+from conversations.blocks import Block, blocks_text, text_blocks, tool_results_problem, tool_uses
 from conversations.models import Conversation
 from conversations.services import conversation_touch
+from messaging.history import chat_messages_from
 from messaging.idempotency import CONSTRAINT as IDEMPOTENCY_CONSTRAINT
 from messaging.idempotency import (
     IdempotencyClaim,
@@ -23,9 +24,17 @@ from messaging.idempotency import (
     idempotency_find,
     idempotency_record,
 )
-from messaging.llm.base import ChatMessage, ChatRequest, ReasoningEffort, Role, Usage
+from messaging.llm.base import (
+    ChatMessage,
+    ChatRequest,
+    ReasoningEffort,
+    ServiceTier,
+    ToolChoice,
+    ToolDefinition,
+    Usage,
+)
 from messaging.models import Message
-from messaging.tokens import TOKENS_PER_MESSAGE, estimate_messages_tokens, estimate_tokens
+from messaging.tokens import estimate_messages_tokens, estimate_tokens
 from messaging.workers import WORKER_ID
 from usage.catalog import ChatModel, chat_model_get
 from usage.models import UsageKind, UsageRecord
@@ -60,8 +69,10 @@ class TurnOutcome:
     status: str
     content: str
     reasoning: str
+    blocks: list[Block]
     model: str
     stop_reason: str
+    stop_sequence: str | None
     usage: Usage
     usage_estimated: bool
     cost_usd: Decimal | None  # None: the model has no price (unknown, never 0)
@@ -75,6 +86,10 @@ class GenerationSettings:
     temperature: float | None
     max_output_tokens: int | None
     reasoning_effort: ReasoningEffort | None
+    tools: tuple[ToolDefinition, ...] = ()
+    tool_choice: ToolChoice | None = None
+    stop_sequences: tuple[str, ...] = ()
+    service_tier: ServiceTier | None = None
 
 
 def turn_cost(*, model: ChatModel, usage: Usage) -> Decimal | None:
@@ -97,29 +112,61 @@ def turn_cost(*, model: ChatModel, usage: Usage) -> Decimal | None:
 
 
 def _context_messages(*, conversation: Conversation, budget: int) -> tuple[list[ChatMessage], int]:
-    """The newest history that fits ``budget`` estimated tokens, oldest first."""
+    """The newest history that fits ``budget`` estimated tokens, oldest first. A stored
+    message is taken whole or not at all (a tool round trip is several provider messages);
+    tool results whose call was cut off are left out too: the provider refuses them."""
     picked: list[ChatMessage] = []
     used = 0
     history = (
         Message.objects.filter(conversation=conversation, status__in=_CONTEXT_STATUSES)
         .exclude(role=Message.Role.SYSTEM)
         .order_by("-created_at", "-id")
-        .values_list("role", "content")
+        .values_list("role", "status", "content", "blocks")
     )
     offset = 0
     while True:
         page = list(history[offset : offset + _HISTORY_PAGE])
-        for role, content in page:
-            if not content:
+        for role, status, content, stored in page:
+            # A stopped answer's calls were never answered: they cannot go back.
+            blocks = (
+                stored
+                if status == Message.Status.COMPLETE
+                else [block for block in stored if block["type"] != "tool_use"]
+            )
+            messages = chat_messages_from(role=role, content=content, blocks=blocks)
+            if not messages:
                 continue
-            cost = estimate_tokens(content) + TOKENS_PER_MESSAGE
+            cost = estimate_messages_tokens(messages)
             if used + cost > budget:
-                return picked[::-1], used
-            picked.append(ChatMessage(role=cast("Role", role), content=content))
+                return _without_orphan_results(picked), used
+            picked.extend(reversed(messages))
             used += cost
         if len(page) < _HISTORY_PAGE:
-            return picked[::-1], used
+            return _without_orphan_results(picked), used
         offset += _HISTORY_PAGE
+
+
+def _without_orphan_results(newest_first: list[ChatMessage]) -> list[ChatMessage]:
+    oldest_first = newest_first[::-1]
+    start = 0
+    while start < len(oldest_first) and oldest_first[start].role == "tool":
+        start += 1
+    return oldest_first[start:]
+
+
+def _open_tool_use_ids(conversation: Conversation) -> list[str]:
+    """The calls of the conversation's last message, when it is a finished answer that
+    called tools: the next message must answer them."""
+    last = (
+        Message.objects.filter(conversation=conversation)
+        .exclude(role=Message.Role.SYSTEM)
+        .order_by("-created_at", "-id")
+        .values_list("role", "status", "blocks")
+        .first()
+    )
+    if last is None or last[0] != Message.Role.ASSISTANT or last[1] != Message.Status.COMPLETE:
+        return []
+    return [block["id"] for block in tool_uses(last[2])]
 
 
 def _title_from(content: str) -> str:
@@ -146,7 +193,7 @@ def _in_progress_conflict(conversation: Conversation) -> ConflictError:
 def turn_prepare(
     *,
     conversation: Conversation,
-    content: str,
+    blocks: list[Block],
     model: ChatModel,
     generation: GenerationSettings,
     started_at: float | None = None,
@@ -159,21 +206,32 @@ def turn_prepare(
     The turn's worst case (estimated input plus the whole output budget) is reserved against
     the owner's budgets in the same transaction (``usage.services.budget_reserve``).
 
+    ``blocks`` (the user message's content) must answer the previous answer's tool calls,
+    if it made any, with one ``tool_result`` each (``ApiError`` naming the ids otherwise).
+
     Raises ``ConflictError`` while another answer is in progress in the conversation,
     ``IdempotentReplayError`` when a concurrent request with the same key won the race, and
     ``BillingError`` when a budget is spent (then nothing is stored)."""
+    open_ids = _open_tool_use_ids(conversation)
+    problem = tool_results_problem(open_ids=open_ids, blocks=blocks)
+    if problem:
+        raise ApiError(
+            problem,
+            details={"fields": {"content": [problem]}, "open_tool_use_ids": open_ids},
+        )
+    content = blocks_text(blocks)
     system = (
         [ChatMessage(role="system", content=conversation.system_prompt)]
         if conversation.system_prompt
         else []
     )
-    new_message = ChatMessage(role="user", content=content)
+    new_messages = chat_messages_from(role="user", content=content, blocks=blocks)
     output_budget = generation.max_output_tokens or model.max_output_tokens
     budget = (
         model.context_window
         - output_budget
         - estimate_messages_tokens(system)
-        - estimate_messages_tokens([new_message])
+        - estimate_messages_tokens(new_messages)
     )
     if budget < 0:
         raise ApiError(
@@ -182,12 +240,9 @@ def turn_prepare(
             details={"fields": {"content": ["Too long for the model's context window."]}},
         )
     history, history_tokens = _context_messages(conversation=conversation, budget=budget)
-    messages = (*system, *history, new_message)
+    messages = (*system, *history, *new_messages)
     estimated_input = (
-        estimate_messages_tokens(system)
-        + history_tokens
-        + estimate_tokens(content)
-        + TOKENS_PER_MESSAGE
+        estimate_messages_tokens(system) + history_tokens + estimate_messages_tokens(new_messages)
     )
 
     now = timezone.now()
@@ -195,6 +250,7 @@ def turn_prepare(
         conversation=conversation,
         role=Message.Role.USER,
         content=content,
+        blocks=blocks,
         status=Message.Status.COMPLETE,
         created_at=now,
         completed_at=now,
@@ -248,12 +304,28 @@ def turn_prepare(
             temperature=generation.temperature,
             max_output_tokens=generation.max_output_tokens,
             reasoning_effort=generation.reasoning_effort if model.reasoning else None,
+            tools=generation.tools,
+            tool_choice=generation.tool_choice,
+            stop_sequences=generation.stop_sequences,
+            service_tier=generation.service_tier,
         ),
         estimated_input_tokens=estimated_input,
         started_at=started_at if started_at is not None else time.perf_counter(),
         user_id=conversation.owner_id,
         auto_title=None if conversation.title else _title_from(content),
     )
+
+
+def provider_timings_json(usage: Usage) -> dict[str, float] | None:
+    """The provider's timings as stored on the message, in seconds."""
+    timings = usage.timings
+    if timings is None:
+        return None
+    return {
+        "queue": timings.queue_seconds,
+        "prompt": timings.prompt_seconds,
+        "completion": timings.completion_seconds,
+    }
 
 
 def turn_record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
@@ -274,10 +346,14 @@ def turn_record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
             "status": outcome.status,
             "content": outcome.content,
             "reasoning": outcome.reasoning,
+            "blocks": outcome.blocks,
             "model": outcome.model,
             "stop_reason": outcome.stop_reason,
+            "stop_sequence": outcome.stop_sequence or "",
             "input_tokens": outcome.usage.input_tokens,
             "output_tokens": outcome.usage.output_tokens,
+            "cached_input_tokens": outcome.usage.cached_input_tokens,
+            "provider_timings": provider_timings_json(outcome.usage),
             "usage_estimated": outcome.usage_estimated,
             "latency_ms": outcome.latency_ms,
             "ttft_ms": outcome.ttft_ms,
@@ -332,6 +408,7 @@ def turn_record_swept(*, message_id: uuid.UUID, content: str | None, reasoning: 
             return
         if content is not None:
             message.content, message.reasoning = content, reasoning
+            message.blocks = text_blocks(content, reasoning)
         usage = Usage(
             input_tokens=message.input_tokens or 0,
             output_tokens=estimate_tokens(message.reasoning) + estimate_tokens(message.content),
@@ -340,7 +417,7 @@ def turn_record_swept(*, message_id: uuid.UUID, content: str | None, reasoning: 
         cost = turn_cost(model=model, usage=usage) if model is not None else None
         message.output_tokens = usage.output_tokens
         message.cost_usd = cost
-        message.save(update_fields=["content", "reasoning", "output_tokens", "cost_usd"])
+        message.save(update_fields=["content", "reasoning", "blocks", "output_tokens", "cost_usd"])
         if model is not None:
             usage_record(
                 user_id=message.conversation.owner_id,

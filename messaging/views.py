@@ -31,7 +31,7 @@ from conversations.views import INVALID_RESPONSE, NOT_FOUND_RESPONSE, Conversati
 from messaging.generation import Generation
 from messaging.idempotency import HEADER as IDEMPOTENCY_HEADER
 from messaging.idempotency import IdempotentReplayError, idempotency_claim, idempotency_find
-from messaging.llm.base import ProviderError
+from messaging.llm.base import ProviderError, ToolChoice, ToolDefinition
 from messaging.llm.registry import provider_get
 from messaging.models import IdempotencyKey, Message
 from messaging.resume import message_events, message_wait_final
@@ -123,10 +123,22 @@ def _generation_settings(data: dict[str, Any], conversation: Conversation) -> Ge
     def pick(field: str) -> Any:
         return data[field] if field in data else getattr(conversation, field)
 
+    choice = pick("tool_choice")
     return GenerationSettings(
         temperature=pick("temperature"),
         max_output_tokens=pick("max_output_tokens"),
         reasoning_effort=pick("reasoning_effort") or None,
+        tools=tuple(
+            ToolDefinition(
+                name=tool["name"],
+                description=tool.get("description", ""),
+                input_schema=tool["input_schema"],
+            )
+            for tool in pick("tools")
+        ),
+        tool_choice=None if choice is None else ToolChoice(choice["type"], choice.get("name")),
+        stop_sequences=tuple(pick("stop_sequences")),
+        service_tier=pick("service_tier") or None,
     )
 
 
@@ -172,10 +184,10 @@ def _reply(user_message: Message, assistant: Message) -> Response:
             error["message"],
             error_type=error["type"],
         )
-    content: list[dict[str, str]] = []
-    if assistant.reasoning:
-        content.append({"type": "thinking", "thinking": assistant.reasoning})
-    content.append({"type": "text", "text": assistant.content})
+    # An answer with no blocks at all is one empty text block, as Anthropic answers it.
+    content = assistant.blocks or [{"type": "text", "text": ""}]
+    input_tokens = assistant.input_tokens or 0
+    cached = assistant.cached_input_tokens
     body = {
         "id": assistant.pk,
         "type": "message",
@@ -183,10 +195,13 @@ def _reply(user_message: Message, assistant: Message) -> Response:
         "content": content,
         "model": assistant.model,
         "stop_reason": assistant.stop_reason or None,
-        "stop_sequence": None,
+        "stop_sequence": assistant.stop_sequence or None,
+        # Anthropic's input_tokens excludes the cached part.
         "usage": {
-            "input_tokens": assistant.input_tokens or 0,
+            "input_tokens": input_tokens - min(cached or 0, input_tokens),
             "output_tokens": assistant.output_tokens or 0,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": cached or 0,
         },
         "conversation_id": assistant.conversation_id,
         "user_message": user_message,
@@ -254,7 +269,7 @@ class ConversationMessageSendMixin:
         try:
             plan = turn_prepare(
                 conversation=self.conversation,
-                content=data["content"],
+                blocks=data["content"],
                 model=model,
                 generation=_generation_settings(data, self.conversation),
                 started_at=started_at,

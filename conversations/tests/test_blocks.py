@@ -60,8 +60,9 @@ def test_tool_results_are_normalized_with_their_defaults() -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        (" ", "content may not be blank."),
-        (3, "content must be a string or a list of blocks."),
+        (" ", "This field may not be blank."),
+        ("x" * 1001, "Ensure this field has no more than 1000 characters."),
+        (3, "Must be a string or a list of content blocks."),
         ([], "content may not be an empty list."),
         (["Hi"], "content[0] must be an object."),
         ([{"type": "image"}], "content[0].type must be text or tool_result (got 'image')."),
@@ -83,7 +84,12 @@ def test_tool_results_are_normalized_with_their_defaults() -> None:
             [{"type": "tool_result", "tool_use_id": "c", "is_error": "yes"}],
             "content[0].is_error must be true or false.",
         ),
-        ([{"type": "text", "text": "a\x00b"}], "content[0].text: null characters are not allowed."),
+        ([{"type": "text", "text": "a\x00b"}], "content[0].text: Null characters are not allowed."),
+        (
+            [{"type": "text", "text": "\ud800"}],
+            "content[0].text: Surrogate characters are not allowed: U+D800.",
+        ),
+        ([{"type": "text", "text": " "}], "content[0].text may not be blank."),
     ],
 )
 def test_bad_content_is_refused_naming_the_place(value: Any, message: str) -> None:
