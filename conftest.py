@@ -1,4 +1,5 @@
-"""Fixtures shared by every app's tests: users, tokens and authenticated API clients."""
+"""Fixtures shared by every app's tests: users, tokens and authenticated API clients (and,
+from testsupport.fixtures, the fake Groq)."""
 
 import importlib
 import time
@@ -12,9 +13,11 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from accounts.models import User
+from chatapi.ratelimits import memory_state_clear
 from usage.catalog import catalog_cache_clear
-from usage.limits import memory_state_clear
 from usage.models import LanguageModel
+
+pytest_plugins = ["testsupport.fixtures"]
 
 TokenFactory = Callable[..., str]
 

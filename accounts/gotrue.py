@@ -1,8 +1,8 @@
 """A client for Supabase Auth (GoTrue), used by the sign-up/login/refresh/logout proxy.
 
-Endpoints and error bodies: ../shared/reference/wire-formats.md section 3 and
-https://supabase.com/docs/reference/api (auth). GoTrue's answers become typed values here,
-and its errors become the API's own errors; nothing else reads GoTrue's JSON.
+Endpoints and error bodies: https://supabase.com/docs/reference/api (auth). GoTrue's answers
+become typed values here, and its errors become the API's own errors; nothing else reads
+GoTrue's JSON.
 """
 
 import logging

@@ -20,7 +20,7 @@ from accounts.serializers import (
     SessionSerializer,
 )
 from chatapi.dispatch import APIView
-from usage.throttles import AuthRateThrottle
+from chatapi.ratelimits import AuthRateThrottle
 
 _CREDENTIALS_EXAMPLE = OpenApiExample(
     "credentials",

@@ -164,7 +164,7 @@ class Upstream:
 
 
 SERVERS = {
-    # As documented (README, Deployment): -v 0, the app writes its own access log.
+    # As documented (docs/deployment.md): -v 0, the app writes its own access log.
     "daphne": ["-m", "daphne", "--fd", "{fd}", "-v", "0", "chatapi.asgi:application"],
     "uvicorn": [
         "-m",
@@ -186,7 +186,7 @@ SERVERS = {
 class Api:
     """``workers`` server processes accepting on one listening socket (kernel-balanced)."""
 
-    server = "daphne"  # the documented production server (README, Deployment)
+    server = "daphne"  # the documented production server (docs/deployment.md)
 
     def __init__(self, env: dict[str, str], workers: int) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

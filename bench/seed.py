@@ -14,8 +14,7 @@ django.setup()
 from django.db import connection  # noqa: E402
 
 from accounts.models import User  # noqa: E402
-from conversations.models import Conversation  # noqa: E402
-from messaging.models import Message  # noqa: E402
+from conversations.models import Conversation, Message  # noqa: E402
 from usage.models import (  # noqa: E402
     UsageConversationDay,
     UsageDaily,

@@ -6,7 +6,7 @@ import argparse
 import signal
 import threading
 
-from messaging.tests.fake_groq import FakeGroq, Reply
+from testsupport.fake_groq import FakeGroq, Reply
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""ASGI entry point: `daphne chatapi.asgi:application` (see the README's deployment guide)."""
+"""ASGI entry point: `daphne chatapi.asgi:application` (see docs/deployment.md)."""
 
 import os
 from concurrent.futures import ThreadPoolExecutor

@@ -1,7 +1,7 @@
 """The API's one error envelope, shared by DRF views, Django's handlers and middleware.
 
 Shape (Anthropic's): ``{"type": "error", "error": {"type", "message", "details"?},
-"request_id": "req_..."}``. See ../shared/reference/wire-formats.md section 2.
+"request_id": "req_..."}``, as in https://docs.anthropic.com/en/api/errors.
 """
 
 import logging

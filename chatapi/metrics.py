@@ -2,8 +2,8 @@
 
 Each server process keeps its own registry (prometheus_client's default one) and is scraped
 on its own port: Prometheus labels each series with the target it scraped, and ``sum()``
-adds the processes up. That needs no shared state between processes; see the README,
-"Deployment", for why one process per port.
+adds the processes up. That needs no shared state between processes; see docs/deployment.md
+for why one process per port.
 
 Label values are bounded sets (methods, URL patterns rather than paths, catalog model ids,
 error types), never ids or user input, so the number of series stays small.

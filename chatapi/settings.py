@@ -51,7 +51,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 INSTALLED_APPS = [
     # daphne first: its runserver serves ASGI, so streams are not buffered in development.
     "daphne",
-    "django.contrib.admin",
+    "chatapi.apps.ChatapiAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -81,7 +81,7 @@ MIDDLEWARE = [
     "chatapi.middleware.api_error_envelope_middleware",
     "chatapi.middleware.api_trailing_slash_middleware",
     "chatapi.shutdown.draining_middleware",
-    "usage.throttles.rate_limit_headers_middleware",
+    "chatapi.ratelimits.rate_limit_headers_middleware",
     "chatapi.django_middleware.SecurityMiddleware",
     "chatapi.static.AsyncWhiteNoiseMiddleware",
     "chatapi.django_middleware.SessionMiddleware",

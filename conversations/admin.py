@@ -6,11 +6,12 @@ from django.db.models import Aggregate, Count, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import URLPattern, path
+from django.utils.safestring import SafeString
 
 from conversations.export import ExportFormat, transcript_export, transcripts_zip
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.selectors import conversation_transcript, conversation_transcripts
-from messaging.models import Message
+from usage.money import usd_cell
 
 
 def _per_conversation(aggregate: Aggregate) -> Subquery:
@@ -63,7 +64,7 @@ class ConversationAdmin(admin.ModelAdmin[Conversation]):
         "model",
         "message_count",
         "tokens",
-        "cost_usd",
+        "cost",
         "activity_at",
         "archived",
     )
@@ -73,21 +74,26 @@ class ConversationAdmin(admin.ModelAdmin[Conversation]):
     ordering = ("-activity_at", "-id")
     raw_id_fields = ("owner",)
     readonly_fields = ("id", "owner", "created_at", "updated_at", "last_message_at", "activity_at")
-    fields = (
-        "id",
-        "owner",
-        "title",
-        "model",
-        "system_prompt",
-        "temperature",
-        "max_output_tokens",
-        "reasoning_effort",
-        "metadata",
-        "archived",
-        "created_at",
-        "updated_at",
-        "last_message_at",
-        "activity_at",
+    # Below the transcript and closed until opened: a person comes for the messages.
+    fieldsets = (
+        (
+            "Settings",
+            {
+                "classes": ("collapse",),
+                "fields": (
+                    "id",
+                    "owner",
+                    "title",
+                    "model",
+                    "system_prompt",
+                    ("temperature", "max_output_tokens", "reasoning_effort"),
+                    "metadata",
+                    "archived",
+                    ("created_at", "updated_at"),
+                    ("last_message_at", "activity_at"),
+                ),
+            },
+        ),
     )
     inlines = (MessageInline,)
     actions = ("export_markdown", "export_json")
@@ -165,7 +171,41 @@ class ConversationAdmin(admin.ModelAdmin[Conversation]):
         output_tokens = conversation.output_tokens  # type: ignore[attr-defined]
         return f"{input_tokens or 0} / {output_tokens or 0}"
 
-    @admin.display(description="Cost (USD)", ordering="cost_usd")
-    def cost_usd(self, conversation: Conversation) -> Decimal | None:
-        cost: Decimal | None = conversation.cost_usd  # type: ignore[attr-defined]
-        return cost
+    @admin.display(description="Cost", ordering="cost_usd")
+    def cost(self, conversation: Conversation) -> SafeString | str:
+        value: Decimal | None = conversation.cost_usd  # type: ignore[attr-defined]
+        return usd_cell(value)
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin[Message]):
+    """Read-only: messages are history, written by the API."""
+
+    list_display = (
+        "id",
+        "conversation",
+        "role",
+        "status",
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "usage_estimated",
+        "latency_ms",
+        "ttft_ms",
+        "cost_usd",
+        "created_at",
+    )
+    list_filter = ("role", "status", "model", "usage_estimated", "created_at")
+    search_fields = ("=id", "=conversation__id")
+    list_select_related = ("conversation",)
+    ordering = ("-created_at", "-id")
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Message | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Message | None = None) -> bool:
+        return False

@@ -7,9 +7,6 @@
 
 Several conversations at once (the admin) are a zip of such files. The content depends only
 on what is stored, so exporting twice gives the same bytes.
-
-The JSON serializer lives here rather than in ``serializers.py``: it nests the message
-serializer, and ``messaging.serializers`` already imports ``conversations.serializers``.
 """
 
 import io
@@ -28,11 +25,9 @@ from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 
 from chatapi.serializers import StrictSerializer
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.selectors import Transcript
-from conversations.serializers import ConversationSerializer
-from messaging.models import Message
-from messaging.serializers import MessageSerializer
+from conversations.serializers import ConversationSerializer, MessageSerializer
 
 _FILENAME_TITLE_CHARS = 60
 

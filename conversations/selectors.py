@@ -1,13 +1,12 @@
 from dataclasses import dataclass
 from uuid import UUID
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Model, Prefetch, QuerySet
 
 from accounts.models import User
 from chatapi.errors import NotFoundError
 from chatapi.pagination import Page, PageParams, keyset_page
-from conversations.models import Conversation
-from messaging.models import Message
+from conversations.models import Conversation, Message
 
 
 @dataclass(frozen=True)
@@ -18,6 +17,20 @@ class Transcript:
     messages: list[Message]
 
 
+def _owned_or_404[M: Model](owned: QuerySet[M], *, pk: str, not_found: str) -> M:
+    """The row of ``owned`` with this primary key, else NotFoundError(``not_found``): a
+    malformed id fails before any query, a missing or unowned one after the same single
+    query, with the same body."""
+    try:
+        uuid = UUID(pk)
+    except ValueError:
+        raise NotFoundError(not_found) from None
+    row = owned.filter(pk=uuid).first()
+    if row is None:
+        raise NotFoundError(not_found)
+    return row
+
+
 def conversation_get_for_user(*, user: User, conversation_id: str) -> Conversation:
     """The conversation with this id if ``user`` owns it, else NotFoundError.
 
@@ -25,14 +38,11 @@ def conversation_get_for_user(*, user: User, conversation_id: str) -> Conversati
     and a malformed id get the same error; the first two run the same single query, so
     neither the body nor the time taken tells them apart.
     """
-    try:
-        pk = UUID(conversation_id)
-    except ValueError:
-        raise NotFoundError("Conversation not found.") from None
-    conversation = Conversation.objects.filter(pk=pk, owner=user).first()
-    if conversation is None:
-        raise NotFoundError("Conversation not found.")
-    return conversation
+    return _owned_or_404(
+        Conversation.objects.filter(owner=user),
+        pk=conversation_id,
+        not_found="Conversation not found.",
+    )
 
 
 def conversation_list(
@@ -74,3 +84,24 @@ def conversation_transcripts(*, conversations: QuerySet[Conversation]) -> list[T
         Transcript(conversation=conversation, messages=list(conversation.messages.all()))
         for conversation in rows
     ]
+
+
+def message_list(*, conversation: Conversation, page: PageParams) -> Page[Message]:
+    """A conversation's messages, oldest first. The caller has checked ownership (the
+    conversation comes from ``conversation_get_for_user``)."""
+    return keyset_page(
+        Message.objects.filter(conversation=conversation),
+        params=page,
+        sort_field="created_at",
+        descending=False,
+    )
+
+
+def message_get_in_conversation(*, conversation: Conversation, message_id: str) -> Message:
+    """A message of a conversation the caller owns; NotFoundError for any other id
+    (another conversation's, missing, malformed), with the same body."""
+    return _owned_or_404(
+        Message.objects.filter(conversation=conversation),
+        pk=message_id,
+        not_found="Message not found.",
+    )

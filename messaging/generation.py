@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
 from chatapi import metrics
+from conversations.models import Message
 from messaging import sse
 from messaging.answer import AnswerBlocks
 from messaging.eventlog import RedisLogWriter, redis_enabled
@@ -40,7 +41,6 @@ from messaging.llm.base import (
     Usage,
 )
 from messaging.llm.stop_sequences import stop_sequences_apply
-from messaging.models import Message
 from messaging.titles import title_generate_later
 from messaging.tokens import estimate_tokens
 from messaging.turns import (

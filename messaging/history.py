@@ -3,7 +3,7 @@
 An assistant message's ``tool_use`` blocks become its ``tool_calls``; the next user message's
 ``tool_result`` blocks become one ``role: "tool"`` message each, in order, before any text it
 carries. Reasoning (``thinking`` blocks) is never sent back: Groq refuses it in assistant
-messages (../shared/reference/wire-formats.md section 4).
+messages.
 """
 
 from collections.abc import Sequence

@@ -13,9 +13,9 @@ from django.db import connection
 from redis.exceptions import RedisError
 
 from conversations.blocks import Block, text_blocks
+from conversations.models import Message
 from messaging import sse
 from messaging.eventlog import log_exists, log_tail_is_terminal, read_log, redis_enabled
-from messaging.models import Message
 from messaging.workers import generation_get, worker_ensure_running
 
 logger = logging.getLogger(__name__)

@@ -8,9 +8,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from conversations.blocks import Block, text_blocks
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.services import conversation_touch
-from messaging.models import Message
 from messaging.workers import generation_cancel, worker_is_alive
 
 

@@ -1,8 +1,8 @@
 """Server-Sent Events in Anthropic's Messages streaming format.
 
 Each event is ``id: <n>\\nevent: <type>\\ndata: <json>\\n\\n`` where the event name equals
-``data.type`` (https://docs.anthropic.com/en/api/messages-streaming and
-../shared/reference/wire-formats.md section 2). The ``id`` is a per-message sequence number,
+``data.type`` (https://docs.anthropic.com/en/api/messages-streaming; the events this API
+sends, in order, are in docs/api.md). The ``id`` is a per-message sequence number,
 so a client can resume with ``Last-Event-ID``.
 """
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 from chatapi import metrics
 from chatapi.errors import ApiError, ConflictError
 from conversations.blocks import Block, blocks_text, text_blocks, tool_results_problem, tool_uses
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.services import conversation_touch
 from messaging.history import chat_messages_from
 from messaging.idempotency import CONSTRAINT as IDEMPOTENCY_CONSTRAINT
@@ -33,7 +33,6 @@ from messaging.llm.base import (
     ToolDefinition,
     Usage,
 )
-from messaging.models import Message
 from messaging.tokens import estimate_messages_tokens, estimate_tokens
 from messaging.workers import WORKER_ID
 from usage.catalog import ChatModel, chat_model_get

@@ -26,26 +26,22 @@ from chatapi import shutdown
 from chatapi.dispatch import ContinueOnLoop
 from chatapi.errors import ApiError, ConflictError, RateLimitedError, api_error
 from chatapi.pagination import PageParams, PageQuerySerializer, page_body, page_schema
-from conversations.models import Conversation
+from chatapi.ratelimits import SendRateThrottle, stream_slot_acquire, stream_slot_release
+from conversations.models import Conversation, Message
+from conversations.selectors import message_get_in_conversation, message_list
+from conversations.serializers import MessageSerializer
 from conversations.views import INVALID_RESPONSE, NOT_FOUND_RESPONSE, ConversationScopedView
 from messaging.generation import Generation
 from messaging.idempotency import HEADER as IDEMPOTENCY_HEADER
 from messaging.idempotency import IdempotentReplayError, idempotency_claim, idempotency_find
 from messaging.llm.base import ProviderError, ToolChoice, ToolDefinition
 from messaging.llm.registry import provider_get
-from messaging.models import IdempotencyKey, Message
+from messaging.models import IdempotencyKey
 from messaging.resume import message_events, message_wait_final
-from messaging.selectors import message_get_in_conversation, message_list
-from messaging.serializers import (
-    AssistantReplySerializer,
-    MessageCreateSerializer,
-    MessageSerializer,
-)
+from messaging.serializers import AssistantReplySerializer, MessageCreateSerializer
 from messaging.services import message_cancel
 from messaging.turns import GenerationSettings, turn_prepare
 from usage.catalog import chat_model_get, chat_model_unavailable
-from usage.limits import stream_slot_acquire, stream_slot_release
-from usage.throttles import SendRateThrottle
 
 _MESSAGES_EXAMPLE: list[dict[str, Any]] = [
     {

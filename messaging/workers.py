@@ -31,6 +31,7 @@ from redis.exceptions import RedisError
 
 from accounts.rls import service_role
 from chatapi import shutdown
+from conversations.models import Message
 from messaging import sse
 from messaging.eventlog import (
     append_events,
@@ -39,7 +40,7 @@ from messaging.eventlog import (
     redis_client,
     redis_enabled,
 )
-from messaging.models import GenerationWorker, Message
+from messaging.models import GenerationWorker
 
 if TYPE_CHECKING:
     from messaging.generation import Generation

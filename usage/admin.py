@@ -3,8 +3,10 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.widgets import AutocompleteSelect
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Model, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
@@ -14,6 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from accounts.models import User
 from usage.catalog import catalog_cache_clear
@@ -26,6 +29,7 @@ from usage.models import (
     UsageRecord,
     UserUsage,
 )
+from usage.money import usd_cell
 from usage.selectors import model_prices_in_force
 
 # --- the model catalog -----------------------------------------------------------------------
@@ -162,6 +166,24 @@ class LedgerUserFilter(admin.SimpleListFilter):
         return queryset if user_id is None else queryset.filter(user_id=user_id)
 
 
+class DashboardUserForm(forms.Form):
+    """The dashboard's user filter: picked by e-mail address from the admin's autocomplete
+    (the users admin's search), sent as the user's id."""
+
+    def __init__(self, *args: Any, admin_site: admin.AdminSite, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The widget asks the admin for the users a ledger row's `user` may point to.
+        self.fields["user"] = forms.ModelChoiceField(
+            queryset=User.objects.all(),
+            required=False,
+            widget=AutocompleteSelect(
+                UsageRecord._meta.get_field("user"),
+                admin_site,
+                attrs={"data-placeholder": "Everyone", "style": "width: 18em"},
+            ),
+        )
+
+
 @admin.register(UsageRecord)
 class UsageRecordAdmin(admin.ModelAdmin[UsageRecord]):
     """The ledger, read-only: what each upstream call consumed and cost."""
@@ -171,13 +193,11 @@ class UsageRecordAdmin(admin.ModelAdmin[UsageRecord]):
         "user",
         "model",
         "kind",
-        "input_tokens",
-        "output_tokens",
-        "reasoning_tokens",
-        "usage_estimated",
-        "cost_usd",
-        "price_unknown",
-        "conversation_id",
+        "tokens",
+        "estimated",
+        "cost",
+        "unpriced",
+        "conversation",
     )
     list_filter = (
         LedgerUserFilter,
@@ -200,6 +220,46 @@ class UsageRecordAdmin(admin.ModelAdmin[UsageRecord]):
 
     def has_delete_permission(self, request: HttpRequest, obj: UsageRecord | None = None) -> bool:
         return False
+
+    # The list's columns are kept narrow enough for 1280 px beside the filters.
+    @admin.display(description="Tokens")
+    def tokens(self, record: UsageRecord) -> SafeString:
+        if record.reasoning_tokens is None:
+            return format_html(
+                "{} in / {} out", f"{record.input_tokens:,}", f"{record.output_tokens:,}"
+            )
+        return format_html(
+            "{} in / {} out<br>({} reasoning)",
+            f"{record.input_tokens:,}",
+            f"{record.output_tokens:,}",
+            f"{record.reasoning_tokens:,}",
+        )
+
+    @admin.display(description="Estimated", boolean=True, ordering="usage_estimated")
+    def estimated(self, record: UsageRecord) -> bool:
+        return record.usage_estimated
+
+    @admin.display(description="Unpriced", boolean=True, ordering="price_unknown")
+    def unpriced(self, record: UsageRecord) -> bool:
+        return record.price_unknown
+
+    @admin.display(description="Cost", ordering="cost_usd")
+    def cost(self, record: UsageRecord) -> SafeString | str:
+        return usd_cell(record.cost_usd)
+
+    @admin.display(description="Conversation")
+    def conversation(self, record: UsageRecord) -> SafeString | str:
+        """The first 8 characters of the id, linked to the conversation's page (which says so
+        when the conversation has been deleted: ledger rows outlive it)."""
+        if record.conversation_id is None:
+            return ""
+        url = reverse("admin:conversations_conversation_change", args=[record.conversation_id])
+        return format_html(
+            '<a href="{}" title="{}">{}…</a>',
+            url,
+            record.conversation_id,
+            str(record.conversation_id)[:8],
+        )
 
     def get_urls(self) -> list[URLPattern]:
         dashboard = path(
@@ -227,11 +287,11 @@ class UsageRecordAdmin(admin.ModelAdmin[UsageRecord]):
         if first_day > last_day or (last_day - first_day).days > DASHBOARD_MAX_DAYS:
             error = f"A range is 1 to {DASHBOARD_MAX_DAYS + 1} days; showing the last 30 days."
             first_day, last_day = today - timedelta(days=29), today
-        user_filter = request.GET.get("user", "").strip()
-        try:
-            user_id = str(uuid.UUID(user_filter)) if user_filter else None
-        except ValueError:
-            error, user_id = "The user filter must be a user id (UUID); showing everyone.", None
+        user_form = DashboardUserForm(request.GET, admin_site=self.admin_site)
+        user = user_form.cleaned_data["user"] if user_form.is_valid() else None
+        if user is None and user_form["user"].value():
+            error = "No such user; showing everyone."
+            user_form = DashboardUserForm(admin_site=self.admin_site)
         model_filter = request.GET.get("model", "").strip()
         context = {
             **self.admin_site.each_context(request),
@@ -239,11 +299,16 @@ class UsageRecordAdmin(admin.ModelAdmin[UsageRecord]):
             "dashboard": usage_dashboard(
                 first_day=first_day,
                 last_day=last_day,
-                user_id=user_id,
+                user_id=str(user.pk) if user else None,
                 model=model_filter or None,
             ),
-            "user_filter": user_filter,
+            "user_form": user_form,
+            "media": self.media + user_form.media,
             "model_filter": model_filter,
+            # Offered as the model box's suggestions; any id the ledger holds may be typed.
+            "model_ids": LanguageModel.objects.order_by("model_id").values_list(
+                "model_id", flat=True
+            ),
             "error": error,
         }
         return TemplateResponse(request, "admin/usage/dashboard.html", context)
@@ -329,15 +394,15 @@ class UserUsageAdmin(admin.ModelAdmin[UserUsage]):
         value: int | None = user.token_total  # type: ignore[attr-defined]
         return value or 0
 
-    @admin.display(description="Cost (USD)", ordering="cost_total")
-    def cost_usd(self, user: UserUsage) -> Decimal | None:
+    @admin.display(description="Cost", ordering="cost_total")
+    def cost_usd(self, user: UserUsage) -> SafeString | str:
         value: Decimal | None = user.cost_total  # type: ignore[attr-defined]
-        return value
+        return usd_cell(value)
 
-    @admin.display(description="This month (USD, UTC)", ordering="month_cost_total")
-    def month_cost_usd(self, user: UserUsage) -> Decimal | None:
+    @admin.display(description="This month (UTC)", ordering="month_cost_total")
+    def month_cost_usd(self, user: UserUsage) -> SafeString | str:
         value: Decimal | None = user.month_cost_total  # type: ignore[attr-defined]
-        return value
+        return usd_cell(value)
 
     @admin.display(description="Budget override", boolean=True)
     def has_budget_override(self, user: UserUsage) -> bool:
@@ -372,10 +437,14 @@ class UsageBudgetAdmin(admin.ModelAdmin[UsageBudget]):
 class BudgetReservationAdmin(admin.ModelAdmin[BudgetReservation]):
     """Turns in flight and what they hold. Deleting one releases its hold."""
 
-    list_display = ("message_id", "user", "tokens", "cost_usd", "created_at", "expires_at")
+    list_display = ("message_id", "user", "tokens", "cost", "created_at", "expires_at")
     list_select_related = ("user",)
     search_fields = ("=user__id", "user__email", "=message_id")
     ordering = ("-created_at",)
+
+    @admin.display(description="Cost", ordering="cost_usd")
+    def cost(self, reservation: BudgetReservation) -> SafeString | str:
+        return usd_cell(reservation.cost_usd)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

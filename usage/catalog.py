@@ -29,6 +29,9 @@ from usage.selectors import model_prices_in_force
 
 @dataclass(frozen=True, slots=True)
 class ChatModel:
+    """A catalog model as the API serves it: an active ``LanguageModel`` (the stored row)
+    with the prices in force, read once and cached (not the provider's ``ProviderModel``)."""
+
     id: str
     display_name: str
     context_window: int

@@ -17,7 +17,10 @@ from accounts.models import User
 
 class LanguageModel(models.Model):
     """A model a provider serves. Usable by the API when active (and priced, as a rule: the
-    sync adds new ids inactive, and an operator activates them once they have a price)."""
+    sync adds new ids inactive, and an operator activates them once they have a price).
+
+    The catalog's stored row; ``catalog.ChatModel`` is the API's read of an active one with
+    its prices, ``provider_models.ProviderModel`` an entry of the provider's own list."""
 
     provider = models.CharField(
         max_length=40, help_text="The entry of settings.LLM_PROVIDERS that serves it."

@@ -1,5 +1,5 @@
 """The provider's model list (``GET {base_url}/models``, OpenAI-compatible), parsed into typed
-entries at this boundary. Groq's shape (../shared/reference/wire-formats.md section 1):
+entries at this boundary. Groq's shape (https://console.groq.com/docs/api-reference#models-list):
 ``{"object":"list","data":[{"id","object":"model","created","owned_by","active",
 "context_window","max_completion_tokens"}]}``."""
 
@@ -12,6 +12,9 @@ from django.conf import settings
 
 @dataclass(frozen=True, slots=True)
 class ProviderModel:
+    """An entry of the provider's model list, what ``sync_models`` compares with the catalog's
+    ``LanguageModel`` rows; not in the catalog, so not a ``ChatModel`` the API serves."""
+
     id: str
     context_window: int
     max_output_tokens: int

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import pytest
 from pytest_django import Settings
 
-from accounts.tests.fake_supabase import FakeSupabase
+from testsupport.fake_supabase import FakeSupabase
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.gotrue import gotrue_client
-from accounts.tests.fake_supabase import API_KEY, SESSION_SECONDS, FakeSupabase, FakeUser
-from chatapi.testing import assert_error
+from testsupport.assertions import assert_error
+from testsupport.fake_supabase import API_KEY, SESSION_SECONDS, FakeSupabase, FakeUser
 
 pytestmark = pytest.mark.django_db
 

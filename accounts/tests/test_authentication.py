@@ -11,10 +11,10 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from accounts.tests.fake_supabase import FakeSupabase, unsigned_token
 from accounts.tokens import MAX_TOKEN_BYTES
-from chatapi.testing import app_queries, assert_error
 from conftest import TokenFactory
+from testsupport.assertions import app_queries, assert_error
+from testsupport.fake_supabase import FakeSupabase, unsigned_token
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
 from accounts.authentication import token_verifier
-from accounts.tests.fake_supabase import FakeSupabase
+from testsupport.fake_supabase import FakeSupabase
 
 
 def dev_token(*args: str) -> str:

@@ -16,11 +16,9 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.db import DatabaseError, connection, transaction
 
 from accounts.models import User
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.services import conversation_create
-from messaging.models import Message
-from messaging.services import message_create
-from usage.tests.factories import make_usage
+from testsupport.factories import make_message, make_usage
 
 pytestmark = pytest.mark.django_db
 
@@ -62,8 +60,8 @@ def refused(cursor: Any, sql: str, params: list[Any]) -> str:
 def data(user: User, other_user: User) -> dict[str, Conversation]:
     mine = conversation_create(owner=user, model="openai/gpt-oss-20b", title="mine")
     theirs = conversation_create(owner=other_user, model="openai/gpt-oss-20b", title="theirs")
-    message_create(conversation=mine, role=Message.Role.USER, content="my question")
-    message_create(conversation=theirs, role=Message.Role.USER, content="their question")
+    make_message(conversation=mine, role=Message.Role.USER, content="my question")
+    make_message(conversation=theirs, role=Message.Role.USER, content="their question")
     at = datetime(2026, 11, 1, tzinfo=UTC)
     make_usage(user=user, at=at, input_tokens=1, output_tokens=2, cost_usd="0.001")
     make_usage(user=other_user, at=at, input_tokens=3, output_tokens=4, cost_usd="0.002")

@@ -7,12 +7,6 @@ from typing import Any
 import jwt
 import pytest
 
-from accounts.tests.fake_supabase import (
-    FakeSupabase,
-    SigningKey,
-    sign_hs256_raw,
-    unsigned_token,
-)
 from accounts.tokens import (
     MAX_TOKEN_BYTES,
     Claims,
@@ -21,6 +15,12 @@ from accounts.tokens import (
     KeysUnavailableError,
     TokenVerifier,
     VerifierConfig,
+)
+from testsupport.fake_supabase import (
+    FakeSupabase,
+    SigningKey,
+    sign_hs256_raw,
+    unsigned_token,
 )
 
 SECRET = "test-only-hs256-secret-0123456789abcdef0123"

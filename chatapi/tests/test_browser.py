@@ -16,10 +16,9 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import User
-from chatapi.testing import REPO, LiveServer
 from conversations.models import Conversation
-from conversations.tests.factories import make_conversation, make_exchange
-from usage.tests.factories import make_usage
+from testsupport.factories import make_conversation, make_exchange, make_usage
+from testsupport.servers import REPO, LiveServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -208,7 +207,7 @@ def test_admin_login_and_a_conversation_transcript(
 
     # then
     expect(page.locator("#site-name")).to_be_visible()
-    expect(page.locator("#content h1")).to_have_text("Site administration")
+    expect(page.locator("#content h1")).to_have_text("chatapi administration")
 
     # when: open the conversation
     page.goto(f"/admin/conversations/conversation/{conversation.pk}/change/")

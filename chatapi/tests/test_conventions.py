@@ -5,7 +5,7 @@ from django.db import connection
 from django.test import Client
 from rest_framework.test import APIClient
 
-from chatapi.testing import assert_error
+from testsupport.assertions import assert_error
 
 pytestmark = pytest.mark.django_db
 

@@ -1,6 +1,6 @@
 """Property-based fuzzing of the whole API from its own OpenAPI document (Schemathesis).
 
-A real daphne server (chatapi.testing.LiveServer) against the test database, with the fake
+A real daphne server (testsupport.servers.LiveServer) against the test database, with the fake
 Groq and the fake Supabase on loopback as its upstreams, is sent generated requests for every
 operation of the OpenAPI document: valid ones and invalid ones (wrong types, out-of-range
 numbers, missing and unknown fields, odd strings), authenticated with a Supabase-style ES256
@@ -26,12 +26,11 @@ from hypothesis import HealthCheck, settings
 from schemathesis import Case
 
 from accounts.models import User
-from accounts.tests.fake_supabase import FakeSupabase
-from chatapi.testing import LiveServer
-from conversations.tests.factories import make_conversation
-from messaging.models import Message
-from messaging.services import message_create
-from messaging.tests.fake_groq import FakeGroq
+from conversations.models import Message
+from testsupport.factories import make_conversation, make_message
+from testsupport.fake_groq import FakeGroq
+from testsupport.fake_supabase import FakeSupabase
+from testsupport.servers import LiveServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -111,8 +110,8 @@ def auth_headers(fuzz_target: FuzzTarget) -> dict[str, str]:
     """The caller, one conversation of theirs with an exchange, and their access token."""
     user = User.objects.create(id=USER_ID, email="fuzz@example.com")
     conversation = make_conversation(owner=user, id=CONVERSATION_ID, title="Fuzzed")
-    message_create(conversation=conversation, role=Message.Role.USER, content="Hi")
-    message_create(
+    make_message(conversation=conversation, role=Message.Role.USER, content="Hi")
+    make_message(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
         content="Hello!",

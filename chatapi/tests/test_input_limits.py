@@ -15,10 +15,10 @@ from django.http import HttpResponse
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from chatapi.testing import assert_error
-from conversations.models import Conversation
-from conversations.tests.factories import make_exchange
-from messaging.models import IdempotencyKey, Message
+from conversations.models import Conversation, Message
+from messaging.models import IdempotencyKey
+from testsupport.assertions import assert_error
+from testsupport.factories import make_exchange
 from usage.models import BudgetReservation, UsageRecord
 
 pytestmark = pytest.mark.django_db

@@ -19,11 +19,11 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from chatapi.logs import JsonFormatter, RequestContextFilter, current_request_id
-from chatapi.testing import REPO, LiveServer
+from conversations.models import Message
 from conversations.services import conversation_create
-from conversations.tests.factories import make_conversation
-from messaging.models import Message
-from messaging.tests.asgi import ASGIRequest, parse_sse
+from testsupport.asgi import ASGIRequest, parse_sse
+from testsupport.factories import make_conversation
+from testsupport.servers import REPO, LiveServer
 
 ACCESS_FIELDS = (
     "request_id",

@@ -14,11 +14,11 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from accounts.tests.fake_supabase import FakeSupabase
 from chatapi.logs import JsonFormatter, RequestContextFilter
-from chatapi.testing import LiveServer
-from conversations.tests.factories import make_conversation, make_exchange
-from messaging.tests.fake_groq import ErrorReply, FakeGroq
+from testsupport.factories import make_conversation, make_exchange
+from testsupport.fake_groq import ErrorReply, FakeGroq
+from testsupport.fake_supabase import FakeSupabase
+from testsupport.servers import LiveServer
 
 GROQ_KEY = "gsk_test"  # the one key the fake Groq accepts
 SUPABASE_ANON_KEY = "sb_SECRET_anon_key_7c2e0b"

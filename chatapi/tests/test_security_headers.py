@@ -9,7 +9,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from conversations.tests.factories import make_exchange
+from testsupport.factories import make_exchange
 
 pytestmark = pytest.mark.django_db
 

@@ -9,11 +9,9 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from chatapi.testing import app_queries, assert_error
-from conversations.models import Conversation
-from conversations.tests.factories import at, make_conversation
-from messaging.models import Message
-from messaging.services import message_create
+from conversations.models import Conversation, Message
+from testsupport.assertions import app_queries, assert_error
+from testsupport.factories import at, make_conversation, make_message
 
 pytestmark = pytest.mark.django_db
 
@@ -159,7 +157,7 @@ def test_a_new_message_moves_its_conversation_to_the_top(api_client: APIClient, 
     oldest = Conversation.objects.get(pk=ids[2])
 
     # when
-    message_create(conversation=oldest, role=Message.Role.USER, content="hi", created_at=at(50))
+    make_message(conversation=oldest, role=Message.Role.USER, content="hi", created_at=at(50))
 
     # then
     assert _ids(api_client.get(URL)) == [ids[2], ids[0], ids[1]]

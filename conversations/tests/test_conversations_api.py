@@ -9,12 +9,9 @@ from pytest_django import Settings
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from chatapi.testing import assert_error
-from conversations.models import Conversation
-from conversations.tests.factories import make_conversation
-from messaging.models import Message
-from messaging.services import message_create
-from usage.tests.factories import make_chat_model
+from conversations.models import Conversation, Message
+from testsupport.assertions import assert_error
+from testsupport.factories import make_chat_model, make_conversation, make_message
 
 pytestmark = pytest.mark.django_db
 
@@ -235,8 +232,8 @@ def test_delete_removes_the_conversation_and_its_messages(
     # given
     conversation = make_conversation(owner=user)
     kept = make_conversation(owner=user)
-    message_create(conversation=conversation, role=Message.Role.USER, content="hi")
-    message_create(conversation=kept, role=Message.Role.USER, content="stay")
+    make_message(conversation=conversation, role=Message.Role.USER, content="hi")
+    make_message(conversation=kept, role=Message.Role.USER, content="stay")
 
     # when
     response = api_client.delete(f"/api/v1/conversations/{conversation.id}")

@@ -7,11 +7,9 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from chatapi.testing import assert_error
-from conversations.models import Conversation
-from conversations.tests.factories import at, make_conversation, make_exchange
-from messaging.models import Message
-from messaging.services import message_create
+from conversations.models import Conversation, Message
+from testsupport.assertions import assert_error
+from testsupport.factories import at, make_conversation, make_exchange, make_message
 
 pytestmark = pytest.mark.django_db
 
@@ -24,13 +22,13 @@ def export_url(conversation_id: object, query: str = "") -> str:
 def conversation(user: User) -> Conversation:
     """A finished exchange, and an answer that was cancelled mid-way."""
     conversation = make_exchange(user)
-    message_create(
+    make_message(
         conversation=conversation,
         role=Message.Role.USER,
         content="And food?",
         created_at=at(3),
     )
-    message_create(
+    make_message(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
         content="Pasteis",
@@ -165,7 +163,7 @@ def test_markdown_of_an_empty_untitled_conversation(api_client: APIClient, user:
 def test_failed_answer_shows_its_error(api_client: APIClient, user: User) -> None:
     # given
     conversation = make_conversation(owner=user, title="x", activity_at=at(0))
-    message_create(
+    make_message(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
         content="",

@@ -12,13 +12,10 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from chatapi.testing import app_queries, assert_error
-from conversations.models import Conversation
-from conversations.tests.factories import make_conversation
-from messaging.models import Message
-from messaging.services import message_create
+from conversations.models import Conversation, Message
+from testsupport.assertions import app_queries, assert_error
+from testsupport.factories import make_conversation, make_message, make_usage
 from usage.models import UsageRecord
-from usage.tests.factories import make_usage
 
 pytestmark = pytest.mark.django_db
 
@@ -65,7 +62,7 @@ NOT_FOUND = {"type": "not_found_error", "message": "Conversation not found."}
 def private_conversation(user: User) -> Conversation:
     """``user``'s conversation, with a message, that ``other_client`` tries to reach."""
     conversation = make_conversation(owner=user, title="Private", metadata={"k": "v"})
-    message = message_create(conversation=conversation, role=Message.Role.USER, content="secret")
+    message = make_message(conversation=conversation, role=Message.Role.USER, content="secret")
     Message.objects.filter(pk=message.pk).update(id=PRIVATE_MESSAGE_ID)
     return conversation
 

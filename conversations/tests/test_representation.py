@@ -12,10 +12,8 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from accounts.models import User
-from conversations.models import Conversation
-from conversations.serializers import ConversationSerializer
-from messaging.models import Message
-from messaging.serializers import MessageSerializer
+from conversations.models import Conversation, Message
+from conversations.serializers import ConversationSerializer, MessageSerializer
 
 pytestmark = pytest.mark.django_db
 

@@ -164,7 +164,7 @@ StreamEvent = (
 @dataclass
 class ProviderError(Exception):
     """The upstream refused or failed the request. ``status`` and ``error_type`` are what the
-    API answers with (see the error table in the README); ``message`` is safe to show."""
+    API answers with (see the error table in docs/api.md); ``message`` is safe to show."""
 
     status: int
     error_type: str

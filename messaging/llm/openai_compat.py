@@ -1,7 +1,7 @@
 """Chat completions over any OpenAI-compatible streaming API; ``GroqClient`` is the default.
 
-Wire format: ../shared/reference/wire-formats.md section 1 and
-https://console.groq.com/docs/api-reference#chat-create. Data-only SSE, one JSON chunk per
+Wire format: https://console.groq.com/docs/api-reference#chat-create and
+https://platform.openai.com/docs/api-reference/chat-streaming. Data-only SSE, one JSON chunk per
 ``data:`` line, ending with ``data: [DONE]``; usage arrives at the end either as a top-level
 ``usage`` (with ``stream_options.include_usage``) or as ``x_groq.usage``.
 """
@@ -52,7 +52,7 @@ STOP_REASONS = {
 }
 
 # Upstream status -> (status we answer, envelope error type). Our server's key being refused
-# is our problem, not the caller's: 502. See the README's error table.
+# is our problem, not the caller's: 502. See the error table in docs/api.md.
 _STATUS_MAP = {
     400: (400, "invalid_request_error"),
     401: (502, "api_error"),

@@ -1,4 +1,4 @@
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
@@ -6,16 +6,8 @@ import pytest_asyncio
 from accounts.models import User
 from conversations.models import Conversation
 from conversations.services import conversation_create
-from messaging.tests.fake_groq import FakeGroq
-from messaging.tests.helpers import MODEL, close_connection
-
-
-@pytest.fixture
-def fake_groq() -> Iterator[FakeGroq]:
-    """A Groq stand-in on loopback, fresh for each test."""
-    server = FakeGroq().start()
-    yield server
-    server.stop()
+from testsupport.fake_groq import FakeGroq
+from testsupport.helpers import MODEL, close_connection
 
 
 @pytest.fixture

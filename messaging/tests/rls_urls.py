@@ -10,8 +10,7 @@ from rest_framework.response import Response
 
 from accounts.rls import CallerAPIView
 from chatapi.urls import urlpatterns as project_urlpatterns
-from conversations.models import Conversation
-from messaging.models import Message
+from conversations.models import Conversation, Message
 from usage.models import UsageRecord
 
 EVERYTHING_URL = "/api/v1/test-only/everything"

@@ -20,12 +20,11 @@ from asgiref.sync import sync_to_async
 from django.db import connection, transaction
 
 from accounts.models import User
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.services import conversation_create
-from messaging.models import Message
-from messaging.tests.asgi import ASGIRequest, parse_sse
-from messaging.tests.fake_groq import FakeGroq, Reply
-from messaging.tests.helpers import MODEL, settled
+from testsupport.asgi import ASGIRequest, parse_sse
+from testsupport.fake_groq import FakeGroq, Reply
+from testsupport.helpers import MODEL, settled
 from usage.models import UsageRecord
 
 pytestmark = [

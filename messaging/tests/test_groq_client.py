@@ -23,7 +23,7 @@ from messaging.llm.base import (
     Usage,
 )
 from messaging.llm.openai_compat import GroqClient, ProviderSettings
-from messaging.tests.fake_groq import ErrorReply, FakeGroq, Reply
+from testsupport.fake_groq import ErrorReply, FakeGroq, Reply
 
 REQUEST = ChatRequest(
     model="openai/gpt-oss-20b",

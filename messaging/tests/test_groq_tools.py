@@ -22,8 +22,8 @@ from messaging.llm.base import (
     UpstreamTimings,
     Usage,
 )
-from messaging.tests.fake_groq import ErrorReply, FakeGroq, Reply, ToolCallReply
 from messaging.tests.test_groq_client import REQUEST, client_for, collect, run
+from testsupport.fake_groq import ErrorReply, FakeGroq, Reply, ToolCallReply
 
 WEATHER = ToolDefinition(
     name="get_weather",

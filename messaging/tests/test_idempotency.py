@@ -10,9 +10,9 @@ from django.utils import timezone
 
 from conversations.models import Conversation
 from messaging.models import IdempotencyKey
-from messaging.tests.asgi import ASGIRequest, parse_sse
-from messaging.tests.fake_groq import FakeGroq, Reply
-from messaging.tests.helpers import stored
+from testsupport.asgi import ASGIRequest, parse_sse
+from testsupport.fake_groq import FakeGroq, Reply
+from testsupport.helpers import stored
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

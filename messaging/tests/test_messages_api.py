@@ -10,11 +10,9 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from chatapi.testing import app_queries, assert_error
-from conversations.models import Conversation
-from conversations.tests.factories import at, make_conversation
-from messaging.models import Message
-from messaging.services import message_create
+from conversations.models import Conversation, Message
+from testsupport.assertions import app_queries, assert_error
+from testsupport.factories import at, make_conversation, make_message
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +34,7 @@ def _make_many(conversation: Conversation, count: int) -> list[str]:
     """``count`` messages, alternating user and assistant; their ids oldest first."""
     return [
         str(
-            message_create(
+            make_message(
                 conversation=conversation,
                 role=Message.Role.USER if i % 2 == 0 else Message.Role.ASSISTANT,
                 content=f"m{i}",
@@ -56,14 +54,14 @@ def test_empty_conversation(api_client: APIClient, conversation: Conversation) -
 
 def test_message_shape(api_client: APIClient, conversation: Conversation) -> None:
     # given
-    question = message_create(
+    question = make_message(
         conversation=conversation,
         role=Message.Role.USER,
         content="Three things to see in Lisbon?",
         created_at=at(1),
         completed_at=at(1),
     )
-    answer = message_create(
+    answer = make_message(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
         content="Belem Tower, the Alfama, the LX Factory.",
@@ -78,7 +76,7 @@ def test_message_shape(api_client: APIClient, conversation: Conversation) -> Non
         created_at=at(2),
         completed_at=at(2.812),
     )
-    failed = message_create(
+    failed = make_message(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
         content="",
@@ -221,7 +219,7 @@ def test_the_latest_messages_with_before_id_stay_put_while_new_ones_arrive(
     ids = _make_many(conversation, 4)
 
     # when the conversation grows meanwhile
-    message_create(
+    make_message(
         conversation=conversation, role=Message.Role.USER, content="new", created_at=at(10)
     )
     back = api_client.get(_url(conversation), {"limit": "2", "before_id": ids[3]})

@@ -9,11 +9,10 @@ import pytest
 from asgiref.sync import sync_to_async
 from prometheus_client import REGISTRY
 
-from conversations.models import Conversation
-from messaging.models import Message
-from messaging.tests.asgi import ASGIRequest, parse_sse
-from messaging.tests.fake_groq import ErrorReply, FakeGroq, Reply
-from messaging.tests.helpers import MODEL
+from conversations.models import Conversation, Message
+from testsupport.asgi import ASGIRequest, parse_sse
+from testsupport.fake_groq import ErrorReply, FakeGroq, Reply
+from testsupport.helpers import MODEL
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

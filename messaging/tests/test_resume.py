@@ -13,14 +13,13 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from accounts.models import User
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from messaging import sse
 from messaging.eventlog import append_events, log_key, redis_client
-from messaging.models import Message
-from messaging.tests.asgi import ASGIRequest, parse_sse
-from messaging.tests.fake_groq import FakeGroq, Reply
-from messaging.tests.helpers import MODEL, settled, stored
 from messaging.workers import generation_get, sweep_once
+from testsupport.asgi import ASGIRequest, parse_sse
+from testsupport.fake_groq import FakeGroq, Reply
+from testsupport.helpers import MODEL, settled, stored
 from usage.models import UsageRecord
 
 pytestmark = [

@@ -1,7 +1,7 @@
 """DB_RLS_PER_REQUEST (accounts/rls.py): an authenticated request's queries run as the
 `authenticated` role with the caller's claims, so an unfiltered query sees only the caller's
 rows; the role never outlives the request's transaction, so the pooled connections go back
-as the service's own role. The app runs in-process under ASGI (messaging/tests/asgi.py), as
+as the service's own role. The app runs in-process under ASGI (testsupport/asgi.py), as
 under daphne: each request in a thread of its own, on a connection from the real pool."""
 
 import asyncio
@@ -18,18 +18,16 @@ from django.db import DatabaseError, connection, transaction
 from accounts.models import User
 from accounts.rls import caller_transaction_begin, caller_transaction_end, service_role
 from accounts.tokens import Claims
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.services import conversation_create
-from messaging.models import Message
-from messaging.services import message_create
-from messaging.tests.asgi import ASGIRequest
-from messaging.tests.fake_groq import FakeGroq, Reply
-from messaging.tests.helpers import MODEL, settled
 from messaging.tests.rls_urls import EVERYTHING_URL
+from testsupport.asgi import ASGIRequest
+from testsupport.factories import make_message, make_usage
+from testsupport.fake_groq import FakeGroq, Reply
+from testsupport.helpers import MODEL, settled
 from usage.catalog import chat_model_get
 from usage.models import UsageKind, UsageRecord
 from usage.services import usage_record
-from usage.tests.factories import make_usage
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -52,8 +50,8 @@ def rls_off(settings: Any) -> None:
 def data(user: User, other_user: User) -> dict[str, Conversation]:
     mine = conversation_create(owner=user, model=MODEL, title="mine")
     theirs = conversation_create(owner=other_user, model=MODEL, title="theirs")
-    message_create(conversation=mine, role=Message.Role.USER, content="my question")
-    message_create(conversation=theirs, role=Message.Role.USER, content="their question")
+    make_message(conversation=mine, role=Message.Role.USER, content="my question")
+    make_message(conversation=theirs, role=Message.Role.USER, content="their question")
     at = datetime(2026, 11, 1, tzinfo=UTC)
     make_usage(user=user, at=at, input_tokens=1, output_tokens=2, cost_usd="0.001")
     make_usage(user=other_user, at=at, input_tokens=3, output_tokens=4, cost_usd="0.002")

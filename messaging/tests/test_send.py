@@ -1,6 +1,6 @@
 """Sending a message: the SSE stream in Anthropic's event format, the JSON reply, and what is
 stored. The model provider is the fake Groq server on loopback; the app runs in-process under
-ASGI (messaging/tests/asgi.py), so streams are read chunk by chunk and can be disconnected."""
+ASGI (testsupport/asgi.py), so streams are read chunk by chunk and can be disconnected."""
 
 import asyncio
 import json
@@ -11,15 +11,13 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from accounts.models import User
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.services import conversation_create
-from messaging.models import Message
-from messaging.services import message_create
-from messaging.tests.asgi import ASGIRequest, parse_sse
-from messaging.tests.fake_groq import ErrorReply, FakeGroq, Reply
-from messaging.tests.helpers import MODEL, settled, stored
+from testsupport.asgi import ASGIRequest, parse_sse
+from testsupport.factories import make_chat_model, make_message
+from testsupport.fake_groq import ErrorReply, FakeGroq, Reply
+from testsupport.helpers import MODEL, settled, stored
 from usage.models import UsageRecord
-from usage.tests.factories import make_chat_model
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -389,12 +387,12 @@ async def test_context_keeps_the_newest_history_that_fits(
     def make_history() -> Conversation:
         conversation = conversation_create(owner=user, model="tiny", system_prompt="Sys.")
         for i in range(20):
-            message_create(
+            make_message(
                 conversation=conversation,
                 role=Message.Role.USER,
                 content=f"question {i:02d} " + "x" * 40,
             )
-            message_create(
+            make_message(
                 conversation=conversation,
                 role=Message.Role.ASSISTANT,
                 content=f"answer {i:02d} " + "y" * 40,
@@ -440,7 +438,7 @@ async def test_a_long_history_is_read_across_pages_newest_first_without_gaps(
         contents = []
         for i in range(251):
             role = Message.Role.USER if i % 2 == 0 else Message.Role.ASSISTANT
-            message = message_create(conversation=conversation, role=role, content=f"m{i:03d}")
+            message = make_message(conversation=conversation, role=role, content=f"m{i:03d}")
             if i == 7:
                 Message.objects.filter(pk=message.pk).update(status=Message.Status.ERROR)
                 continue

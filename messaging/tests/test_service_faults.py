@@ -1,5 +1,5 @@
 """The services the API depends on failing under a real server: a PostgreSQL cluster and a
-redis-server of the test's own (chatapi.testing.PrivatePostgres / PrivateRedis; the
+redis-server of the test's own (testsupport.servers.PrivatePostgres / PrivateRedis; the
 machine's shared servers are never touched), stopped and started again under a real daphne
 process (LiveServer) talking to the fake Groq upstream.
 
@@ -19,11 +19,11 @@ from typing import Any
 import httpx
 import pytest
 
-from chatapi.testing import LiveServer, PrivatePostgres, PrivateRedis, live_database_url
 from messaging.generation import NOT_STORED_MESSAGE
 from messaging.resume import LOG_LOST_ERROR
-from messaging.tests.asgi import parse_sse
-from messaging.tests.fake_groq import FakeGroq, Reply
+from testsupport.asgi import parse_sse
+from testsupport.fake_groq import FakeGroq, Reply
+from testsupport.servers import LiveServer, PrivatePostgres, PrivateRedis, live_database_url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live_database]
 

@@ -13,11 +13,11 @@ import httpx
 import pytest
 
 from accounts.models import User
-from chatapi.testing import LiveServer
+from conversations.models import Message
 from conversations.services import conversation_create
-from messaging.models import Message
-from messaging.tests.asgi import parse_sse
-from messaging.tests.fake_groq import FakeGroq, Reply
+from testsupport.asgi import parse_sse
+from testsupport.fake_groq import FakeGroq, Reply
+from testsupport.servers import LiveServer
 from usage.models import UsageRecord
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live_database]

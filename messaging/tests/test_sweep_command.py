@@ -6,8 +6,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from accounts.models import User
+from conversations.models import Message
 from conversations.services import conversation_create
-from messaging.models import Message
 
 
 @pytest.mark.django_db(transaction=True)

@@ -11,9 +11,9 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from conversations.models import Conversation
-from messaging.tests.asgi import ASGIRequest, parse_sse
-from messaging.tests.fake_groq import ErrorReply, FakeGroq, Reply
-from messaging.tests.helpers import settled, stored
+from testsupport.asgi import ASGIRequest, parse_sse
+from testsupport.fake_groq import ErrorReply, FakeGroq, Reply
+from testsupport.helpers import settled, stored
 from usage.models import UsageRecord
 
 pytestmark = [

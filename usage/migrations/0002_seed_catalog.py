@@ -1,8 +1,8 @@
 """Seed the model catalog: Groq's models and list prices (USD per million tokens) as of
-2026-08 (../shared/reference/wire-formats.md section 1, https://groq.com/pricing), the models
+2026-08 (https://groq.com/pricing, https://console.groq.com/docs/models), the models
 Groq has retired (inactive, decommissioned, with the model that replaces them where Groq
 names one), and the offline development model. From 2026-12-04 the gpt-oss models also
-carry their cached-input price, half the input price (wire-formats.md section 4): a price
+carry their cached-input price, half the input price (https://groq.com/pricing): a price
 row of its own, since the rows of 2026-08 explain what earlier calls were charged.
 
 Idempotent (``seed_catalog`` creates only what is missing), so the test suite can restore the

@@ -11,10 +11,10 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
+from testsupport.factories import make_chat_model, make_usage
 from usage.catalog import chat_model_get
 from usage.models import LanguageModel, ModelPrice, UsageBudget
 from usage.selectors import budget_limits_get
-from usage.tests.factories import make_chat_model, make_usage
 
 pytestmark = pytest.mark.django_db
 
@@ -145,6 +145,24 @@ def test_ledger_filters_by_user_model_and_date(
     page = staff_client.get(LEDGER, {"user": str(user.pk)})
     assert "ada@example.com" in page.content.decode()  # the chosen user, in the filter
     assert staff_client.get(LEDGER, {"user": "not-an-id"}).status_code == 302  # ?e=1
+
+
+def test_ledger_rows_fit_in_narrow_columns(staff_client: Client, user: User) -> None:
+    # given
+    conversation_id = uuid.UUID("0d5f3e2a-1111-4222-8333-444455556666")
+    make_usage(user=user, at=T0, input_tokens=123456, output_tokens=65432, reasoning_tokens=4321,
+               cost_usd="1234.5678", conversation_id=conversation_id)  # fmt: skip
+
+    # when
+    html = staff_client.get(LEDGER).content.decode()
+
+    # then
+    assert '<td class="field-tokens">123,456 in / 65,432 out<br>(4,321 reasoning)</td>' in html
+    assert '<td class="field-cost"><span title="1234.5678 USD">$1,234.57</span></td>' in html
+    assert (
+        '<td class="field-conversation"><a href="/admin/conversations/conversation/'
+        f'{conversation_id}/change/" title="{conversation_id}">0d5f3e2a…</a></td>'
+    ) in html
 
 
 def test_user_usage_shows_totals_and_edits_the_budget_override(

@@ -14,15 +14,15 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from chatapi.errors import BillingError
-from chatapi.testing import assert_error
+from conversations.models import Message
 from conversations.services import conversation_create
-from messaging.models import Message
 from messaging.turns import GenerationSettings
+from testsupport.assertions import assert_error
+from testsupport.factories import make_usage
+from testsupport.turns import turn_finish, turn_start
 from usage.models import BudgetReservation, UsageBudget, UsageRecord
 from usage.selectors import BudgetLimits, budget_limits_get
 from usage.services import budget_reserve
-from usage.tests.factories import make_usage
-from usage.tests.turns import turn_finish, turn_start
 
 pytestmark = pytest.mark.django_db
 

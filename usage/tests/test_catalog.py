@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from pytest_django import Settings
 
+from testsupport.factories import make_chat_model
 from usage.catalog import (
     ChatModel,
     chat_model_get,
@@ -21,7 +22,6 @@ from usage.catalog import (
 )
 from usage.models import LanguageModel, ModelPrice
 from usage.services import model_price_add
-from usage.tests.factories import make_chat_model
 
 pytestmark = pytest.mark.django_db
 

@@ -6,13 +6,11 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from chatapi.testing import assert_error
-from conversations.tests.factories import make_conversation
-from messaging.models import Message
-from messaging.services import message_create
+from conversations.models import Message
+from testsupport.assertions import assert_error
+from testsupport.factories import make_chat_model, make_conversation, make_message
 from usage.catalog import catalog_cache_clear
 from usage.models import LanguageModel
-from usage.tests.factories import make_chat_model
 
 pytestmark = pytest.mark.django_db
 
@@ -93,7 +91,7 @@ def test_sending_on_an_unavailable_model_is_a_400_and_the_history_stays(
 ) -> None:
     # given: a conversation whose model was then deactivated
     conversation = make_conversation(owner=user, model=model_id)
-    message_create(conversation=conversation, role=Message.Role.USER, content="Earlier")
+    make_message(conversation=conversation, role=Message.Role.USER, content="Earlier")
     LanguageModel.objects.filter(model_id="qwen/qwen3-32b").update(active=False)
     catalog_cache_clear()
     available = AVAILABLE.replace("qwen/qwen3-32b, ", "")

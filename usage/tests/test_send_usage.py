@@ -11,11 +11,10 @@ from asgiref.sync import sync_to_async
 from django.db import connection
 
 from accounts.models import User
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.services import conversation_create
-from messaging.models import Message
-from messaging.tests.asgi import ASGIRequest, parse_sse
-from messaging.tests.fake_groq import ErrorReply, FakeGroq, Reply
+from testsupport.asgi import ASGIRequest, parse_sse
+from testsupport.fake_groq import ErrorReply, FakeGroq, Reply
 from usage.models import BudgetReservation, UsageRecord
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]

@@ -12,11 +12,11 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from chatapi.testing import assert_error
+from testsupport.assertions import assert_error
+from testsupport.factories import make_usage
 from usage.models import UsageKind
 from usage.selectors import usage_daily, usage_stats
 from usage.serializers import OUT_OF_RANGE
-from usage.tests.factories import make_usage
 
 pytestmark = pytest.mark.django_db
 

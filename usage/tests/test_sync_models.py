@@ -7,7 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from pytest_django import Settings
 
-from messaging.tests.fake_groq import FakeGroq
+from testsupport.fake_groq import FakeGroq
 from usage.catalog import chat_model_get
 from usage.models import LanguageModel
 

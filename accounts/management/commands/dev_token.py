@@ -13,7 +13,7 @@ _DEV_NAMESPACE = uuid.UUID("6f1d0a52-4c43-4b7e-9a5e-0d1c2f3a4b5c")
 class Command(BaseCommand):
     help = (
         "Print a Supabase-shaped HS256 access token signed with SUPABASE_JWT_SECRET, "
-        "for development and the README's curl examples."
+        "for development and the curl examples (README.md, docs/api.md)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

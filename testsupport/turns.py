@@ -2,9 +2,8 @@
 call, ``turn_record`` with a priced outcome at the end (what ``Generation`` stores)."""
 
 from conversations.blocks import text_blocks
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from messaging.llm.base import Usage
-from messaging.models import Message
 from messaging.turns import (
     GenerationSettings,
     TurnOutcome,

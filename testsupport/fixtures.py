@@ -1,8 +1,11 @@
+"""The fake Groq fixture, shared by every app's tests (the root conftest loads
+this module as a plugin)."""
+
 from collections.abc import Iterator
 
 import pytest
 
-from messaging.tests.fake_groq import FakeGroq
+from testsupport.fake_groq import FakeGroq
 
 
 @pytest.fixture

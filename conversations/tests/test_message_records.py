@@ -1,24 +1,26 @@
+"""The stored record: a new message moves its conversation up the list (conversation_touch,
+through the factory that stores a message as a turn does), and the database refuses
+impossible rows."""
+
 from decimal import Decimal
 
 import pytest
 from django.db import IntegrityError
 
 from accounts.models import User
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.services import conversation_delete
-from conversations.tests.factories import at, make_conversation
-from messaging.models import Message
-from messaging.services import message_create
+from testsupport.factories import at, make_conversation, make_message
 
 pytestmark = pytest.mark.django_db
 
 
-def test_message_create_bumps_the_conversations_activity(user: User) -> None:
+def test_a_new_message_bumps_the_conversations_activity(user: User) -> None:
     # given
     conversation = make_conversation(owner=user, activity_at=at(0))
 
     # when
-    message = message_create(
+    message = make_message(
         conversation=conversation, role=Message.Role.USER, content="hi", created_at=at(5)
     )
 
@@ -33,13 +35,13 @@ def test_message_create_bumps_the_conversations_activity(user: User) -> None:
 def test_an_older_message_does_not_move_activity_back(user: User) -> None:
     # given
     conversation = make_conversation(owner=user, activity_at=at(0))
-    message_create(
+    make_message(
         conversation=conversation, role=Message.Role.USER, content="late", created_at=at(9)
     )
     stale = Conversation.objects.get()  # an instance read before the next message
 
     # when
-    message_create(conversation=stale, role=Message.Role.USER, content="early", created_at=at(3))
+    make_message(conversation=stale, role=Message.Role.USER, content="early", created_at=at(3))
 
     # then
     stored = Conversation.objects.get()
@@ -47,13 +49,13 @@ def test_an_older_message_does_not_move_activity_back(user: User) -> None:
     assert (stale.last_message_at, stale.activity_at) == (at(9), at(9))
 
 
-def test_message_create_leaves_the_conversations_other_fields_alone(user: User) -> None:
+def test_a_new_message_leaves_the_conversations_other_fields_alone(user: User) -> None:
     # given an instance whose title is stale: another request renamed the conversation
     conversation = make_conversation(owner=user, title="Old")
     Conversation.objects.filter(pk=conversation.pk).update(title="Renamed")
 
     # when
-    message_create(conversation=conversation, role=Message.Role.USER, content="hi")
+    make_message(conversation=conversation, role=Message.Role.USER, content="hi")
 
     # then
     assert Conversation.objects.get().title == "Renamed"
@@ -63,8 +65,8 @@ def test_conversation_delete_removes_only_its_messages(user: User) -> None:
     # given
     doomed = make_conversation(owner=user)
     kept = make_conversation(owner=user)
-    message_create(conversation=doomed, role=Message.Role.USER, content="a")
-    message_create(conversation=kept, role=Message.Role.USER, content="b")
+    make_message(conversation=doomed, role=Message.Role.USER, content="a")
+    make_message(conversation=kept, role=Message.Role.USER, content="b")
 
     # when
     conversation_delete(conversation=doomed)

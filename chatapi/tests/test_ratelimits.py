@@ -14,14 +14,9 @@ from pytest_django import Settings
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from chatapi.testing import assert_error
+from chatapi.ratelimits import rate_limit_hit, stream_slot_acquire, stream_slot_release
 from conversations.services import conversation_create
-from usage.limits import (
-    rate_limit_hit,
-    stream_slot_acquire,
-    stream_slot_refresh,
-    stream_slot_release,
-)
+from testsupport.assertions import assert_error
 
 REDIS_URL = os.environ.get("REDIS_URL")
 
@@ -95,31 +90,25 @@ def test_stream_slots_up_to_the_limit(settings: Settings) -> None:
     stream_slot_release(user_id, first)
 
     # then
-    assert stream_slot_refresh(user_id, first) is False
-    assert stream_slot_refresh(user_id, second) is True
     assert stream_slot_acquire(user_id) is not None
     assert stream_slot_acquire(user_id) is None
 
 
 @pytest.mark.usefixtures("backend")
-def test_a_slot_never_released_frees_itself_after_the_ttl_unless_refreshed(
-    settings: Settings,
-) -> None:
-    # given: two slots held by a process that dies, one of them kept alive
+def test_a_slot_never_released_frees_itself_after_the_ttl(settings: Settings) -> None:
+    # given: two slots held by a process that dies
     settings.RATE_LIMIT_CONCURRENT_STREAMS = 2
     settings.RATE_LIMIT_STREAM_SLOT_TTL_SECONDS = 0.3
     user_id = uuid.uuid4()
     stream_slot_acquire(user_id)
-    kept = stream_slot_acquire(user_id)
-    assert kept is not None
+    stream_slot_acquire(user_id)
     assert stream_slot_acquire(user_id) is None
 
     # when
-    time.sleep(0.2)
-    assert stream_slot_refresh(user_id, kept) is True
-    time.sleep(0.2)
+    time.sleep(0.4)
 
-    # then: the other expired; the refreshed one still counts
+    # then: both expired
+    assert stream_slot_acquire(user_id) is not None
     assert stream_slot_acquire(user_id) is not None
     assert stream_slot_acquire(user_id) is None
 
@@ -183,7 +172,6 @@ def test_a_hung_redis_costs_one_timeout_then_is_skipped(
     results += [rate_limit_hit(scope="test", ident="u1", limit=1, window_seconds=60)]
     for slot in slots:
         assert slot is not None
-        assert stream_slot_refresh("u1", slot) is True
         stream_slot_release("u1", slot)
 
     # every call let through; only the first one went to Redis (and timed out, not retried)

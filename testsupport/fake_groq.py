@@ -1,12 +1,12 @@
 """A real HTTP/1.1 server on loopback that behaves like Groq's chat completions API.
 
 Used by the tests and the benchmark. It speaks the wire format byte for byte
-(../shared/reference/wire-formats.md section 1): data-only SSE chunks with chunked transfer
-encoding, both usage forms, ``x_groq.error``, error bodies with their headers, and the
-awkward cases: several chunks in one write, one chunk split across writes, stalls, and
-dropped connections; tool calls (whole or in pieces), cached prompt tokens and Groq's
-timings. Each POST takes the next queued ``Reply``/``ErrorReply`` (or the
-default reply); everything it received is recorded.
+(https://console.groq.com/docs/api-reference#chat-create): data-only SSE chunks with
+chunked transfer encoding, both usage forms, ``x_groq.error``, error bodies with their
+headers, and the awkward cases: several chunks in one write, one chunk split across writes,
+stalls, and dropped connections; tool calls (whole or in pieces), cached prompt tokens and
+Groq's timings. Each POST takes the next queued ``Reply``/``ErrorReply`` (or the default
+reply); everything it received is recorded.
 """
 
 import asyncio

@@ -1,7 +1,7 @@
 """A stand-in for a Supabase project, served over real HTTP on loopback.
 
 It answers the routes this API calls, with the bodies Supabase sends
-(../shared/reference/wire-formats.md section 3):
+(https://supabase.com/docs/reference/api, auth):
 
 - ``GET /auth/v1/.well-known/jwks.json``: the public halves of an ES256 (P-256) and an RS256
   signing key, each with ``kid`` and ``alg``; keys can be rotated in and the endpoint taken down.

@@ -5,8 +5,7 @@ import asyncio
 from asgiref.sync import sync_to_async
 from django.db import connection
 
-from conversations.models import Conversation
-from messaging.models import Message
+from conversations.models import Conversation, Message
 
 MODEL = "openai/gpt-oss-20b"
 
