@@ -51,6 +51,21 @@ DEFAULT_MESSAGE_BY_STATUS = {
 }
 
 
+# The lowest status of each error type: the one an error is answered with when only its type
+# is known (a stored failure).
+_STATUS_BY_ERROR_TYPE = {
+    error_type: status_code for status_code, error_type in reversed(ERROR_TYPE_BY_STATUS.items())
+}
+
+
+def status_for_error_type(error_type: str, *, default: int) -> int:
+    """The status an error known only by its type is answered with; ``default`` for
+    ``api_error``, which stands for every server-side failure, and for unknown types."""
+    if error_type == "api_error":
+        return default
+    return _STATUS_BY_ERROR_TYPE.get(error_type, default)
+
+
 def error_type_for_status(status_code: int) -> str:
     if status_code in ERROR_TYPE_BY_STATUS:
         return ERROR_TYPE_BY_STATUS[status_code]

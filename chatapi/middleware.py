@@ -2,14 +2,14 @@
 metrics, and the error envelope on API routes.
 
 All of them are sync- and async-capable so an ASGI request (and a stream) never pays a
-thread hop for them.
+thread hop for them: each is written once, as a hook (see ``sync_and_async``).
 """
 
 import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction
@@ -28,6 +28,69 @@ REQUEST_ID_HEADER = "request-id"
 _BODY_HEADERS = frozenset({"content-type", "content-length"})
 
 GetResponse = Callable[[HttpRequest], Any]
+# Runs up to its one ``yield`` before the view, receives the response there, and returns
+# the response to send; returning before the yield answers instead of the view.
+Hook = Callable[[HttpRequest], Generator[None, HttpResponseBase, HttpResponseBase]]
+
+
+def _before(steps: Generator[None, HttpResponseBase, HttpResponseBase]) -> HttpResponseBase | None:
+    """Run a hook up to its yield; the response it answered with instead, if it did."""
+    try:
+        next(steps)
+    except StopIteration as stop:
+        answer: HttpResponseBase = stop.value
+        return answer
+    return None
+
+
+def _after(
+    steps: Generator[None, HttpResponseBase, HttpResponseBase], response: HttpResponseBase
+) -> HttpResponseBase:
+    try:
+        steps.send(response)
+    except StopIteration as stop:
+        final: HttpResponseBase = stop.value
+        return final
+    raise RuntimeError("a middleware hook must yield once")
+
+
+def sync_and_async(hook: Hook) -> Callable[[GetResponse], GetResponse]:
+    """A middleware from ``hook``, with the synchronous and the asynchronous branch Django
+    picks between (a view's exception closes the hook at its yield, so its ``finally``
+    blocks run, and propagates)."""
+
+    @sync_and_async_middleware
+    def middleware_factory(get_response: GetResponse) -> GetResponse:
+        if iscoroutinefunction(get_response):
+
+            async def async_middleware(request: HttpRequest) -> HttpResponseBase:
+                steps = hook(request)
+                if (answer := _before(steps)) is not None:
+                    return answer
+                try:
+                    response: HttpResponseBase = await get_response(request)
+                except BaseException:
+                    steps.close()
+                    raise
+                return _after(steps, response)
+
+            return async_middleware
+
+        def middleware(request: HttpRequest) -> HttpResponseBase:
+            steps = hook(request)
+            if (answer := _before(steps)) is not None:
+                return answer
+            try:
+                response: HttpResponseBase = get_response(request)
+            except BaseException:
+                steps.close()
+                raise
+            return _after(steps, response)
+
+        return middleware
+
+    middleware_factory.__doc__ = hook.__doc__
+    return middleware_factory
 
 
 # Request ids name requests in logs; they guard nothing, so a fast PRNG will do (os.urandom,
@@ -50,23 +113,14 @@ def _with_request_id(request: HttpRequest, response: HttpResponseBase) -> HttpRe
     return response
 
 
-@sync_and_async_middleware
-def request_id_middleware(get_response: GetResponse) -> GetResponse:
+def _request_id(request: HttpRequest) -> Generator[None, HttpResponseBase, HttpResponseBase]:
     """Tag each request with an id, echoed in the `request-id` header and error bodies."""
-    if iscoroutinefunction(get_response):
+    request.request_id = new_request_id()  # type: ignore[attr-defined]
+    response = yield
+    return _with_request_id(request, response)
 
-        async def async_middleware(request: HttpRequest) -> HttpResponseBase:
-            request.request_id = new_request_id()  # type: ignore[attr-defined]
-            response: Awaitable[HttpResponseBase] = get_response(request)
-            return _with_request_id(request, await response)
 
-        return async_middleware
-
-    def middleware(request: HttpRequest) -> HttpResponseBase:
-        request.request_id = new_request_id()  # type: ignore[attr-defined]
-        return _with_request_id(request, get_response(request))
-
-    return middleware
+request_id_middleware = sync_and_async(_request_id)
 
 
 access_logger = logging.getLogger("chatapi.access")
@@ -128,36 +182,21 @@ def _log_access(request: HttpRequest, response: HttpResponseBase, started: float
     )
 
 
-@sync_and_async_middleware
-def access_log_middleware(get_response: GetResponse) -> GetResponse:
+def _access_log(request: HttpRequest) -> Generator[None, HttpResponseBase, HttpResponseBase]:
     """The access log line and HTTP metrics of each request (see ``_log_access``); every
     line logged while the request runs carries its request id. Must come after
     ``request_id_middleware``."""
-    if iscoroutinefunction(get_response):
+    started = time.perf_counter()
+    token = current_request_id.set(getattr(request, "request_id", None))
+    try:
+        response = yield
+        _log_access(request, response, started)
+    finally:
+        current_request_id.reset(token)
+    return response
 
-        async def async_middleware(request: HttpRequest) -> HttpResponseBase:
-            started = time.perf_counter()
-            token = current_request_id.set(getattr(request, "request_id", None))
-            try:
-                response: HttpResponseBase = await get_response(request)
-                _log_access(request, response, started)
-            finally:
-                current_request_id.reset(token)
-            return response
 
-        return async_middleware
-
-    def middleware(request: HttpRequest) -> HttpResponseBase:
-        started = time.perf_counter()
-        token = current_request_id.set(getattr(request, "request_id", None))
-        try:
-            response: HttpResponseBase = get_response(request)
-            _log_access(request, response, started)
-        finally:
-            current_request_id.reset(token)
-        return response
-
-    return middleware
+access_log_middleware = sync_and_async(_access_log)
 
 
 def _is_envelope(response: HttpResponseBase) -> bool:
@@ -199,21 +238,16 @@ def _envelope(request: HttpRequest, response: HttpResponseBase) -> HttpResponseB
     return replacement
 
 
-@sync_and_async_middleware
-def api_error_envelope_middleware(get_response: GetResponse) -> GetResponse:
+def _api_error_envelope(
+    request: HttpRequest,
+) -> Generator[None, HttpResponseBase, HttpResponseBase]:
     """Rewrite any non-envelope error on an API route (Django's 404/405/500, even DEBUG's
     HTML pages) into the envelope, so API clients never see HTML or a stack trace."""
-    if iscoroutinefunction(get_response):
+    response = yield
+    return _envelope(request, response)
 
-        async def async_middleware(request: HttpRequest) -> HttpResponseBase:
-            return _envelope(request, await get_response(request))
 
-        return async_middleware
-
-    def middleware(request: HttpRequest) -> HttpResponseBase:
-        return _envelope(request, get_response(request))
-
-    return middleware
+api_error_envelope_middleware = sync_and_async(_api_error_envelope)
 
 
 def _strip_trailing_slash(request: HttpRequest) -> None:
@@ -222,22 +256,13 @@ def _strip_trailing_slash(request: HttpRequest) -> None:
         request.path_info = path.rstrip("/")
 
 
-@sync_and_async_middleware
-def api_trailing_slash_middleware(get_response: GetResponse) -> GetResponse:
+def _api_trailing_slash(
+    request: HttpRequest,
+) -> Generator[None, HttpResponseBase, HttpResponseBase]:
     """API routes are declared without a trailing slash; accept one too (no redirect, so
     a POST body survives)."""
-    if iscoroutinefunction(get_response):
+    _strip_trailing_slash(request)
+    return (yield)
 
-        async def async_middleware(request: HttpRequest) -> HttpResponseBase:
-            _strip_trailing_slash(request)
-            response: HttpResponseBase = await get_response(request)
-            return response
 
-        return async_middleware
-
-    def middleware(request: HttpRequest) -> HttpResponseBase:
-        _strip_trailing_slash(request)
-        response: HttpResponseBase = get_response(request)
-        return response
-
-    return middleware
+api_trailing_slash_middleware = sync_and_async(_api_trailing_slash)

@@ -20,16 +20,14 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Protocol
+from typing import Protocol
 
 import redis
-from asgiref.sync import iscoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
-from django.utils.decorators import sync_and_async_middleware
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from rest_framework.request import Request
@@ -37,6 +35,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from chatapi.errors import RateLimitedError
+from chatapi.middleware import sync_and_async
 from chatapi.redis_breaker import CONNECT_TIMEOUT_SECONDS, RETRIED_ERRORS, Breaker
 
 # Count a hit in a fixed window that starts at the key's first hit; returns the count and the
@@ -308,31 +307,16 @@ class AuthRateThrottle(_PerMinuteThrottle):
         )
 
 
-def _with_headers(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+@sync_and_async
+def rate_limit_headers_middleware(
+    request: HttpRequest,
+) -> Generator[None, HttpResponseBase, HttpResponseBase]:
+    """Add the X-RateLimit-* headers of the limit a throttle checked, if any (also before a
+    stream's first byte: headers go out with the response start)."""
+    response = yield
     result: RateLimitResult | None = getattr(request, "rate_limit", None)
     if result is not None:
         response["X-RateLimit-Limit"] = str(result.limit)
         response["X-RateLimit-Remaining"] = str(result.remaining)
         response["X-RateLimit-Reset"] = str(result.reset_seconds)
     return response
-
-
-GetResponse = Callable[[HttpRequest], Any]
-
-
-@sync_and_async_middleware
-def rate_limit_headers_middleware(get_response: GetResponse) -> GetResponse:
-    """Add the X-RateLimit-* headers of the limit a throttle checked, if any (also before a
-    stream's first byte: headers go out with the response start)."""
-    if iscoroutinefunction(get_response):
-
-        async def async_middleware(request: HttpRequest) -> HttpResponseBase:
-            response: Awaitable[HttpResponseBase] = get_response(request)
-            return _with_headers(request, await response)
-
-        return async_middleware
-
-    def middleware(request: HttpRequest) -> HttpResponseBase:
-        return _with_headers(request, get_response(request))
-
-    return middleware

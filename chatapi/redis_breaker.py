@@ -12,6 +12,7 @@ cooldown instead of one per request, and one warning per outage instead of one p
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -25,9 +26,17 @@ RETRIED_ERRORS = (RedisConnectionError,)
 class Breaker:
     """Whether to call Redis now. Thread-safe; one per Redis use in a process."""
 
-    def __init__(self, what: str, *, cooldown: float = COOLDOWN_SECONDS) -> None:
+    def __init__(
+        self,
+        what: str,
+        *,
+        cooldown: float = COOLDOWN_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``clock`` (seconds, monotonic) is there for tests to move time by hand."""
         self.what = what
         self.cooldown = cooldown
+        self._clock = clock
         self._lock = threading.Lock()
         self._retry_at = 0.0  # monotonic time of the next call allowed through while down
         self._down = False
@@ -37,7 +46,7 @@ class Breaker:
         if not self._down:
             return True
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             if now < self._retry_at:
                 return False
             self._retry_at = now + self.cooldown
@@ -45,7 +54,7 @@ class Breaker:
 
     def failed(self, exc: Exception) -> None:
         with self._lock:
-            self._retry_at = time.monotonic() + self.cooldown
+            self._retry_at = self._clock() + self.cooldown
             if self._down:
                 return
             self._down = True

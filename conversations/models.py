@@ -51,7 +51,7 @@ class Conversation(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     last_message_at = models.DateTimeField(null=True, blank=True)
     # The list's sort key: creation time, then bumped by every new message
-    # (conversations.services.conversation_touch).
+    # (conversations.services.conversation_touch, from turn_prepare and turn_record).
     activity_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -5,7 +5,7 @@ A generation runs in a task of its own, detached from the HTTP request that star
 events go to an in-memory list (``events``, followed by responses in this process) and, with
 Redis, to the message's event log (followed by any process: ``messaging.eventlog``). An HTTP
 response only *follows* those events, so a client can disconnect and resume, and a generation
-can be cancelled from anywhere (``messaging.workers``).
+can be cancelled from anywhere (``messaging.live``).
 """
 
 import asyncio
@@ -26,7 +26,9 @@ from chatapi import metrics
 from conversations.models import Message
 from messaging import sse
 from messaging.answer import AnswerBlocks
+from messaging.endings import DISCONNECTED_ERROR, NOT_STORED_MESSAGE
 from messaging.eventlog import RedisLogWriter, redis_enabled
+from messaging.live import generation_forget, generation_register, store_later
 from messaging.llm.base import (
     ChatProvider,
     Finish,
@@ -41,39 +43,14 @@ from messaging.llm.base import (
     Usage,
 )
 from messaging.llm.stop_sequences import stop_sequences_apply
+from messaging.llm.token_estimates import estimate_tokens
+from messaging.sweeper import worker_ensure_running
 from messaging.titles import title_generate_later
-from messaging.tokens import estimate_tokens
-from messaging.turns import (
-    TurnOutcome,
-    TurnPlan,
-    provider_timings_json,
-    turn_cost,
-    turn_record,
-)
-from messaging.workers import (
-    generation_forget,
-    generation_register,
-    store_later,
-    worker_ensure_running,
-)
+from messaging.turns import TurnOutcome, TurnPlan, provider_timings_json, turn_record
+from usage.catalog import turn_cost
 
 logger = logging.getLogger(__name__)
 
-CANCELLED_STOP_REASON = "cancelled"
-DISCONNECTED_ERROR = ProviderError(
-    499,
-    "api_error",
-    "The client disconnected and the generation was stopped; the answer is incomplete.",
-)
-SHUTDOWN_ERROR = ProviderError(
-    503,
-    "api_error",
-    "The server shut down before the answer was finished; the partial answer was kept.",
-)
-NOT_STORED_MESSAGE = (
-    "The answer is complete but could not be stored yet: the database is unreachable. "
-    "It will be stored when the database is back."
-)
 # A finished generation stays in memory this long for same-process resumes (Redis serves
 # later ones; without Redis, memory is the only log, kept for the log TTL).
 _KEEP_FINISHED_SECONDS_WITH_REDIS = 60.0
@@ -162,7 +139,7 @@ class Generation:
             self.model = first.model
         if redis_enabled():
             self._writer = RedisLogWriter(self.plan.assistant_message_id)
-        generation_register(self)
+        generation_register(self.plan.assistant_message_id, self)
         self._emit(
             sse.message_start(
                 message_id=str(self.plan.assistant_message_id),
@@ -331,7 +308,7 @@ class Generation:
             blocks = self.answer.finish(complete=complete)
             if (
                 complete
-                and self.stop_reason in (None, "end_turn")
+                and self.stop_reason in (None, sse.DEFAULT_STOP_REASON)
                 and any(block["type"] == "tool_use" for block in blocks)
             ):
                 # Some providers end a tool call with "stop": the answer waits for results.
@@ -340,9 +317,9 @@ class Generation:
             cached = usage.cached_input_tokens
             self._emit(
                 sse.message_delta(
-                    stop_reason=(self.stop_reason or "end_turn")
+                    stop_reason=(self.stop_reason or sse.DEFAULT_STOP_REASON)
                     if complete
-                    else CANCELLED_STOP_REASON,
+                    else sse.CANCELLED_STOP_REASON,
                     stop_sequence=self.stop_sequence if complete else None,
                     # Anthropic counts cached input apart from input_tokens.
                     input_tokens=usage.input_tokens - min(cached or 0, usage.input_tokens),
@@ -428,7 +405,7 @@ class Generation:
     async def _persist(self, outcome: TurnOutcome) -> bool:
         """Store the outcome, retrying while the database is unreachable, for up to
         GENERATION_STORE_GRACE_SECONDS; then hand it to this process's heartbeat, which
-        retries until it is stored (``workers.store_later``). True once stored."""
+        retries until it is stored (``live.store_later``). True once stored."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + settings.GENERATION_STORE_GRACE_SECONDS
         delay = 0.1

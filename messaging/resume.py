@@ -5,18 +5,18 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
-import orjson
 from asgiref.sync import sync_to_async
 from django.db import connection
 from redis.exceptions import RedisError
 
-from conversations.blocks import Block, text_blocks
+from conversations.blocks import text_blocks
 from conversations.models import Message
 from messaging import sse
+from messaging.endings import LOG_LOST_ERROR
 from messaging.eventlog import log_exists, log_tail_is_terminal, read_log, redis_enabled
-from messaging.workers import generation_get, worker_ensure_running
+from messaging.live import generation_get
+from messaging.sweeper import worker_ensure_running
 
 logger = logging.getLogger(__name__)
 
@@ -24,11 +24,6 @@ _POLL_SECONDS = 0.5
 _KEEPALIVE_SECONDS = 15.0
 # An SSE comment: keeps proxies from closing an idle stream; clients ignore it.
 _KEEPALIVE = b": keepalive\n\n"
-LOG_LOST_ERROR = {
-    "type": "api_error",
-    "message": "The answer's event log became unavailable (Redis failed). The answer is "
-    "stored: resume again to replay it, or list the conversation's messages.",
-}
 
 
 @sync_to_async(thread_sensitive=False)
@@ -39,56 +34,29 @@ def _load(message_id: uuid.UUID) -> Message:
         connection.close()
 
 
-def _block_events(index: int, block: Block) -> list[dict[str, Any]]:
-    """One stored block as the events that streamed it (a tool call's input in one piece)."""
-    if block["type"] == "tool_use":
-        events = [
-            sse.tool_use_block_start(index=index, tool_use_id=block["id"], name=block["name"])
-        ]
-        if block["input"]:
-            partial_json = orjson.dumps(block["input"]).decode()
-            events.append(sse.input_json_delta(index=index, partial_json=partial_json))
-    else:
-        kind = block["type"]
-        events = [sse.content_block_start(index=index, block_type=kind)]
-        if block[kind]:
-            events.append(sse.content_block_delta(index=index, block_type=kind, text=block[kind]))
-    events.append(sse.content_block_stop(index=index))
-    return events
-
-
 def stored_message_events(message: Message) -> list[sse.SSEEvent]:
     """A finished message as a complete, well-formed event sequence (ids from 1)."""
-    data = [
-        sse.message_start(
-            message_id=str(message.pk),
-            model=message.model,
-            input_tokens=message.input_tokens or 0,
-        )
-    ]
-    # Rows stored without blocks (the sweeper's) replay their text; an empty answer is one
-    # empty text block.
-    blocks = message.blocks or text_blocks(message.content, message.reasoning)
-    for index, block in enumerate(blocks or [{"type": "text", "text": ""}]):
-        data.extend(_block_events(index, block))
-    if message.status in (Message.Status.COMPLETE, Message.Status.CANCELLED):
-        complete = message.status == Message.Status.COMPLETE
-        input_tokens = message.input_tokens or 0
-        cached = message.cached_input_tokens
-        data.append(
-            sse.message_delta(
-                stop_reason=(message.stop_reason or "end_turn") if complete else "cancelled",
-                stop_sequence=(message.stop_sequence or None) if complete else None,
-                input_tokens=input_tokens - min(cached or 0, input_tokens),
-                output_tokens=message.output_tokens or 0,
-                cache_read_input_tokens=cached,
-            )
-        )
-        data.append(sse.message_stop())
-    else:
-        error = message.error or {"type": "api_error", "message": "The answer is incomplete."}
-        data.append(sse.error(error_type=error["type"], message=error["message"]))
-    return [sse.SSEEvent.build(index + 1, item) for index, item in enumerate(data)]
+    error = message.error or {"type": "api_error", "message": "The answer is incomplete."}
+    stop_reason = None
+    if message.status == Message.Status.COMPLETE:
+        stop_reason = message.stop_reason or sse.DEFAULT_STOP_REASON
+    elif message.status == Message.Status.CANCELLED:
+        stop_reason = sse.CANCELLED_STOP_REASON
+    return sse.answer_replay(
+        message_id=str(message.pk),
+        model=message.model,
+        input_tokens=message.input_tokens or 0,
+        output_tokens=message.output_tokens or 0,
+        # Rows stored without blocks (the sweeper's) replay their text.
+        blocks=message.blocks or text_blocks(message.content, message.reasoning),
+        stop_reason=stop_reason,
+        stop_sequence=(message.stop_sequence or None)
+        if message.status == Message.Status.COMPLETE
+        else None,
+        cached_input_tokens=message.cached_input_tokens,
+        error_type=error["type"],
+        error_message=error["message"],
+    )
 
 
 async def message_events(message: Message, *, after: int) -> AsyncIterator[bytes]:

@@ -1,11 +1,14 @@
+from dataclasses import dataclass
 from typing import Any
 
 from rest_framework import serializers
 
 from conversations.blocks import UserContentField
+from conversations.models import Message
 from conversations.serializers import GenerationSettingsSerializer, MessageSerializer
 
 MESSAGE_MAX_CHARS = 100_000
+_COST = serializers.DecimalField(max_digits=18, decimal_places=10)
 
 
 class MessageCreateSerializer(GenerationSettingsSerializer):
@@ -41,7 +44,16 @@ class ReplyUsageSerializer(serializers.Serializer[dict[str, Any]]):
     )
 
 
-class AssistantReplySerializer(serializers.Serializer[dict[str, Any]]):
+@dataclass(frozen=True, slots=True)
+class AssistantReply:
+    """A turn answered without streaming: the stored user message and the finished
+    assistant message."""
+
+    user_message: Message
+    assistant: Message
+
+
+class AssistantReplySerializer(serializers.Serializer[AssistantReply]):
     """An Anthropic Message, plus what this API adds about the turn."""
 
     id = serializers.UUIDField(help_text="The stored assistant message's id.")
@@ -60,3 +72,34 @@ class AssistantReplySerializer(serializers.Serializer[dict[str, Any]]):
     latency_ms = serializers.IntegerField()
     ttft_ms = serializers.IntegerField(allow_null=True)
     cost_usd = serializers.DecimalField(max_digits=18, decimal_places=10, allow_null=True)
+
+    def to_representation(self, instance: AssistantReply) -> dict[str, Any]:
+        # The fields above describe the reply (the OpenAPI schema); this writes the same JSON
+        # from the two messages, as MessageSerializer does.
+        assistant = instance.assistant
+        input_tokens = int(assistant.input_tokens or 0)
+        cached = int(assistant.cached_input_tokens or 0)
+        return {
+            "id": str(assistant.pk),
+            "type": "message",
+            "role": "assistant",
+            # An answer with no blocks at all is one empty text block, as Anthropic's is.
+            "content": list(assistant.blocks) or [{"type": "text", "text": ""}],
+            "model": assistant.model,
+            "stop_reason": assistant.stop_reason or None,
+            "stop_sequence": assistant.stop_sequence or None,
+            # Anthropic's input_tokens excludes the cached part.
+            "usage": {
+                "input_tokens": input_tokens - min(cached, input_tokens),
+                "output_tokens": int(assistant.output_tokens or 0),
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": cached,
+            },
+            "conversation_id": str(assistant.conversation_id),
+            "user_message": MessageSerializer(instance.user_message).data,
+            "latency_ms": None if assistant.latency_ms is None else int(assistant.latency_ms),
+            "ttft_ms": None if assistant.ttft_ms is None else int(assistant.ttft_ms),
+            "cost_usd": (
+                None if assistant.cost_usd is None else _COST.to_representation(assistant.cost_usd)
+            ),
+        }

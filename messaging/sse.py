@@ -16,6 +16,10 @@ _TEXT_DELTA = b',"delta":{"type":"text_delta","text":'
 _THINKING_DELTA = b',"delta":{"type":"thinking_delta","thinking":'
 # Events after which a message's stream has nothing more to say.
 TERMINAL_TYPES = frozenset({"message_stop", "error"})
+# The message_delta stop_reason of an answer the user stopped, and of one the provider
+# finished without saying why.
+CANCELLED_STOP_REASON = "cancelled"
+DEFAULT_STOP_REASON = "end_turn"
 
 
 class EventBuffer:
@@ -177,3 +181,74 @@ def ping() -> dict[str, Any]:
 
 def error(*, error_type: str, message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": error_type, "message": message}}
+
+
+# --- whole answers -------------------------------------------------------------------------
+
+
+def _block_replay(index: int, block: dict[str, Any]) -> list[dict[str, Any]]:
+    """One stored content block as the events that stream it (a tool call's input whole)."""
+    if block["type"] == "tool_use":
+        data = [tool_use_block_start(index=index, tool_use_id=block["id"], name=block["name"])]
+        if block["input"]:
+            data.append(
+                input_json_delta(index=index, partial_json=orjson.dumps(block["input"]).decode())
+            )
+    else:
+        kind = block["type"]
+        data = [content_block_start(index=index, block_type=kind)]
+        if block[kind]:
+            data.append(content_block_delta(index=index, block_type=kind, text=block[kind]))
+    data.append(content_block_stop(index=index))
+    return data
+
+
+def answer_replay(
+    *,
+    message_id: str,
+    model: str,
+    input_tokens: int,
+    output_tokens: int,
+    blocks: list[dict[str, Any]],
+    stop_reason: str | None,
+    stop_sequence: str | None = None,
+    cached_input_tokens: int | None = None,
+    error_type: str = "",
+    error_message: str = "",
+) -> list[SSEEvent]:
+    """A finished answer as a complete, well-formed event sequence (ids from 1), as a live
+    generation would have sent it in one go: its blocks (one empty text block when it has
+    none), then ``message_delta`` and ``message_stop`` when it has a ``stop_reason``, else the
+    error it ended with. ``input_tokens`` includes ``cached_input_tokens``, as stored."""
+    data = [message_start(message_id=message_id, model=model, input_tokens=input_tokens)]
+    for index, block in enumerate(blocks or [{"type": "text", "text": ""}]):
+        data.extend(_block_replay(index, block))
+    if stop_reason is not None:
+        data.append(
+            message_delta(
+                stop_reason=stop_reason,
+                stop_sequence=stop_sequence,
+                input_tokens=input_tokens - min(cached_input_tokens or 0, input_tokens),
+                output_tokens=output_tokens,
+                cache_read_input_tokens=cached_input_tokens,
+            )
+        )
+        data.append(message_stop())
+    else:
+        data.append(error(error_type=error_type, message=error_message))
+    return [SSEEvent.build(index + 1, item) for index, item in enumerate(data)]
+
+
+def partial_answer(events: list[SSEEvent]) -> tuple[str, str]:
+    """The text and the reasoning an answer's events carried so far."""
+    text: list[str] = []
+    reasoning: list[str] = []
+    for event in events:
+        if event.type != "content_block_delta":
+            continue
+        delta = event.data()["delta"]
+        if delta["type"] == "text_delta":
+            text.append(delta["text"])
+        elif delta["type"] == "thinking_delta":
+            reasoning.append(delta["thinking"])
+    return "".join(text), "".join(reasoning)

@@ -19,8 +19,8 @@ from django.db import connection, transaction
 from conversations.models import Conversation
 from messaging.llm.base import ChatMessage, ChatRequest, ProviderError, TextDelta, Usage
 from messaging.llm.registry import provider_get
-from messaging.tokens import estimate_messages_tokens, estimate_tokens
-from usage.catalog import ChatModel, chat_model_get
+from messaging.llm.token_estimates import estimate_messages_tokens, estimate_tokens
+from usage.catalog import ChatModel, chat_model_get, turn_cost
 from usage.models import UsageKind
 from usage.services import usage_record
 
@@ -125,8 +125,6 @@ def _store(
     title: str,
     auto_title: str,
 ) -> None:
-    from messaging.turns import turn_cost  # turns starts title generation
-
     try:
         with transaction.atomic():
             if title:

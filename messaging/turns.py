@@ -14,7 +14,7 @@ from django.utils import timezone
 from chatapi import metrics
 from chatapi.errors import ApiError, ConflictError
 from conversations.blocks import Block, blocks_text, text_blocks, tool_results_problem, tool_uses
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, ReasoningEffort, ServiceTier
 from conversations.services import conversation_touch
 from messaging.history import chat_messages_from
 from messaging.idempotency import CONSTRAINT as IDEMPOTENCY_CONSTRAINT
@@ -24,18 +24,10 @@ from messaging.idempotency import (
     idempotency_find,
     idempotency_record,
 )
-from messaging.llm.base import (
-    ChatMessage,
-    ChatRequest,
-    ReasoningEffort,
-    ServiceTier,
-    ToolChoice,
-    ToolDefinition,
-    Usage,
-)
-from messaging.tokens import estimate_messages_tokens, estimate_tokens
-from messaging.workers import WORKER_ID
-from usage.catalog import ChatModel, chat_model_get
+from messaging.llm.base import ChatMessage, ChatRequest, ToolChoice, ToolDefinition, Usage
+from messaging.llm.token_estimates import estimate_messages_tokens, estimate_tokens
+from messaging.process import WORKER_ID
+from usage.catalog import ChatModel, chat_model_get, turn_cost
 from usage.models import UsageKind, UsageRecord
 from usage.services import budget_release, budget_reserve, usage_record
 
@@ -44,8 +36,6 @@ TITLE_MAX_CHARS = 60
 _CONTEXT_STATUSES = (Message.Status.COMPLETE, Message.Status.INCOMPLETE, Message.Status.CANCELLED)
 _HISTORY_PAGE = 100
 ONE_IN_PROGRESS_CONSTRAINT = "message_one_in_progress_per_conversation"
-_MICRO = Decimal(1_000_000)
-_COST_QUANTUM = Decimal("0.0000000001")
 
 
 @dataclass(frozen=True)
@@ -89,25 +79,6 @@ class GenerationSettings:
     tool_choice: ToolChoice | None = None
     stop_sequences: tuple[str, ...] = ()
     service_tier: ServiceTier | None = None
-
-
-def turn_cost(*, model: ChatModel, usage: Usage) -> Decimal | None:
-    """Exact cost in USD at the per-million-token prices ``model`` carries (those in force
-    when the turn was prepared); None when it has no price. Cached input tokens cost the
-    cached-input price when the model has one."""
-    input_price, output_price = model.input_usd_per_mtok, model.output_usd_per_mtok
-    if input_price is None or output_price is None:
-        return None
-    cached = min(usage.cached_input_tokens or 0, usage.input_tokens)
-    cached_price = model.cached_input_usd_per_mtok
-    if cached_price is None:
-        cached_price = input_price
-    cost = (
-        (usage.input_tokens - cached) * input_price
-        + cached * cached_price
-        + usage.output_tokens * output_price
-    ) / _MICRO
-    return cost.quantize(_COST_QUANTUM)
 
 
 def _context_messages(*, conversation: Conversation, budget: int) -> tuple[list[ChatMessage], int]:

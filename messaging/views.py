@@ -3,7 +3,7 @@
 import functools
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from django.conf import settings
@@ -21,27 +21,25 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.authentication import request_user
-from accounts.models import User
 from chatapi import shutdown
 from chatapi.dispatch import ContinueOnLoop
-from chatapi.errors import ApiError, ConflictError, RateLimitedError, api_error
+from chatapi.errors import ApiError, ConflictError, api_error, status_for_error_type
 from chatapi.pagination import PageParams, PageQuerySerializer, page_body, page_schema
-from chatapi.ratelimits import SendRateThrottle, stream_slot_acquire, stream_slot_release
+from chatapi.ratelimits import SendRateThrottle
 from conversations.models import Conversation, Message
 from conversations.selectors import message_get_in_conversation, message_list
 from conversations.serializers import MessageSerializer
 from conversations.views import INVALID_RESPONSE, NOT_FOUND_RESPONSE, ConversationScopedView
 from messaging.generation import Generation
 from messaging.idempotency import HEADER as IDEMPOTENCY_HEADER
-from messaging.idempotency import IdempotentReplayError, idempotency_claim, idempotency_find
-from messaging.llm.base import ProviderError, ToolChoice, ToolDefinition
-from messaging.llm.registry import provider_get
-from messaging.models import IdempotencyKey
+from messaging.llm.base import ProviderError
 from messaging.resume import message_events, message_wait_final
-from messaging.serializers import AssistantReplySerializer, MessageCreateSerializer
-from messaging.services import message_cancel
-from messaging.turns import GenerationSettings, turn_prepare
-from usage.catalog import chat_model_get, chat_model_unavailable
+from messaging.serializers import (
+    AssistantReply,
+    AssistantReplySerializer,
+    MessageCreateSerializer,
+)
+from messaging.services import RepeatedTurn, message_cancel, message_send
 
 _MESSAGES_EXAMPLE: list[dict[str, Any]] = [
     {
@@ -82,14 +80,6 @@ _MESSAGES_EXAMPLE: list[dict[str, Any]] = [
 
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-# A stored failure's error type -> the status it was first answered with.
-_STATUS_BY_ERROR_TYPE = {
-    "invalid_request_error": 400,
-    "request_too_large": 413,
-    "rate_limit_error": 429,
-    "overloaded_error": 529,
-    "timeout_error": 504,
-}
 
 _SEND_RESPONSES: dict[int | tuple[int, str], Any] = {
     201: AssistantReplySerializer,
@@ -113,31 +103,6 @@ def _api_error_from(error: ProviderError) -> ApiError:
     return api_error(error.status, error.message, error_type=error.error_type, headers=headers)
 
 
-def _generation_settings(data: dict[str, Any], conversation: Conversation) -> GenerationSettings:
-    """This turn's settings: the message's overrides, else the conversation's."""
-
-    def pick(field: str) -> Any:
-        return data[field] if field in data else getattr(conversation, field)
-
-    choice = pick("tool_choice")
-    return GenerationSettings(
-        temperature=pick("temperature"),
-        max_output_tokens=pick("max_output_tokens"),
-        reasoning_effort=pick("reasoning_effort") or None,
-        tools=tuple(
-            ToolDefinition(
-                name=tool["name"],
-                description=tool.get("description", ""),
-                input_schema=tool["input_schema"],
-            )
-            for tool in pick("tools")
-        ),
-        tool_choice=None if choice is None else ToolChoice(choice["type"], choice.get("name")),
-        stop_sequences=tuple(pick("stop_sequences")),
-        service_tier=pick("service_tier") or None,
-    )
-
-
 async def _relay(generation: Generation) -> AsyncIterator[bytes]:
     """The response body: follows the generation's events. When the client goes away
     (cancellation under ASGI, or the iterator closed) the generation goes on, to be resumed,
@@ -150,18 +115,6 @@ async def _relay(generation: Generation) -> AsyncIterator[bytes]:
             generation.cancel(Message.Status.INCOMPLETE)
 
 
-def _stream_slot(user: User) -> Callable[[], None]:
-    """Hold one of the user's concurrent-generation slots; returns its release."""
-    slot = stream_slot_acquire(user.pk)
-    if slot is None:
-        raise RateLimitedError(
-            f"At most {settings.RATE_LIMIT_CONCURRENT_STREAMS} answers can be generated at once;"
-            " wait for one to finish, or cancel one.",
-            headers={"Retry-After": "1"},
-        )
-    return functools.partial(stream_slot_release, user.pk, slot)
-
-
 def _event_stream_response(body: AsyncIterator[bytes]) -> StreamingHttpResponse:
     response = StreamingHttpResponse(
         shutdown.stream_tracked(body), content_type="text/event-stream"
@@ -171,41 +124,17 @@ def _event_stream_response(body: AsyncIterator[bytes]) -> StreamingHttpResponse:
     return response
 
 
-def _reply(user_message: Message, assistant: Message) -> Response:
+def _reply(reply: AssistantReply) -> Response:
     """201 with the stored answer as an Anthropic Message, or the error it ended with."""
+    assistant = reply.assistant
     if assistant.status != Message.Status.COMPLETE:
         error = assistant.error or {"type": "api_error", "message": "The answer failed."}
         raise api_error(
-            _STATUS_BY_ERROR_TYPE.get(error["type"], status.HTTP_502_BAD_GATEWAY),
+            status_for_error_type(error["type"], default=status.HTTP_502_BAD_GATEWAY),
             error["message"],
             error_type=error["type"],
         )
-    # An answer with no blocks at all is one empty text block, as Anthropic answers it.
-    content = assistant.blocks or [{"type": "text", "text": ""}]
-    input_tokens = assistant.input_tokens or 0
-    cached = assistant.cached_input_tokens
-    body = {
-        "id": assistant.pk,
-        "type": "message",
-        "role": "assistant",
-        "content": content,
-        "model": assistant.model,
-        "stop_reason": assistant.stop_reason or None,
-        "stop_sequence": assistant.stop_sequence or None,
-        # Anthropic's input_tokens excludes the cached part.
-        "usage": {
-            "input_tokens": input_tokens - min(cached or 0, input_tokens),
-            "output_tokens": assistant.output_tokens or 0,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": cached or 0,
-        },
-        "conversation_id": assistant.conversation_id,
-        "user_message": user_message,
-        "latency_ms": assistant.latency_ms,
-        "ttft_ms": assistant.ttft_ms,
-        "cost_usd": assistant.cost_usd,
-    }
-    return Response(AssistantReplySerializer(body).data, status=status.HTTP_201_CREATED)
+    return Response(AssistantReplySerializer(reply).data, status=status.HTTP_201_CREATED)
 
 
 def _stream_of(
@@ -241,63 +170,38 @@ class ConversationMessageSendMixin:
             or data["stream"]
             or "text/event-stream" in request.headers.get("Accept", "")
         )
-        claim = idempotency_claim(
-            user=request_user(request),
-            key=request.headers.get(IDEMPOTENCY_HEADER),
-            conversation_id=self.conversation.pk,
-            body=dict(data),
-        )
-        if claim is not None and (record := idempotency_find(claim)) is not None:
-            return self.replay(record, streaming=streaming)
-        model = chat_model_get(data.get("model") or self.conversation.model)
-        if model is None:
-            unavailable = chat_model_unavailable(data.get("model") or self.conversation.model)
-            raise ApiError(
-                f"{unavailable} The conversation keeps its history; "
-                "send with the model field to answer with another model.",
-                details={"fields": {"model": ["Not an available model."]}},
-            )
         try:
-            provider = provider_get(model.provider)
+            turn = message_send(
+                conversation=self.conversation,
+                user=request_user(request),
+                data=data,
+                idempotency_key=request.headers.get(IDEMPOTENCY_HEADER),
+                started_at=started_at,
+            )
         except ProviderError as exc:
             raise _api_error_from(exc) from None
-        release_slot = _stream_slot(request_user(request))
-        try:
-            plan = turn_prepare(
-                conversation=self.conversation,
-                blocks=data["content"],
-                model=model,
-                generation=_generation_settings(data, self.conversation),
-                started_at=started_at,
-                idempotency=claim,
-            )
-        except IdempotentReplayError as replay:
-            release_slot()
-            return self.replay(replay.record, streaming=streaming)
-        except BaseException:
-            release_slot()
-            raise
-        generation = Generation(
-            plan, provider, ping_seconds=settings.SSE_PING_SECONDS, on_stored=release_slot
-        )
+        if isinstance(turn, RepeatedTurn):
+            return _repeat(turn, streaming=streaming)
         return ContinueOnLoop(
-            functools.partial(_answer, generation, streaming=streaming), abandon=generation.abandon
+            functools.partial(_answer, turn.generation, streaming=streaming),
+            abandon=turn.generation.abandon,
         )
 
-    def replay(self, record: IdempotencyKey, *, streaming: bool) -> HttpResponseBase:
-        """A retry with a known Idempotency-Key: the same turn, followed or awaited."""
-        user_message, assistant = record.user_message, record.assistant_message
-        if streaming:
-            return _stream_of(
-                message_events(assistant, after=0),
-                conversation_id=record.conversation_id,
-                user_message_id=user_message.pk,
-            )
 
-        async def awaited() -> HttpResponseBase:
-            return _reply(user_message, await message_wait_final(assistant))
+def _repeat(turn: RepeatedTurn, *, streaming: bool) -> HttpResponseBase:
+    """A retry with a known Idempotency-Key: the same turn, followed or awaited."""
+    if streaming:
+        return _stream_of(
+            message_events(turn.assistant_message, after=0),
+            conversation_id=turn.conversation_id,
+            user_message_id=turn.user_message.pk,
+        )
 
-        return ContinueOnLoop(awaited)
+    async def awaited() -> HttpResponseBase:
+        assistant = await message_wait_final(turn.assistant_message)
+        return _reply(AssistantReply(turn.user_message, assistant))
+
+    return ContinueOnLoop(awaited)
 
 
 async def _answer(generation: Generation, *, streaming: bool) -> HttpResponseBase:
@@ -317,7 +221,7 @@ async def _answer(generation: Generation, *, streaming: bool) -> HttpResponseBas
             conversation_id=plan.conversation_id,
             user_message_id=plan.user_message.pk,
         )
-    return _reply(plan.user_message, generation.stored_message())
+    return _reply(AssistantReply(plan.user_message, generation.stored_message()))
 
 
 class ConversationMessagesView(ConversationMessageSendMixin, ConversationScopedView):
@@ -493,16 +397,20 @@ class ConversationMessageCancelView(ConversationScopedView):
             409: OpenApiResponse(description="The message is not in progress."),
         },
     )
-    def post(self, request: Request, conversation_id: str, message_id: str) -> Response:
+    def post(self, request: Request, conversation_id: str, message_id: str) -> HttpResponseBase:
         message = message_get_in_conversation(conversation=self.conversation, message_id=message_id)
         if message.status != Message.Status.IN_PROGRESS:
             raise ConflictError(
                 f"The message is not in progress (it is {message.status}).",
                 details={"status": message.status},
             )
-        message = message_cancel(message=message)
-        done = message.status != Message.Status.IN_PROGRESS
-        return Response(
-            MessageSerializer(message).data,
-            status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED,
-        )
+
+        async def cancelled() -> HttpResponseBase:
+            stored = await message_cancel(message=message)
+            done = stored.status != Message.Status.IN_PROGRESS
+            return Response(
+                MessageSerializer(stored).data,
+                status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED,
+            )
+
+        return ContinueOnLoop(cancelled)

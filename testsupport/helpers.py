@@ -1,6 +1,8 @@
-"""Helpers shared by the messaging tests that drive the app under ASGI."""
+"""Helpers shared by the tests: waiting for what happens in other tasks, threads and processes."""
 
 import asyncio
+import time
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db import connection
@@ -31,3 +33,14 @@ async def settled(conversation: Conversation, wait: float = 5.0) -> list[Message
             return messages
         assert loop.time() < deadline, "the generation never settled"
         await asyncio.sleep(0.02)
+
+
+def eventually(check: Any, *, wait: float, every: float = 0.2) -> Any:
+    """``check()``'s first truthy value within ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "never happened"
+        time.sleep(every)

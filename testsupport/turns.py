@@ -8,11 +8,10 @@ from messaging.turns import (
     GenerationSettings,
     TurnOutcome,
     TurnPlan,
-    turn_cost,
     turn_prepare,
     turn_record,
 )
-from usage.catalog import ChatModel, chat_model_get
+from usage.catalog import ChatModel, chat_model_get, turn_cost
 
 DEFAULTS = GenerationSettings(temperature=None, max_output_tokens=None, reasoning_effort=None)
 

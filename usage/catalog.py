@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Protocol
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -47,6 +48,42 @@ class ChatModel:
     # The ModelPrice row these prices come from, and since when it applies.
     price_id: int | None = None
     price_effective_from: datetime | None = None
+
+
+_MICRO = Decimal(1_000_000)
+_COST_QUANTUM = Decimal("0.0000000001")
+
+
+class TokenCounts(Protocol):
+    """A turn's token counts, as a provider reports them (``messaging.llm.base.Usage``)."""
+
+    @property
+    def input_tokens(self) -> int: ...
+
+    @property
+    def output_tokens(self) -> int: ...
+
+    @property
+    def cached_input_tokens(self) -> int | None: ...
+
+
+def turn_cost(*, model: ChatModel, usage: TokenCounts) -> Decimal | None:
+    """Exact cost in USD at the per-million-token prices ``model`` carries (those in force
+    when the turn was prepared); None when it has no price. Cached input tokens cost the
+    cached-input price when the model has one."""
+    input_price, output_price = model.input_usd_per_mtok, model.output_usd_per_mtok
+    if input_price is None or output_price is None:
+        return None
+    cached = min(usage.cached_input_tokens or 0, usage.input_tokens)
+    cached_price = model.cached_input_usd_per_mtok
+    if cached_price is None:
+        cached_price = input_price
+    cost = (
+        (usage.input_tokens - cached) * input_price
+        + cached * cached_price
+        + usage.output_tokens * output_price
+    ) / _MICRO
+    return cost.quantize(_COST_QUANTUM)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -15,7 +15,6 @@ from accounts.rls import service_role
 from chatapi.errors import BillingError
 from usage.catalog import ChatModel, catalog_cache_clear
 from usage.models import BudgetReservation, LanguageModel, ModelPrice, UsageKind, UsageRecord
-from usage.provider_models import ProviderModel
 from usage.selectors import BudgetLimits, BudgetSpend, budget_limits_get, budget_spend_get
 
 # --- the ledger ----------------------------------------------------------------------------
@@ -335,6 +334,22 @@ class CatalogSyncReport:
     @property
     def changed(self) -> bool:
         return bool(self.added or self.deactivated or self.relisted or self.limits_changed)
+
+
+class ProviderModel(Protocol):
+    """A model as its provider lists it (``messaging.llm.model_list.ListedModel``)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def context_window(self) -> int: ...
+
+    @property
+    def max_output_tokens(self) -> int: ...
+
+    @property
+    def active(self) -> bool: ...
 
 
 def catalog_sync(

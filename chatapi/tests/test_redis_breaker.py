@@ -2,7 +2,6 @@
 for a cooldown, with one probe per cooldown, one warning per outage and one when it is back."""
 
 import logging
-import time
 
 import pytest
 
@@ -10,13 +9,16 @@ from chatapi.redis_breaker import Breaker
 
 
 def test_a_failure_skips_redis_until_the_cooldown_then_lets_one_probe_through() -> None:
-    breaker = Breaker("test", cooldown=0.2)
+    now = [100.0]
+    breaker = Breaker("test", cooldown=0.2, clock=lambda: now[0])
     assert breaker.allows()
 
     breaker.failed(TimeoutError("hung"))
 
     assert [breaker.allows() for _ in range(5)] == [False] * 5
-    time.sleep(0.25)
+    now[0] += 0.19
+    assert breaker.allows() is False
+    now[0] += 0.02
     assert [breaker.allows() for _ in range(3)] == [True, False, False]
 
 

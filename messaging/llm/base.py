@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant", "tool"]
-ReasoningEffort = Literal["low", "medium", "high"]
-ServiceTier = Literal["on_demand", "flex", "auto"]
 ToolChoiceType = Literal["auto", "any", "tool", "none"]
 
 
@@ -59,12 +57,15 @@ class ChatRequest:
     messages: tuple[ChatMessage, ...]
     temperature: float | None = None
     max_output_tokens: int | None = None
-    reasoning_effort: ReasoningEffort | None = None
+    # One of conversations.models.ReasoningEffort's values (low, medium, high), which are the
+    # names the providers' APIs use; this package imports none of the apps, so not the type.
+    reasoning_effort: str | None = None
     tools: tuple[ToolDefinition, ...] = ()
     tool_choice: ToolChoice | None = None
     # Enforced on the streamed text by ``messaging.llm.stop_sequences``, not sent upstream.
     stop_sequences: tuple[str, ...] = ()
-    service_tier: ServiceTier | None = None
+    # One of conversations.models.ServiceTier's values (on_demand, flex, auto), Groq's names.
+    service_tier: str | None = None
 
 
 # --- Events, in the order a provider yields them -------------------------------------------

@@ -13,7 +13,7 @@ from messaging.llm.base import (
     TextDelta,
     Usage,
 )
-from messaging.tokens import estimate_messages_tokens, estimate_tokens
+from messaging.llm.token_estimates import estimate_messages_tokens, estimate_tokens
 
 DEV_MODEL_ID = "local/dev-echo"
 

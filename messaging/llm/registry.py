@@ -11,22 +11,37 @@ from messaging.llm.base import ChatProvider, ProviderError
 from messaging.llm.openai_compat import OpenAICompatibleClient, ProviderSettings
 
 
-@cache
-def provider_get(name: str) -> ChatProvider:
-    """The configured provider called ``name``; ``ProviderError`` (503) when it is not
-    configured, so a request names what is missing instead of failing obscurely."""
+def provider_settings(name: str) -> dict[str, Any]:
+    """A copy of ``settings.LLM_PROVIDERS[name]``, the one reader of that setting;
+    ``ProviderError`` (503) when it is not configured, so a request names what is missing
+    instead of failing obscurely."""
     config: dict[str, Any] = dict(settings.LLM_PROVIDERS.get(name) or {})
     if not config:
         raise ProviderError(503, "api_error", f"The model provider '{name}' is not configured.")
+    return config
+
+
+def provider_api_key(name: str, config: dict[str, Any]) -> str:
+    """The API key in ``config`` (``provider_settings(name)``); ``ProviderError`` (503) when
+    this server has none."""
+    api_key = config.get("api_key")
+    if not api_key:
+        raise ProviderError(
+            503,
+            "api_error",
+            f"The model provider '{name}' has no API key on this server (GROQ_API_KEY for Groq).",
+        )
+    return str(api_key)
+
+
+@cache
+def provider_get(name: str) -> ChatProvider:
+    """The configured provider called ``name`` (the errors of ``provider_settings`` and,
+    for the HTTP clients, ``provider_api_key``)."""
+    config = provider_settings(name)
     cls = import_string(str(config.pop("class")))
     if issubclass(cls, OpenAICompatibleClient):
-        if not config.get("api_key"):
-            raise ProviderError(
-                503,
-                "api_error",
-                f"The model provider '{name}' has no API key on this server "
-                "(GROQ_API_KEY for Groq).",
-            )
+        provider_api_key(name, config)
         provider: ChatProvider = cls(ProviderSettings(name=name, **config))
     else:
         provider = cls(**config)

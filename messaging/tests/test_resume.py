@@ -14,9 +14,10 @@ from django.utils import timezone
 
 from accounts.models import User
 from conversations.models import Conversation, Message
-from messaging import sse
+from messaging import live, sse
 from messaging.eventlog import append_events, log_key, redis_client
-from messaging.workers import generation_get, sweep_once
+from messaging.live import generation_get
+from messaging.sweeper import sweep_once
 from testsupport.asgi import ASGIRequest, parse_sse
 from testsupport.fake_groq import FakeGroq, Reply
 from testsupport.helpers import MODEL, settled, stored
@@ -150,9 +151,7 @@ async def test_expired_log_replays_the_stored_message(
     await first.read()
     await settled(conversation)
     assert generation_get(message_id) is not None
-    from messaging import workers
-
-    workers._generations.pop(message_id)  # the in-memory retention ends
+    live._generations.pop(message_id)  # the in-memory retention ends
     if log_mode == "redis":
         await redis_client().delete(log_key(message_id))
 

@@ -8,6 +8,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -93,6 +94,19 @@ async def _idle_session_of(pid: int, wait: float = 10.0) -> tuple[str, str, str]
         await asyncio.sleep(0.05)
 
 
+async def _idle_sessions_once(
+    settled: Callable[[dict[int, tuple[str, str, str]]], bool], wait: float = 10.0
+) -> dict[int, tuple[str, str, str]]:
+    """The pool's idle sessions once ``settled`` holds of them (or as they are at ``wait``):
+    a request gives its connection back just after its response, not before."""
+    deadline = time.monotonic() + wait
+    while True:
+        sessions = await sync_to_async(_idle_sessions)()
+        if settled(sessions) or time.monotonic() > deadline:
+            return sessions
+        await asyncio.sleep(0.05)
+
+
 def _claims(user: User) -> Claims:
     return Claims(
         sub=user.pk,
@@ -157,8 +171,10 @@ async def test_a_request_that_crashes_gives_its_connection_back_as_the_service(
     # when
     response = await ASGIRequest("POST", EVERYTHING_URL, headers=auth, json_body={}).start()
     body = json.loads(await response.read())
-    await asyncio.sleep(0.2)
-    sessions = await sync_to_async(_idle_sessions)()
+    service = {(_service_user(), "none", "")}
+    sessions = await _idle_sessions_once(
+        lambda idle: set(idle) >= before and set(idle.values()) == service
+    )
 
     # then
     assert response.status == 500
@@ -193,8 +209,8 @@ async def test_sends_under_the_setting_leave_every_pooled_connection_as_the_serv
     first_body = json.loads(await first.read())
     retry = await ASGIRequest("POST", url, headers=keyed, json_body={"content": "More"}).start()
     retry_body = json.loads(await retry.read())
-    await asyncio.sleep(0.2)
-    sessions = await sync_to_async(_idle_sessions)()
+    service = {(_service_user(), "none", "")}
+    sessions = await _idle_sessions_once(lambda idle: set(idle.values()) == service)
     ledger = await sync_to_async(
         lambda: sorted(
             UsageRecord.objects.filter(user=user).values_list("output_tokens", flat=True)

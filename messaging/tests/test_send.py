@@ -74,7 +74,7 @@ async def test_stream_is_the_anthropic_event_sequence(
     assert response.headers["user-message-id"] == str(user_message.pk)
     assert [e.id for e in events] == list(range(1, 12))
     estimated_input = events[0].data["message"]["usage"]["input_tokens"]
-    assert estimated_input == 12  # "Be brief." 3 + 4, "Hi" 1 + 4: messaging/tokens.py
+    assert estimated_input == 12  # "Be brief." 3 + 4, "Hi" 1 + 4: messaging/llm/token_estimates.py
     assert [e.data for e in events] == [
         {
             "type": "message_start",

@@ -19,10 +19,10 @@ from typing import Any
 import httpx
 import pytest
 
-from messaging.generation import NOT_STORED_MESSAGE
-from messaging.resume import LOG_LOST_ERROR
+from messaging.endings import LOG_LOST_ERROR, NOT_STORED_MESSAGE
 from testsupport.asgi import parse_sse
 from testsupport.fake_groq import FakeGroq, Reply
+from testsupport.helpers import eventually
 from testsupport.servers import LiveServer, PrivatePostgres, PrivateRedis, live_database_url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live_database]
@@ -91,17 +91,6 @@ def messages(server: LiveServer, auth: dict[str, str], conversation: str) -> lis
     )
     assert response.status_code == 200, response.text
     return list(response.json()["data"])
-
-
-def eventually(check: Any, *, wait: float, every: float = 0.2) -> Any:
-    """``check()``'s first truthy value within ``wait`` seconds."""
-    deadline = time.monotonic() + wait
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "never happened"
-        time.sleep(every)
 
 
 def assert_503(response: httpx.Response) -> None:

@@ -77,6 +77,19 @@ async def open_stream(
     return asyncio.create_task(read_rest())
 
 
+async def first_refusal(
+    client: httpx.AsyncClient, url: str, auth: dict[str, str], wait: float = 10.0
+) -> httpx.Response:
+    """GET ``url`` until the server answers 503 (it handles the signal a moment after it is
+    sent), or the answer at ``wait``."""
+    deadline = time.monotonic() + wait
+    while True:
+        response = await client.get(url, headers=auth)
+        if response.status_code == 503 or time.monotonic() > deadline:
+            return response
+        await asyncio.sleep(0.02)
+
+
 def test_sigterm_lets_answers_finish_within_the_grace_then_stores_the_rest_incomplete(
     fake_groq: FakeGroq, tmp_path: Path, user: User, make_token
 ) -> None:
@@ -105,8 +118,7 @@ def test_sigterm_lets_answers_finish_within_the_grace_then_stores_the_rest_incom
             # when: SIGTERM with all 50 streams open
             signalled_at = time.monotonic()
             live.process.send_signal(signal.SIGTERM)
-            await asyncio.sleep(0.3)
-            refused = await client.get(f"{live.url}/api/v1/conversations", headers=auth)
+            refused = await first_refusal(client, f"{live.url}/api/v1/conversations", auth)
             await asyncio.gather(*readers)
             exited = await asyncio.to_thread(live.process.wait, 30)
             assert exited == 0, exited

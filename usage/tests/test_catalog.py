@@ -260,20 +260,23 @@ def test_a_new_price_is_in_force_at_once_in_this_process() -> None:
 
 
 def test_a_scheduled_price_ends_the_cached_copy_when_it_takes_effect(settings: Settings) -> None:
-    # given: a cache that would otherwise last a minute, and a price from 0.3 s from now
+    # given: a cache that would otherwise last a minute, and a price from 1 s from now
     settings.MODEL_CATALOG_CACHE_SECONDS = 60
     model = LanguageModel.objects.get(model_id="qwen/qwen3-32b")
     ModelPrice.objects.create(
         language_model=model,
-        effective_from=timezone.now() + timedelta(seconds=0.3),
+        effective_from=timezone.now() + timedelta(seconds=1),
         input_usd_per_mtok=Decimal("0.2"),
         output_usd_per_mtok=Decimal("0.4"),
     )
     before = chat_model_get("qwen/qwen3-32b")
 
-    # when
-    time.sleep(0.35)
+    # when: read until the price changes, well within the cache's minute
+    deadline = time.monotonic() + 30
     after = chat_model_get("qwen/qwen3-32b")
+    while after == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+        after = chat_model_get("qwen/qwen3-32b")
 
     # then
     assert before is not None

@@ -9,9 +9,9 @@ from accounts.models import User
 from conversations.models import Conversation, Message
 from conversations.services import conversation_create, conversation_delete
 from messaging.llm.base import Usage
-from messaging.turns import turn_cost
 from testsupport.factories import make_chat_model
 from testsupport.turns import catalog_model, turn_finish, turn_start
+from usage.catalog import turn_cost
 from usage.models import LanguageModel, ModelPrice, UsageRecord
 from usage.selectors import usage_stats
 from usage.services import model_price_add

@@ -3,7 +3,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from messaging.workers import sweep_once
+from messaging.sweeper import sweep_once
 
 
 class Command(BaseCommand):

@@ -1,5 +1,6 @@
 """The provider's model list (``GET {base_url}/models``, OpenAI-compatible), parsed into typed
-entries at this boundary. Groq's shape (https://console.groq.com/docs/api-reference#models-list):
+entries at this boundary; ``manage.py sync_models`` hands them to the catalog. Groq's shape
+(https://console.groq.com/docs/api-reference#models-list):
 ``{"object":"list","data":[{"id","object":"model","created","owned_by","active",
 "context_window","max_completion_tokens"}]}``."""
 
@@ -7,11 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from django.conf import settings
+
+from messaging.llm.base import ProviderError
+from messaging.llm.registry import provider_api_key, provider_settings
 
 
 @dataclass(frozen=True, slots=True)
-class ProviderModel:
+class ListedModel:
     """An entry of the provider's model list, what ``sync_models`` compares with the catalog's
     ``LanguageModel`` rows; not in the catalog, so not a ``ChatModel`` the API serves."""
 
@@ -32,7 +35,7 @@ def _positive_int(entry: dict[str, Any], key: str) -> int | None:
     return None
 
 
-def _parse(body: Any) -> list[ProviderModel]:
+def _parse(body: Any) -> list[ListedModel]:
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, list):
         raise ProviderModelsError("The model list has no 'data' array.")
@@ -46,7 +49,7 @@ def _parse(body: Any) -> list[ProviderModel]:
             # Skipping it would read as "no longer listed" and deactivate it.
             raise ProviderModelsError(f"The model '{model_id}' has no valid context_window.")
         models.append(
-            ProviderModel(
+            ListedModel(
                 id=model_id,
                 context_window=context,
                 # Groq may omit it for models whose output is bounded by the context only.
@@ -57,16 +60,16 @@ def _parse(body: Any) -> list[ProviderModel]:
     return models
 
 
-def provider_models_fetch(*, provider: str) -> list[ProviderModel]:
+def provider_models_fetch(*, provider: str) -> list[ListedModel]:
     """The models ``settings.LLM_PROVIDERS[provider]`` lists, with its base URL and key."""
-    config: dict[str, Any] = dict(settings.LLM_PROVIDERS.get(provider) or {})
-    base_url, api_key = config.get("base_url"), config.get("api_key")
+    try:
+        config = provider_settings(provider)
+        api_key = provider_api_key(provider, config)
+    except ProviderError as exc:
+        raise ProviderModelsError(exc.message) from None
+    base_url = config.get("base_url")
     if not base_url:
         raise ProviderModelsError(f"The provider '{provider}' has no base_url in LLM_PROVIDERS.")
-    if not api_key:
-        raise ProviderModelsError(
-            f"The provider '{provider}' has no API key on this server (GROQ_API_KEY for Groq)."
-        )
     timeout = httpx.Timeout(
         float(config.get("read_timeout") or 30.0),
         connect=float(config.get("connect_timeout") or 5.0),

@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from usage.provider_models import ProviderModelsError, provider_models_fetch
+from messaging.llm.model_list import ProviderModelsError, provider_models_fetch
 from usage.services import catalog_sync
 
 
