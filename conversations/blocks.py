@@ -10,6 +10,7 @@ A message's ``content`` column stays its text (the text blocks joined), for the 
 the search that read it.
 """
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -56,6 +57,14 @@ def tool_result_text(block: Block) -> str:
     if isinstance(content, str):
         return content
     return "".join(part["text"] for part in content)
+
+
+def tool_input_text(block: Block) -> str:
+    """A tool call's input for people to read: indented JSON, or the model's own text when
+    it was not JSON."""
+    if block.get("is_error"):
+        return str(block.get("raw_input", ""))
+    return json.dumps(block["input"], indent=2, ensure_ascii=False)
 
 
 def tool_results_problem(*, open_ids: Sequence[str], blocks: Sequence[Block]) -> str | None:

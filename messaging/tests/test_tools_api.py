@@ -13,6 +13,7 @@ from accounts.models import User
 from conversations.models import Conversation, Message
 from conversations.services import conversation_create
 from testsupport.asgi import ASGIRequest, parse_sse
+from testsupport.factories import make_message
 from testsupport.fake_groq import FakeGroq, Reply, ToolCallReply
 from testsupport.helpers import MODEL, settled
 from usage.models import UsageRecord
@@ -504,3 +505,74 @@ async def test_a_conversations_stop_sequences_apply_to_every_send(
         "stop_sequence",
         "\n\n",
     )
+
+
+async def test_a_stored_tool_call_replays_as_the_blocks_that_streamed_it(
+    conversation: Conversation, auth: dict[str, str]
+) -> None:
+    # given: a finished answer whose event log is gone
+    assistant = await sync_to_async(make_message)(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        content="Checking.",
+        blocks=[
+            {"type": "text", "text": "Checking."},
+            {
+                "type": "tool_use",
+                "id": "call_1",
+                "name": "get_weather",
+                "input": {"city": "Zürich"},
+            },
+        ],
+        model=MODEL,
+        stop_reason="tool_use",
+        input_tokens=80,
+        cached_input_tokens=64,
+        output_tokens=20,
+    )
+
+    # when
+    response = await ASGIRequest(
+        "GET",
+        f"/api/v1/conversations/{conversation.pk}/messages/{assistant.pk}/stream",
+        headers=auth,
+    ).start()
+    events = parse_sse(await response.read())
+
+    # then
+    assert [e.data for e in events[1:]] == [
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "text_delta", "text": "Checking."},
+        },
+        {"type": "content_block_stop", "index": 0},
+        {
+            "type": "content_block_start",
+            "index": 1,
+            "content_block": {
+                "type": "tool_use",
+                "id": "call_1",
+                "name": "get_weather",
+                "input": {},
+            },
+        },
+        {
+            "type": "content_block_delta",
+            "index": 1,
+            "delta": {"type": "input_json_delta", "partial_json": '{"city":"Zürich"}'},
+        },
+        {"type": "content_block_stop", "index": 1},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+            "usage": {
+                "input_tokens": 16,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 64,
+                "output_tokens": 20,
+            },
+        },
+        {"type": "message_stop"},
+    ]
