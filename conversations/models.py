@@ -37,14 +37,20 @@ class Conversation(models.Model):
     temperature = models.FloatField(null=True, blank=True)
     max_output_tokens = models.PositiveIntegerField(null=True, blank=True)
     reasoning_effort = models.CharField(max_length=8, blank=True, choices=ReasoningEffort.choices)
+    # The columns added with tool use have database defaults too, so rows written by code
+    # that predates them (a process of the previous release during a deploy) still insert.
     # Anthropic tool definitions ({name, description, input_schema}) and tool_choice
     # ({type: auto|any|tool|none, name}); null: the provider's default (auto with tools).
-    tools = models.JSONField(default=list, blank=True)
+    tools = models.JSONField(default=list, db_default=[], blank=True)
     tool_choice = models.JSONField(null=True, blank=True)
     # At most 4; enforced on the streamed text (messaging.llm.stop_sequences).
-    stop_sequences = models.JSONField(default=list, blank=True)
+    stop_sequences = models.JSONField(default=list, db_default=[], blank=True)
     # "": the provider's default (on_demand).
-    service_tier = models.CharField(max_length=16, blank=True, choices=ServiceTier.choices)
+    service_tier = models.CharField(
+        max_length=16, blank=True, db_default="", choices=ServiceTier.choices
+    )
+    # Catalog ids tried in order when the model fails before its first token.
+    fallback_models = models.JSONField(default=list, db_default=[], blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     archived = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
@@ -129,14 +135,14 @@ class Message(models.Model):
     reasoning = models.TextField(blank=True, default="")
     # The whole content as Anthropic content blocks (conversations.blocks): text, thinking,
     # tool_use, tool_result.
-    blocks = models.JSONField(default=list, blank=True)
+    blocks = models.JSONField(default=list, db_default=[], blank=True)
     status = models.CharField(
         max_length=16, choices=MessageStatus.choices, default=MessageStatus.COMPLETE
     )
     # Anthropic's stop reasons: end_turn, max_tokens, stop_sequence, refusal, ...
     stop_reason = models.CharField(max_length=40, blank=True)
     # The stop sequence that ended the answer (stop_reason "stop_sequence").
-    stop_sequence = models.TextField(blank=True)
+    stop_sequence = models.TextField(blank=True, db_default="")
     model = models.CharField(max_length=100, blank=True)
     input_tokens = models.PositiveIntegerField(null=True, blank=True)
     output_tokens = models.PositiveIntegerField(null=True, blank=True)

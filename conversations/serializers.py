@@ -18,6 +18,7 @@ from conversations.models import Conversation, Message, ReasoningEffort, Service
 from usage.catalog import chat_model_get, chat_model_unavailable, default_chat_model
 
 TITLE_MAX_LENGTH = 200
+FALLBACK_MODELS_MAX = 3
 SYSTEM_PROMPT_MAX_LENGTH = 32_000
 METADATA_MAX_BYTES = 16 * 1024
 METADATA_MAX_KEYS = 64
@@ -104,6 +105,23 @@ class GenerationSettingsSerializer(JsonBodySerializer):
         "request that finds no capacity is retried once on on_demand.",
     )
 
+    fallback_models = serializers.ListField(
+        child=serializers.CharField(max_length=100),
+        max_length=FALLBACK_MODELS_MAX,
+        required=False,
+        help_text=f"Up to {FALLBACK_MODELS_MAX} catalog models tried in order when the model "
+        "fails before its first token (rate limited past the retries, overloaded, out of "
+        "capacity, failing, or retired).",
+    )
+
+    def validate_fallback_models(self, value: list[str]) -> list[str]:
+        for model_id in value:
+            if chat_model_get(model_id) is None:
+                raise serializers.ValidationError(chat_model_unavailable(model_id))
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError("Each model may be listed once.")
+        return value
+
     def validate_model(self, value: str) -> str:
         if chat_model_get(value) is None:
             raise serializers.ValidationError(chat_model_unavailable(value))
@@ -118,6 +136,9 @@ class GenerationSettingsSerializer(JsonBodySerializer):
     def validate_tools(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if len(value) > TOOLS_MAX:
             raise serializers.ValidationError(f"At most {TOOLS_MAX} tools are allowed.")
+        problem = unstorable_text([tool["input_schema"] for tool in value])
+        if problem:
+            raise serializers.ValidationError(problem)
         return [dict(tool) for tool in value]
 
     def validate_tool_choice(self, value: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -219,6 +240,7 @@ class ConversationSerializer(serializers.Serializer[Conversation]):
     tool_choice = ToolChoiceSerializer(allow_null=True)
     stop_sequences = serializers.ListField(child=serializers.CharField())
     service_tier = serializers.ChoiceField(choices=ServiceTier.choices, allow_null=True)
+    fallback_models = serializers.ListField(child=serializers.CharField())
     metadata = serializers.DictField()
     archived = serializers.BooleanField()
     created_at = serializers.DateTimeField()
@@ -251,6 +273,7 @@ class ConversationSerializer(serializers.Serializer[Conversation]):
             "tool_choice": None if c.tool_choice is None else dict(c.tool_choice),
             "stop_sequences": [str(sequence) for sequence in c.stop_sequences],
             "service_tier": c.service_tier or None,
+            "fallback_models": [str(model_id) for model_id in c.fallback_models],
             "metadata": {str(key): value for key, value in c.metadata.items()},
             "archived": bool(c.archived),
             "created_at": datetime_json(c.created_at, zone),

@@ -23,6 +23,7 @@ UPDATABLE_FIELDS = frozenset(
         "tool_choice",
         "stop_sequences",
         "service_tier",
+        "fallback_models",
         "metadata",
         "archived",
     }
@@ -42,6 +43,7 @@ def conversation_create(
     tool_choice: dict[str, Any] | None = None,
     stop_sequences: list[str] | None = None,
     service_tier: str = "",
+    fallback_models: list[str] | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Conversation:
     now = timezone.now()
@@ -59,6 +61,7 @@ def conversation_create(
         tool_choice=tool_choice,
         stop_sequences=stop_sequences or [],
         service_tier=service_tier,
+        fallback_models=fallback_models or [],
         metadata={} if metadata is None else metadata,
     )
 

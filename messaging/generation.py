@@ -11,10 +11,11 @@ can be cancelled from anywhere (``messaging.live``).
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 import orjson
@@ -42,6 +43,7 @@ from messaging.llm.base import (
     ToolCallStart,
     Usage,
 )
+from messaging.llm.registry import provider_get
 from messaging.llm.stop_sequences import stop_sequences_apply
 from messaging.llm.token_estimates import estimate_tokens
 from messaging.sweeper import worker_ensure_running
@@ -72,6 +74,25 @@ def _record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
         connection.close()
 
 
+# Failures before the first token that another model may not share: rate limits past the
+# retries, overload and capacity, the provider failing or unreachable, a retired model.
+_FALLBACK_UPSTREAM_STATUSES = frozenset({429, 498, 500, 502, 503, 504})
+
+
+def _falls_back(error: ProviderError) -> bool:
+    if error.code == "model_decommissioned":
+        return True
+    if error.upstream_status is not None:
+        return error.upstream_status in _FALLBACK_UPSTREAM_STATUSES
+    return error.status in (502, 503, 504, 529)
+
+
+async def _refusal(error: ProviderError) -> AsyncGenerator[StreamEvent]:
+    """A stream that fails at once, as a provider that cannot be reached does."""
+    raise error
+    yield  # pragma: no cover - makes this an async generator
+
+
 class Generation:
     def __init__(
         self,
@@ -92,6 +113,9 @@ class Generation:
         self._stream = stop_sequences_apply(
             provider.stream(plan.request), plan.request.stop_sequences
         )
+        # The catalog model answering: the plan's, or the fallback that took over.
+        self.answering = plan.model
+        self._fallbacks = list(plan.fallbacks)
         self._writer: RedisLogWriter | None = None
         self._task: asyncio.Task[TurnOutcome] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
@@ -116,21 +140,26 @@ class Generation:
         with an ordinary HTTP error; the assistant message is then stored as ``error``.
         """
         worker_ensure_running()
-        try:
-            first = await anext(self._stream)
-        except StopAsyncIteration:
-            first = None
-        except ProviderError as exc:
-            await self._store(Message.Status.ERROR, error=exc, refused=True)
-            raise
-        except asyncio.CancelledError:
-            # The client went away before the provider answered, and generations stop on
-            # disconnect (``start``): the upstream request is closed with the stream.
-            await self._store(Message.Status.INCOMPLETE, error=DISCONNECTED_ERROR)
-            raise
-        except Exception:
-            logger.exception("generation %s failed to start", self.plan.assistant_message_id)
-            first = None
+        while True:
+            try:
+                first = await anext(self._stream)
+            except StopAsyncIteration:
+                first = None
+            except ProviderError as exc:
+                if self._fallbacks and _falls_back(exc):
+                    await self._fall_back(exc)
+                    continue
+                await self._store(Message.Status.ERROR, error=exc, refused=True)
+                raise
+            except asyncio.CancelledError:
+                # The client went away before the provider answered, and generations stop on
+                # disconnect (``start``): the upstream request is closed with the stream.
+                await self._store(Message.Status.INCOMPLETE, error=DISCONNECTED_ERROR)
+                raise
+            except Exception:
+                logger.exception("generation %s failed to start", self.plan.assistant_message_id)
+                first = None
+            break
         if not isinstance(first, Started):
             error = ProviderError(502, "api_error", "The model provider sent no answer.")
             await self._store(Message.Status.ERROR, error=error, refused=True)
@@ -153,6 +182,32 @@ class Generation:
         self._task.add_done_callback(lambda _: metrics.ACTIVE_STREAMS.dec())
         self._heartbeat = asyncio.create_task(self._beat(), context=contextvars.Context())
         return self._task
+
+    async def _fall_back(self, error: ProviderError) -> None:
+        """The model failed before its first token: the next fallback model takes the turn
+        (the stream has shown nothing yet, so its client sees one clean answer)."""
+        await self._stream.aclose()
+        failed, model = self.answering, self._fallbacks.pop(0)
+        logger.warning(
+            "generation %s: %s failed before its first token (%s); falling back to %s",
+            self.plan.assistant_message_id,
+            failed.id,
+            error,
+            model.id,
+        )
+        request = dataclasses.replace(
+            self.plan.request,
+            model=model.id,
+            reasoning_effort=self.plan.request.reasoning_effort if model.reasoning else None,
+        )
+        self.answering = model
+        self.model = model.id
+        try:
+            provider = provider_get(model.provider)
+        except ProviderError as exc:
+            self._stream = _refusal(exc)
+            return
+        self._stream = stop_sequences_apply(provider.stream(request), request.stop_sequences)
 
     async def start(self) -> "asyncio.Task[TurnOutcome]":
         """``open`` on behalf of a request, which may go away before the provider answers
@@ -478,7 +533,7 @@ class Generation:
             stop_sequence=self.stop_sequence if complete else None,
             usage=usage,
             usage_estimated=estimated,
-            cost_usd=turn_cost(model=self.plan.model, usage=usage),
+            cost_usd=turn_cost(model=self.answering, usage=usage),
             latency_ms=round((now - started) * 1000),
             ttft_ms=(
                 round((self.first_token_at - started) * 1000)
@@ -486,6 +541,7 @@ class Generation:
                 else None
             ),
             error={"type": error.error_type, "message": error.message} if error else None,
+            answered_by=self.answering if self.answering is not self.plan.model else None,
         )
         # Waited for even when this task is cancelled meanwhile (a Stop, a disconnect): the
         # message must end in a final state before anything else happens.

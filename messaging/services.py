@@ -73,6 +73,7 @@ def _generation_settings(data: Mapping[str, Any], conversation: Conversation) ->
         tool_choice=None if choice is None else ToolChoice(choice["type"], choice.get("name")),
         stop_sequences=tuple(pick("stop_sequences")),
         service_tier=pick("service_tier") or None,
+        fallback_models=tuple(pick("fallback_models")),
     )
 
 

@@ -51,6 +51,8 @@ class TurnPlan:
     user_id: uuid.UUID | None = None
     # The title this turn gave an untitled conversation (its first words), else None.
     auto_title: str | None = None
+    # The models to try, in order, when ``model`` fails before its first token.
+    fallbacks: tuple[ChatModel, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ class TurnOutcome:
     latency_ms: int
     ttft_ms: int | None
     error: dict[str, str] | None
+    # The catalog model that answered when a fallback did; None: the plan's.
+    answered_by: ChatModel | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,7 @@ class GenerationSettings:
     tool_choice: ToolChoice | None = None
     stop_sequences: tuple[str, ...] = ()
     service_tier: ServiceTier | None = None
+    fallback_models: tuple[str, ...] = ()
 
 
 def _context_messages(*, conversation: Conversation, budget: int) -> tuple[list[ChatMessage], int]:
@@ -283,6 +288,11 @@ def turn_prepare(
         started_at=started_at if started_at is not None else time.perf_counter(),
         user_id=conversation.owner_id,
         auto_title=None if conversation.title else _title_from(content),
+        fallbacks=tuple(
+            fallback
+            for fallback in map(chat_model_get, generation.fallback_models)
+            if fallback is not None and fallback.id != model.id
+        ),
     )
 
 
@@ -346,7 +356,7 @@ def turn_record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
             conversation_id=plan.conversation_id,
             message_id=plan.assistant_message_id,
             kind=UsageKind.CHAT,
-            model=plan.model,
+            model=outcome.answered_by or plan.model,
             input_tokens=outcome.usage.input_tokens,
             output_tokens=outcome.usage.output_tokens,
             reasoning_tokens=outcome.usage.reasoning_tokens,
@@ -357,7 +367,7 @@ def turn_record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
         )
         budget_release(message_id=plan.assistant_message_id)
     metrics.turn_observe(
-        model=plan.model.id,
+        model=(outcome.answered_by or plan.model).id,
         input_tokens=outcome.usage.input_tokens,
         output_tokens=outcome.usage.output_tokens,
         cost_usd=outcome.cost_usd,

@@ -1,7 +1,8 @@
-"""Tools, tool choice, stop sequences and the service tier on conversations; content blocks,
-cached input tokens, the stop sequence and the provider's timings on messages. Existing
-messages become their reasoning (a thinking block) and their text (a text block), in one
-statement."""
+"""Tools, tool choice, stop sequences, the service tier and fallback models on
+conversations; content blocks, cached input tokens, the stop sequence and the provider's
+timings on messages. The new non-null columns keep database defaults, so the previous
+release's processes still insert rows during a deploy. Existing messages become their
+reasoning (a thinking block) and their text (a text block), in one statement."""
 
 from django.conf import settings
 from django.db import migrations, models
@@ -26,17 +27,23 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddField(
             model_name="conversation",
+            name="fallback_models",
+            field=models.JSONField(blank=True, db_default=[], default=list),
+        ),
+        migrations.AddField(
+            model_name="conversation",
             name="service_tier",
             field=models.CharField(
                 blank=True,
                 choices=[("on_demand", "On Demand"), ("flex", "Flex"), ("auto", "Auto")],
+                db_default="",
                 max_length=16,
             ),
         ),
         migrations.AddField(
             model_name="conversation",
             name="stop_sequences",
-            field=models.JSONField(blank=True, default=list),
+            field=models.JSONField(blank=True, db_default=[], default=list),
         ),
         migrations.AddField(
             model_name="conversation",
@@ -46,12 +53,12 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="conversation",
             name="tools",
-            field=models.JSONField(blank=True, default=list),
+            field=models.JSONField(blank=True, db_default=[], default=list),
         ),
         migrations.AddField(
             model_name="message",
             name="blocks",
-            field=models.JSONField(blank=True, default=list),
+            field=models.JSONField(blank=True, db_default=[], default=list),
         ),
         migrations.AddField(
             model_name="message",
@@ -66,7 +73,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="message",
             name="stop_sequence",
-            field=models.TextField(blank=True),
+            field=models.TextField(blank=True, db_default=""),
         ),
         migrations.AddConstraint(
             model_name="conversation",

@@ -61,6 +61,7 @@ def conversations(user: User) -> list[Conversation]:
             tool_choice={"type": "tool", "name": "now"},
             stop_sequences=["\n\n", "END ✋"],
             service_tier="flex",
+            fallback_models=["openai/gpt-oss-120b", "qwen/qwen3-32b"],
         ),
         Conversation.objects.create(owner=user, model="m", tool_choice={"type": "any"}),
     ]

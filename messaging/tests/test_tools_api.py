@@ -14,7 +14,7 @@ from conversations.models import Conversation, Message
 from conversations.services import conversation_create
 from testsupport.asgi import ASGIRequest, parse_sse
 from testsupport.factories import make_message
-from testsupport.fake_groq import FakeGroq, Reply, ToolCallReply
+from testsupport.fake_groq import ErrorReply, FakeGroq, Reply, ToolCallReply
 from testsupport.helpers import MODEL, settled
 from usage.models import UsageRecord
 
@@ -576,3 +576,76 @@ async def test_a_stored_tool_call_replays_as_the_blocks_that_streamed_it(
         },
         {"type": "message_stop"},
     ]
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        [ErrorReply(503, "Service unavailable"), ErrorReply(503, "Service unavailable")],
+        [ErrorReply(429, "Rate limit", code="rate_limit_exceeded", headers={"retry-after": "60"})],
+        [ErrorReply(400, "The model was decommissioned", code="model_decommissioned")],
+    ],
+)
+async def test_a_failure_before_the_first_token_moves_the_turn_to_the_fallback_model(
+    fake_groq: FakeGroq, user: User, auth: dict[str, str], failure: list[ErrorReply]
+) -> None:
+    # given: the model fails past its retries; the fallback answers
+    conversation = await sync_to_async(conversation_create)(
+        owner=user, model=MODEL, fallback_models=["openai/gpt-oss-120b"]
+    )
+    fake_groq.replies.extend([*failure, Reply(text=["Hi"], prompt_tokens=42, completion_tokens=1)])
+
+    # when
+    response = await send(conversation, auth, {"content": "Hi", "stream": True}).start()
+    events = parse_sse(await response.read())
+
+    # then: one clean answer, from the fallback, priced at its prices
+    assert response.status == 200
+    assert [e.event for e in events] == [
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
+    assert events[0].data["message"]["model"] == "openai/gpt-oss-120b"
+    assert [r.body["model"] for r in fake_groq.received] == [MODEL] * len(failure) + [
+        "openai/gpt-oss-120b"
+    ]
+    _, assistant = await settled(conversation)
+    row = await sync_to_async(UsageRecord.objects.get)()
+    # (42 x 0.15 + 1 x 0.60) / 10^6
+    assert (assistant.status, assistant.model, assistant.cost_usd) == (
+        Message.Status.COMPLETE,
+        "openai/gpt-oss-120b",
+        Decimal("0.0000069000"),
+    )
+    assert (row.model, row.cost_usd) == ("openai/gpt-oss-120b", Decimal("0.0000069000"))
+
+
+async def test_a_refusal_of_the_request_itself_does_not_fall_back(
+    fake_groq: FakeGroq, user: User, auth: dict[str, str]
+) -> None:
+    conversation = await sync_to_async(conversation_create)(
+        owner=user, model=MODEL, fallback_models=["openai/gpt-oss-120b"]
+    )
+    fake_groq.replies.append(ErrorReply(400, "Bad request"))
+
+    response = await send(conversation, auth, {"content": "Hi"}).start()
+
+    assert response.status == 400
+    assert [r.body["model"] for r in fake_groq.received] == [MODEL]
+
+
+async def test_fallback_models_must_be_usable_catalog_models(
+    fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    response = await send(
+        conversation, auth, {"content": "Hi", "fallback_models": ["llama3-8b-8192"]}
+    ).start()
+
+    body = await response.json()
+    assert response.status == 400
+    assert list(body["error"]["details"]["fields"]) == ["fallback_models"]
+    assert fake_groq.received == []
