@@ -17,7 +17,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from chatapi.serializers import StrictSerializer
+from chatapi.serializers import JsonBodySerializer
 
 Block = dict[str, Any]
 
@@ -220,7 +220,7 @@ class UserContentField(serializers.Field[list[Block], Any, Any, Any]):
         return value
 
 
-class ToolDefinitionSerializer(StrictSerializer):
+class ToolDefinitionSerializer(JsonBodySerializer):
     name = serializers.RegexField(
         TOOL_NAME_PATTERN, help_text=f"The tool's name, matching {TOOL_NAME_PATTERN}."
     )
@@ -235,7 +235,7 @@ class ToolDefinitionSerializer(StrictSerializer):
         return value
 
 
-class ToolChoiceSerializer(StrictSerializer):
+class ToolChoiceSerializer(JsonBodySerializer):
     type = serializers.ChoiceField(choices=["auto", "any", "tool", "none"])
     name = serializers.RegexField(
         TOOL_NAME_PATTERN, required=False, help_text="The tool to call, with type tool."

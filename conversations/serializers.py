@@ -5,7 +5,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from chatapi.pagination import PageQuerySerializer
-from chatapi.serializers import JsonBodySerializer, datetime_json
+from chatapi.serializers import JsonBodySerializer, JsonStringField, datetime_json
 from conversations.blocks import (
     STOP_SEQUENCE_MAX_CHARS,
     STOP_SEQUENCES_MAX,
@@ -89,7 +89,7 @@ class GenerationSettingsSerializer(JsonBodySerializer):
         help_text="auto, any, tool (with name) or none; null for auto.",
     )
     stop_sequences = serializers.ListField(
-        child=serializers.CharField(
+        child=JsonStringField(
             max_length=STOP_SEQUENCE_MAX_CHARS, trim_whitespace=False, allow_blank=False
         ),
         max_length=STOP_SEQUENCES_MAX,
@@ -106,7 +106,7 @@ class GenerationSettingsSerializer(JsonBodySerializer):
     )
 
     fallback_models = serializers.ListField(
-        child=serializers.CharField(max_length=100),
+        child=JsonStringField(max_length=100),
         max_length=FALLBACK_MODELS_MAX,
         required=False,
         help_text=f"Up to {FALLBACK_MODELS_MAX} catalog models tried in order when the model "

@@ -459,3 +459,55 @@ def test_patch_of_other_fields_is_not_judged_by_a_retired_model(
     # then
     assert response.status_code == 200
     assert response.json()["model"] == "llama-3.3-70b-versatile"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"stop_sequences": [0]}, "stop_sequences"),
+        ({"stop_sequences": ["a", "b", "c", "d", "e"]}, "stop_sequences"),
+        ({"stop_sequences": [""]}, "stop_sequences"),
+        ({"fallback_models": [1]}, "fallback_models"),
+        ({"fallback_models": ["llama3-8b-8192"]}, "fallback_models"),
+        ({"tools": [{"name": 5, "input_schema": {"type": "object"}}]}, "tools"),
+        ({"tools": [{"name": "f", "input_schema": {"type": "object", "x": "\u0000"}}]}, "tools"),
+        ({"tool_choice": {"type": "tool"}}, "tool_choice"),
+        ({"service_tier": "performance"}, "service_tier"),
+    ],
+)
+def test_tool_stop_and_fallback_settings_are_validated(
+    api_client: APIClient, body: dict[str, Any], field: str
+) -> None:
+    response = api_client.post("/api/v1/conversations", body, format="json")
+
+    error = assert_error(response, 400, "invalid_request_error")["error"]
+    assert list(error["details"]["fields"]) == [field]
+    assert not Conversation.objects.exists()
+
+
+def test_tools_stop_sequences_tier_and_fallbacks_round_trip(api_client: APIClient) -> None:
+    body = {
+        "tools": [
+            {"name": "get_weather", "input_schema": {"type": "object"}},
+            {"name": "now", "description": "The time.", "input_schema": {"type": "object"}},
+        ],
+        "tool_choice": {"type": "any"},
+        "stop_sequences": ["\n\n", "END"],
+        "service_tier": "flex",
+        "fallback_models": ["openai/gpt-oss-120b"],
+    }
+
+    created = api_client.post("/api/v1/conversations", body, format="json").json()
+    patched = api_client.patch(
+        f"/api/v1/conversations/{created['id']}", {"tool_choice": None}, format="json"
+    ).json()
+
+    assert {key: created[key] for key in body} == {
+        **body,
+        "tools": [
+            {"name": "get_weather", "description": "", "input_schema": {"type": "object"}},
+            {"name": "now", "description": "The time.", "input_schema": {"type": "object"}},
+        ],
+    }
+    assert patched["tool_choice"] is None
+    assert patched["tools"] == created["tools"]
