@@ -1,13 +1,17 @@
 # The two commands a newcomer needs: `make run` and `make test` (see README.md).
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format typecheck pytest pytest-rls pytest-embedded venv clean bench bench-full soak fuzz
+.PHONY: help run stop token superuser test lint format typecheck pytest pytest-rls pytest-embedded venv clean bench bench-full soak fuzz
 
 PY := .venv/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
 help:
-	@echo "make run    start the API on http://$(HOST):$(PORT) (embedded PostgreSQL unless DATABASE_URL is set)"
+	@echo "make run    start the API on http://$(HOST):$(PORT) (embedded PostgreSQL unless DATABASE_URL is set);"
+	@echo "            another port: make run PORT=8001; Ctrl-C stops the server and the embedded PostgreSQL"
+	@echo "make token  print a 24-hour access token for the running server (EMAIL=you@example.com)"
+	@echo "make superuser   create an account for the admin (/admin/)"
+	@echo "make stop   stop the embedded PostgreSQL (make run does it when it stops)"
 	@echo "make test   lint, format check, type check and the test suite"
 	@echo "make bench  the quick benchmark (under 5 minutes); make bench-full for the full one"
 	@echo "make soak   200 concurrent streams for 3 minutes: no errors, all stored, flat memory"
@@ -16,18 +20,28 @@ help:
 venv:
 	@scripts/ensure-venv
 
+# A busy port ends it at once; stopping it stops the embedded PostgreSQL (scripts/run_dev.py).
 run: export CHATAPI_ENV ?= development
 run: venv
+	@$(PY) scripts/run_dev.py $(HOST) $(PORT)
+
+# For a second shell, with make run's settings (development mode) and no export needed;
+# the token alone on stdout: TOKEN=$(make token).
+EMAIL ?= you@example.com
+token: export CHATAPI_ENV ?= development
+# dev_token reads no database: a URL that is never connected to keeps the settings from
+# starting the embedded PostgreSQL just for it.
+token: export DATABASE_URL ?= postgres://unused@127.0.0.1:1/unused
+token: venv
+	@$(PY) manage.py dev_token --email "$(EMAIL)" --ttl 86400
+
+superuser: export CHATAPI_ENV ?= development
+superuser: venv
 	@$(PY) manage.py migrate --no-input -v 0
-	@TOKEN=$$($(PY) manage.py dev_token --email you@example.com --ttl 86400); \
-	echo ""; \
-	echo "chatapi: http://$(HOST):$(PORT)/api/v1   docs: http://$(HOST):$(PORT)/docs   admin: http://$(HOST):$(PORT)/admin/"; \
-	echo "In another shell:    export CHATAPI_ENV=development   (manage.py then reads make run's settings)"; \
-	echo "Get a token (24 h):  TOKEN=\$$($(PY) manage.py dev_token --email you@example.com --ttl 86400)"; \
-	echo "Try it:              curl -H \"Authorization: Bearer $$TOKEN\" http://$(HOST):$(PORT)/api/v1/auth/me"; \
-	echo "Admin account:       $(PY) manage.py createsuperuser"; \
-	echo ""
-	@$(PY) manage.py runserver $(HOST):$(PORT)
+	@$(PY) manage.py createsuperuser
+
+stop: venv
+	@$(PY) scripts/run_dev.py stop
 
 test: export CHATAPI_ENV ?= test
 test: venv lint typecheck pytest
@@ -46,9 +60,11 @@ typecheck: venv
 pytest: venv
 	@.venv/bin/pytest
 
-# The API's tests again with every authenticated request run as the `authenticated` role.
+# The API's tests again with every authenticated request run as the `authenticated` role
+# (CI runs it after `make test`), in two pytest-xdist workers.
+pytest-rls: export CHATAPI_ENV ?= test
 pytest-rls: venv
-	@DB_RLS_PER_REQUEST=true .venv/bin/pytest conversations messaging usage accounts
+	@DB_RLS_PER_REQUEST=true .venv/bin/pytest -n 2 conversations messaging usage accounts
 
 # The tests that start servers against the test database, or copy it, run against the embedded
 # PostgreSQL whatever DATABASE_URL says: where the database lives must not matter to them (CI

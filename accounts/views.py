@@ -27,6 +27,23 @@ _CREDENTIALS_EXAMPLE = OpenApiExample(
     value={"email": "ada@example.com", "password": "correct horse battery"},
     request_only=True,
 )
+_SESSION_EXAMPLE = {
+    "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9...",
+    "token_type": "bearer",
+    "expires_in": 3600,
+    "expires_at": 1796400000,
+    "refresh_token": "v1.MjQ0NzE2ZTQtYz...",
+}
+_USER_EXAMPLE = {
+    "id": "1cf51d21-83b6-5cc5-b53d-7737a0b5348a",
+    "email": "ada@example.com",
+    "phone": "",
+    "role": "authenticated",
+    "email_confirmed_at": "2026-11-26T12:00:00Z",
+    "created_at": "2026-11-26T12:00:00Z",
+    "updated_at": "2026-11-26T12:00:00Z",
+    "user_metadata": {},
+}
 _RATE_LIMITED = OpenApiResponse(
     description="Too many sign-up and login attempts from this address "
     "(RATE_LIMIT_AUTH_PER_MINUTE): rate_limit_error with Retry-After."
@@ -59,6 +76,13 @@ class RegisterView(_PublicView):
         operation_id="auth_register",
         tags=["auth"],
         auth=[],
+        summary="Create an account",
+        description=(
+            "Registers an e-mail address and password with Supabase Auth. When the project "
+            "confirms e-mail addresses, `session` is null and the user must follow the link "
+            "Supabase sent before logging in; otherwise `session` holds the first access token "
+            "and refresh token. The password is 6 to 72 characters. Needs no token."
+        ),
         request=RegisterSerializer,
         responses={
             201: RegisterResponseSerializer,
@@ -66,7 +90,16 @@ class RegisterView(_PublicView):
             409: OpenApiResponse(description="The e-mail address is already registered."),
             429: _RATE_LIMITED,
         },
-        examples=[_CREDENTIALS_EXAMPLE],
+        examples=[
+            _CREDENTIALS_EXAMPLE,
+            OpenApiExample(
+                "registered",
+                summary="Registered, e-mail confirmation off",
+                value={"user": _USER_EXAMPLE, "session": _SESSION_EXAMPLE},
+                response_only=True,
+                status_codes=["201"],
+            ),
+        ],
     )
     def post(self, request: Request) -> Response:
         serializer = RegisterSerializer(data=request.data)
@@ -86,9 +119,19 @@ class LoginView(_PublicView):
         operation_id="auth_login",
         tags=["auth"],
         auth=[],
+        summary="Log in with e-mail and password",
+        description=(
+            "Trades an e-mail address and password for a session at Supabase Auth. Send the "
+            "`access_token` as `Authorization: Bearer <access_token>` on every other request "
+            "until it expires (`expires_in` seconds), then get a new one from POST "
+            "/auth/refresh with the `refresh_token`. Needs no token."
+        ),
         request=CredentialsSerializer,
         responses={200: SessionSerializer, **_SUPABASE_ERRORS, 429: _RATE_LIMITED},
-        examples=[_CREDENTIALS_EXAMPLE],
+        examples=[
+            _CREDENTIALS_EXAMPLE,
+            OpenApiExample("session", value=_SESSION_EXAMPLE, response_only=True),
+        ],
     )
     def post(self, request: Request) -> Response:
         serializer = CredentialsSerializer(data=request.data)
@@ -104,7 +147,18 @@ class RefreshView(_PublicView):
         auth=[],
         request=RefreshSerializer,
         responses={200: SessionSerializer, **_SUPABASE_ERRORS},
-        description="Trade a refresh token (single use) for a new session.",
+        summary="Refresh a session",
+        description=(
+            "Trades a refresh token for a new session: a new access token and a new refresh "
+            "token. A refresh token works once; keep the new one. Needs no access token (the "
+            "old one may have expired)."
+        ),
+        examples=[
+            OpenApiExample(
+                "refresh token", value={"refresh_token": "v1.MjQ0NzE2ZTQtYz..."}, request_only=True
+            ),
+            OpenApiExample("session", value=_SESSION_EXAMPLE, response_only=True),
+        ],
     )
     def post(self, request: Request) -> Response:
         serializer = RefreshSerializer(data=request.data)
@@ -119,8 +173,13 @@ class LogoutView(CallerAPIView):
         tags=["auth"],
         request=LogoutSerializer,
         responses={204: None, **_SUPABASE_ERRORS},
-        description="Revoke the caller's refresh tokens at Supabase Auth. Access tokens stay "
-        "valid until they expire.",
+        summary="Log out",
+        description=(
+            "Revokes the caller's refresh tokens at Supabase Auth: of this session (`local`, "
+            "the default), of every session (`global`) or of every other one (`others`). "
+            "Access tokens already issued stay valid until they expire."
+        ),
+        examples=[OpenApiExample("every session", value={"scope": "global"}, request_only=True)],
     )
     def post(self, request: Request) -> Response:
         serializer = LogoutSerializer(data=request.data)
@@ -131,7 +190,32 @@ class LogoutView(CallerAPIView):
 
 
 class MeView(CallerAPIView):
-    @extend_schema(operation_id="auth_me", tags=["auth"], responses={200: MeSerializer})
+    @extend_schema(
+        operation_id="auth_me",
+        tags=["auth"],
+        summary="Who am I",
+        description=(
+            "The user the access token belongs to, and what the token says about the session: "
+            "its role, its assurance level (`aal1`, or `aal2` after a second factor) and its id. "
+            "A quick way to check that a token is accepted."
+        ),
+        responses={200: MeSerializer},
+        examples=[
+            OpenApiExample(
+                "me",
+                value={
+                    "id": "1cf51d21-83b6-5cc5-b53d-7737a0b5348a",
+                    "email": "ada@example.com",
+                    "role": "authenticated",
+                    "aal": "aal1",
+                    "session_id": "fbe6048b-3695-4719-a234-31ed0b995db5",
+                    "is_anonymous": False,
+                    "date_joined": "2026-11-26T12:00:00Z",
+                },
+                response_only=True,
+            )
+        ],
+    )
     def get(self, request: Request) -> Response:
         user, claims = request_user(request), request_claims(request)
         body = {

@@ -12,7 +12,7 @@ from django.core.handlers.asgi import ASGIHandler
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatapi.settings")
 django.setup(set_prefix=False)
 
-from chatapi import request_signals  # noqa: E402 - needs the settings configured above
+from chatapi import daphne_headers, request_signals  # noqa: E402 - needs the settings above
 from chatapi.dispatch import offloaded  # noqa: E402
 
 
@@ -39,6 +39,7 @@ class OneThreadASGIHandler(ASGIHandler):
 
 
 request_signals.install()
+daphne_headers.install()
 _router = ProtocolTypeRouter({"http": OneThreadASGIHandler()})
 
 

@@ -21,6 +21,16 @@ def env_str(name: str, default: str | None = None) -> str | None:
     return value
 
 
+def production_requires(name: str) -> ImproperlyConfigured:
+    """The error for a variable production mode must set. It names the way out too: the
+    usual cause is a second shell on a development machine, where ``make run`` had set
+    CHATAPI_ENV=development and this shell has not."""
+    return ImproperlyConfigured(
+        f"The environment variable {name} must be set (CHATAPI_ENV is production, the "
+        "default; for development on this machine set CHATAPI_ENV=development)."
+    )
+
+
 def env_required(name: str, *, dev_default: str | None, dev_mode: bool) -> str:
     """A value that production must set; development and test modes may fall back."""
     value = env_str(name)
@@ -28,7 +38,7 @@ def env_required(name: str, *, dev_default: str | None, dev_mode: bool) -> str:
         return value
     if dev_mode and dev_default is not None:
         return dev_default
-    raise ImproperlyConfigured(f"The environment variable {name} must be set.")
+    raise production_requires(name)
 
 
 def env_bool(name: str, default: bool) -> bool:

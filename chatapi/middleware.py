@@ -149,6 +149,15 @@ def _user_id(request: HttpRequest) -> str | None:
     return str(user.pk)
 
 
+def _access_level(status: int) -> int:
+    """INFO for answers, WARNING for refusals the API meant (4xx, and the 502, 503 and 504 of
+    an upstream or a dependency that is down or not configured here), ERROR for a 500: a
+    bug, whose traceback django.request logs too."""
+    if status < 400:
+        return logging.INFO
+    return logging.ERROR if status == 500 else logging.WARNING
+
+
 def _log_access(request: HttpRequest, response: HttpResponseBase, started: float) -> None:
     """One line per request, and its metrics. For a stream this is when it starts (its
     status and the time to its headers); the body is not watched, so it costs nothing per
@@ -161,7 +170,12 @@ def _log_access(request: HttpRequest, response: HttpResponseBase, started: float
     match = getattr(request, "resolver_match", None)
     conversation_id = match.kwargs.get("conversation_id") if match is not None else None
     latency_ms = round(elapsed * 1000, 1)
-    access_logger.info(
+    # This line is the request's one line: Django's own (django.request, for every status
+    # of 400 and more) would repeat it. An unhandled exception was logged with its traceback
+    # before the response got here, and still is.
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    access_logger.log(
+        _access_level(response.status_code),
         "%s %s %s %.1fms",
         method,
         request.path,

@@ -14,7 +14,7 @@ import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
-from chatapi.embedded_db import embedded_database
+from chatapi.embedded_db import embedded_data_dir, embedded_database
 from chatapi.env import (
     env_bool,
     env_choice,
@@ -25,6 +25,7 @@ from chatapi.env import (
     env_optional_int,
     env_required,
     env_str,
+    production_requires,
 )
 
 # Lets generic classes (ModelAdmin[User], QuerySet[...]) be subscripted at run time.
@@ -45,7 +46,7 @@ ALLOWED_HOSTS = env_list(
     "ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"] if DEV_MODE else []
 )
 if not ALLOWED_HOSTS:
-    raise ImproperlyConfigured("The environment variable ALLOWED_HOSTS must be set.")
+    raise production_requires("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
@@ -120,11 +121,9 @@ if _database_url is not None:
         raise ImproperlyConfigured("DATABASE_URL must be a postgres:// or postgresql:// URL.")
     _default_db: dict[str, Any] = dict(dj_database_url.parse(_database_url))
 elif DEV_MODE:
-    _default_db = embedded_database(
-        Path(env_str("EMBEDDED_DB_DIR") or BASE_DIR / ".devdata" / "postgres")
-    )
+    _default_db = embedded_database(embedded_data_dir())
 else:
-    raise ImproperlyConfigured("The environment variable DATABASE_URL must be set.")
+    raise production_requires("DATABASE_URL")
 # Under ASGI every request runs its sync part in a thread of its own, so Django's persistent
 # connections (CONN_MAX_AGE) would pile up one per thread: a process-wide psycopg pool
 # serves them instead (https://docs.djangoproject.com/en/stable/ref/databases/#connection-pool).
@@ -238,6 +237,24 @@ SPECTACULAR_SETTINGS = {
         '`{"type":"error","error":{"type","message","details"},"request_id"}`.'
     ),
     "VERSION": "1.0.0",
+    # The sections of /docs and /redoc, in this order.
+    "TAGS": [
+        {"name": "index", "description": "Where the API's documents are."},
+        {
+            "name": "auth",
+            "description": "Accounts and sessions (Supabase Auth): register, log in, refresh, "
+            "log out, and who the token belongs to.",
+        },
+        {"name": "conversations", "description": "The caller's conversations and settings."},
+        {
+            "name": "messages",
+            "description": "Send a message and get the answer, whole or streamed (SSE); "
+            "list, resume and cancel.",
+        },
+        {"name": "models", "description": "The models a conversation may use, with prices."},
+        {"name": "usage", "description": "The caller's tokens and costs."},
+        {"name": "health", "description": "Liveness and readiness checks; no token needed."},
+    ],
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_AUTHENTICATION": [],
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -305,7 +322,7 @@ SUPABASE_HTTP_TIMEOUT_SECONDS = env_float("SUPABASE_HTTP_TIMEOUT_SECONDS", 10.0,
 
 GROQ_API_KEY = env_str("GROQ_API_KEY")
 if GROQ_API_KEY is None and not DEV_MODE:
-    raise ImproperlyConfigured("The environment variable GROQ_API_KEY must be set.")
+    raise production_requires("GROQ_API_KEY")
 LLM_PROVIDERS: dict[str, dict[str, object]] = {
     "groq": {
         "class": "messaging.llm.openai_compat.GroqClient",
@@ -358,7 +375,8 @@ IDEMPOTENCY_KEY_TTL_SECONDS = env_int("IDEMPOTENCY_KEY_TTL_SECONDS", 86400, mini
 # --- Observability: logs and metrics -------------------------------------------------------
 # Logs go to stderr: one JSON object per line (LOG_FORMAT=json, production's default, for a
 # log collector) or a plain line (development and test). Every request gets one access line
-# from chatapi.middleware.access_log_middleware (logger `chatapi.access`).
+# from chatapi.middleware.access_log_middleware (logger `chatapi.access`): INFO, WARNING for
+# the API's refusals (4xx, and 502/503/504 of a dependency), ERROR for a 500.
 LOG_FORMAT = env_choice("LOG_FORMAT", "plain" if DEV_MODE else "json", ("json", "plain"))
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
 LOGGING = {
@@ -377,8 +395,12 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    # The embedded database logs every process exit at INFO.
-    "loggers": {"pgserver": {"level": "WARNING"}},
+    "loggers": {
+        # The embedded database logs every process exit at INFO.
+        "pgserver": {"level": "WARNING"},
+        # `runserver`'s own access line (daphne's, an error for any 5xx) repeats chatapi.access.
+        "django.channels.server": {"level": "CRITICAL"},
+    },
 }
 # Prometheus metrics at GET /metrics (chatapi/metrics.py), per server process. Off unless
 # enabled; with METRICS_TOKEN set, a scrape must send `Authorization: Bearer <token>`.

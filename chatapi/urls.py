@@ -1,13 +1,13 @@
 from django.contrib import admin
 from django.templatetags.static import static
 from django.urls import URLPattern, URLResolver, include, path
-from django.utils.csp import CSP
 from django.views.decorators.csp import csp_override
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from chatapi.metrics import metrics_view
-from chatapi.views import HealthView, OpenApiSchemaView, PingView
+from chatapi.redoc import REDOC_CONTENT_SECURITY_POLICY, RedocView, redoc_bundle
+from chatapi.views import ApiIndexView, HealthView, OpenApiSchemaView, PingView, site_index
 
 # API routes carry no trailing slash; chatapi.middleware accepts one anyway.
 api_v1: list[URLPattern | URLResolver] = [
@@ -20,22 +20,10 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("usage.urls")),
 ]
 
-# ReDoc needs inline scripts and styles, and runs its search in a worker made from a blob;
-# img-src keeps its "API docs by Redocly" badge from fetching a logo from cdn.redoc.ly.
-REDOC_CONTENT_SECURITY_POLICY: dict[str, list[str]] = {
-    "default-src": [CSP.SELF],
-    "script-src": [CSP.SELF, CSP.UNSAFE_INLINE],
-    "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
-    "img-src": [CSP.SELF, "data:"],
-    "font-src": [CSP.SELF, "data:"],
-    "worker-src": [CSP.SELF, "blob:"],
-    "connect-src": [CSP.SELF],
-    "object-src": [CSP.NONE],
-    "base-uri": [CSP.SELF],
-    "frame-ancestors": [CSP.NONE],
-}
-
 urlpatterns = [
+    path("", site_index, name="index"),
+    # Also /api/v1/ (chatapi.middleware drops an API route's trailing slash).
+    path("api/v1", ApiIndexView.as_view(), name="api-index"),
     path("api/v1/", include(api_v1)),
     # Swagger UI's start-up script from its own URL (/docs?script=), not inline: the
     # site's policy runs no inline script.
@@ -43,11 +31,10 @@ urlpatterns = [
     path(
         "redoc",
         # The stock page fetches from Google's and Redocly's servers; this one from nowhere.
-        csp_override(REDOC_CONTENT_SECURITY_POLICY)(
-            SpectacularRedocView.as_view(url_name="openapi", template_name="chatapi/redoc.html")
-        ),
+        csp_override(REDOC_CONTENT_SECURITY_POLICY)(RedocView.as_view(url_name="openapi")),
         name="redoc",
     ),
+    path("redoc/redoc.standalone.js", redoc_bundle, name="redoc-bundle"),
     # Prometheus; off unless METRICS_ENABLED (chatapi/metrics.py).
     path("metrics", metrics_view, name="metrics"),
     # Browsers ask every page's host for one; the admin and ReDoc pages name none.

@@ -126,6 +126,13 @@ class ConversationListView(CallerAPIView):
         operation_id="conversations_create",
         tags=["conversations"],
         summary="Create a conversation",
+        description=(
+            "Starts an empty conversation owned by the caller; send messages to it with POST "
+            "/conversations/{conversation_id}/messages. Every field is optional: `model` "
+            "defaults to the server's default model (GET /models lists the others), an empty "
+            "`title` is filled in from the first message, and null temperature, "
+            "max_output_tokens and reasoning_effort use the model's defaults."
+        ),
         request=ConversationCreateSerializer,
         responses={201: ConversationSerializer, 400: INVALID_RESPONSE},
         examples=[
@@ -169,6 +176,11 @@ class ConversationDetailView(ConversationScopedView):
         operation_id="conversations_retrieve",
         tags=["conversations"],
         summary="Get a conversation",
+        description=(
+            "One of the caller's conversations with its settings; its messages are at GET "
+            "/conversations/{conversation_id}/messages. Another user's conversation is a 404, "
+            "as a missing one is."
+        ),
         responses={200: ConversationSerializer, 404: NOT_FOUND_RESPONSE},
     )
     def get(self, request: Request, conversation_id: str) -> Response:

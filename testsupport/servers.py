@@ -2,6 +2,7 @@
 (``LiveServer``), a PostgreSQL cluster and a Redis of a test's own."""
 
 import contextlib
+import importlib.util
 import os
 import pwd
 import shutil
@@ -114,12 +115,11 @@ def _postgres_bin(major: int) -> Path:
     pg_dump refuses a server newer than itself, and a cluster made by another major version's
     initdb holds no copy of an older one's dump reliably: the version must match."""
     candidates = [Path(f"/usr/lib/postgresql/{major}/bin")]
-    try:
-        import pgserver  # a development requirement: absent from production installs
-    except ImportError:  # pragma: no cover - depends on the install
-        pass
-    else:
-        candidates.append(Path(pgserver.__file__).parent / "pginstall" / "bin")
+    # Found, not imported: importing pgserver sets up its runtime folders, which the tests
+    # against the machine's server do not need.
+    spec = importlib.util.find_spec("pgserver")
+    if spec is not None and spec.submodule_search_locations:
+        candidates.append(Path(spec.submodule_search_locations[0]) / "pginstall" / "bin")
     for candidate in candidates:
         if _major_version(candidate) == major:
             return candidate

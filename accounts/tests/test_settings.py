@@ -103,16 +103,59 @@ def test_jwks_url_can_be_overridden() -> None:
     assert result.stdout.splitlines() == ["'https://keys.example.com/jwks.json'"]
 
 
-def test_production_without_django_secret_key_fails_naming_it() -> None:
-    # when
-    result = import_settings({"CHATAPI_ENV": "production"}, "SECRET_KEY")
+def test_production_without_django_secret_key_fails_naming_it_and_development_mode() -> None:
+    # when: a shell without CHATAPI_ENV (production, the default)
+    result = import_settings({}, "SECRET_KEY")
 
     # then
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.splitlines()[-1] == (
         "django.core.exceptions.ImproperlyConfigured: "
-        "The environment variable DJANGO_SECRET_KEY must be set."
+        "The environment variable DJANGO_SECRET_KEY must be set (CHATAPI_ENV is production, "
+        "the default; for development on this machine set CHATAPI_ENV=development)."
+    )
+
+
+def test_manage_py_in_a_shell_without_chatapi_env_says_one_line_not_a_traceback() -> None:
+    # when: a second shell, without make run's CHATAPI_ENV=development
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        env={"DATABASE_URL": UNUSED_DATABASE_URL},
+        cwd=Path(settings.BASE_DIR),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    # then
+    assert result.returncode == 1
+    assert result.stderr == (
+        "manage.py: The environment variable DJANGO_SECRET_KEY must be set (CHATAPI_ENV is "
+        "production, the default; for development on this machine set "
+        "CHATAPI_ENV=development).\n"
+    )
+
+
+def test_production_without_groq_api_key_says_how_to_run_in_development_mode() -> None:
+    # when
+    result = import_settings(
+        {
+            "CHATAPI_ENV": "production",
+            "DJANGO_SECRET_KEY": "a-secret-key",
+            "ALLOWED_HOSTS": "api.example.com",
+            "SUPABASE_JWT_SECRET": "a-jwt-secret",
+        },
+        "SECRET_KEY",
+    )
+
+    # then
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        "django.core.exceptions.ImproperlyConfigured: "
+        "The environment variable GROQ_API_KEY must be set (CHATAPI_ENV is production, "
+        "the default; for development on this machine set CHATAPI_ENV=development)."
     )
 
 

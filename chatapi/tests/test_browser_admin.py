@@ -29,7 +29,6 @@ pytestmark = test_browser.pytestmark
 server = test_browser.server
 browser = test_browser.browser
 outside_requests = test_browser.outside_requests
-blocked = test_browser.blocked
 console_errors = test_browser.console_errors
 staff = test_browser.staff
 conversation = test_browser.conversation

@@ -255,6 +255,67 @@ def test_access_line_of_an_unknown_route_and_an_anonymous_caller(
 
 
 @pytest.mark.django_db
+def test_a_refusal_is_one_line_at_warning_even_a_503_of_an_unconfigured_auth_proxy(
+    anon_client: APIClient, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given: no Supabase Auth to proxy to
+    settings.SUPABASE_URL = None
+    caplog.set_level(logging.INFO)
+
+    # when
+    refused = anon_client.post(
+        "/api/v1/auth/login",
+        {"email": "ada@example.com", "password": "correct horse battery"},
+        format="json",
+    )
+    missing = anon_client.get("/api/v1/no-such-thing")
+
+    # then: the access lines only (django.request repeats none of them), at WARNING
+    assert (refused.status_code, missing.status_code) == (503, 404)
+    assert [
+        (record.name, record.levelname, record.getMessage().rsplit(" ", 1)[0])
+        for record in caplog.records
+    ] == [
+        ("chatapi.access", "WARNING", "POST /api/v1/auth/login 503"),
+        ("chatapi.access", "WARNING", "GET /api/v1/no-such-thing 404"),
+    ]
+
+
+@pytest.mark.django_db
+def test_an_answer_is_one_line_at_info(
+    anon_client: APIClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+
+    anon_client.get("/api/v1/ping")
+
+    assert [(record.name, record.levelname) for record in caplog.records] == [
+        ("chatapi.access", "INFO")
+    ]
+
+
+def test_runservers_own_access_line_is_off(caplog: pytest.LogCaptureFixture) -> None:
+    # given: daphne's runserver, which logs each request again (a 5xx at ERROR)
+    from daphne.management.commands.runserver import Command
+
+    # when
+    Command().log_action(
+        "http",
+        "complete",
+        {
+            "method": "POST",
+            "path": "/api/v1/auth/login",
+            "status": 503,
+            "time_taken": 0.01,
+            "client": "127.0.0.1:50000",
+        },
+    )
+
+    # then
+    assert caplog.records == []
+
+
+@pytest.mark.django_db
 def test_access_line_of_an_admin_page_names_the_staff_user(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
