@@ -30,7 +30,7 @@ from messaging.models import IdempotencyKey
 from messaging.resume import message_wait_final
 from messaging.sweeper import worker_is_alive
 from messaging.turns import GenerationSettings, turn_prepare
-from usage.catalog import chat_model_get, chat_model_unavailable
+from usage.catalog import chat_model_get, chat_model_replacement, chat_model_unavailable
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +127,15 @@ def message_send(
     model_id = data.get("model") or conversation.model
     model = chat_model_get(model_id)
     if model is None:
+        details: dict[str, Any] = {"fields": {"model": ["Not an available model."]}}
+        replacement = chat_model_replacement(model_id)
+        if replacement is not None:
+            # For clients that switch on their own: PATCH the conversation's model to it.
+            details["replaced_by"] = replacement
         raise ApiError(
             f"{chat_model_unavailable(model_id)} The conversation keeps its history; "
             "send with the model field to answer with another model.",
-            details={"fields": {"model": ["Not an available model."]}},
+            details=details,
         )
     provider = provider_get(model.provider)
     release_slot = _stream_slot(user)
