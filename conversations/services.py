@@ -11,6 +11,7 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.rls import service_role
 from chatapi.errors import ConflictError
+from conversations.blocks import text_blocks
 from conversations.models import Conversation, Message
 from conversations.selectors import message_branch
 
@@ -23,6 +24,11 @@ UPDATABLE_FIELDS = frozenset(
         "temperature",
         "max_output_tokens",
         "reasoning_effort",
+        "tools",
+        "tool_choice",
+        "stop_sequences",
+        "service_tier",
+        "fallback_models",
         "metadata",
         "archived",
         "current_leaf_id",
@@ -39,6 +45,11 @@ def conversation_create(
     temperature: float | None = None,
     max_output_tokens: int | None = None,
     reasoning_effort: str = "",
+    tools: list[dict[str, Any]] | None = None,
+    tool_choice: dict[str, Any] | None = None,
+    stop_sequences: list[str] | None = None,
+    service_tier: str = "",
+    fallback_models: list[str] | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Conversation:
     now = timezone.now()
@@ -52,6 +63,11 @@ def conversation_create(
         temperature=temperature,
         max_output_tokens=max_output_tokens,
         reasoning_effort=reasoning_effort,
+        tools=tools or [],
+        tool_choice=tool_choice,
+        stop_sequences=stop_sequences or [],
+        service_tier=service_tier,
+        fallback_models=fallback_models or [],
         metadata={} if metadata is None else metadata,
     )
 
@@ -82,6 +98,7 @@ def conversation_create_with_history(
                     parent_id=messages[-1].pk if messages else None,
                     role=role,
                     content=content,
+                    blocks=text_blocks(content),
                     status=Message.Status.COMPLETE,
                     created_at=now - timedelta(microseconds=len(history) - index),
                     completed_at=now,

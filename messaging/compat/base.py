@@ -81,7 +81,9 @@ class CompatCall:
     stream: bool
     temperature: float | None = None
     top_p: float | None = None
-    stop: tuple[str, ...] = ()
+    # Anthropic's stop_sequences, OpenAI's stop: chatapi's own stop sequences, enforced on
+    # the streamed text (an OpenAI finish_reason "stop" when one ends the answer).
+    stop_sequences: tuple[str, ...] = ()
     reasoning_effort: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
@@ -91,8 +93,8 @@ class CompatCall:
         for name in ("temperature", "max_output_tokens", "top_p", "reasoning_effort"):
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)
-        if self.stop:
-            data["stop"] = list(self.stop)
+        if self.stop_sequences:
+            data["stop_sequences"] = list(self.stop_sequences)
         return data
 
     def context_digest(self) -> str:
