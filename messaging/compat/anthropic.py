@@ -31,6 +31,7 @@ from messaging.compat.base import (
     continue_on_loop,
     model_or_404,
     text_content,
+    unsupported_fields_error,
 )
 from messaging.llm.base import ChatMessage
 from messaging.llm.token_estimates import estimate_messages_tokens
@@ -65,9 +66,7 @@ class AnthropicMessagesSerializer(JsonBodySerializer):
         if isinstance(data, dict):
             offered = [name for name in _UNSUPPORTED if name in data]
             if offered:
-                raise serializers.ValidationError(
-                    {name: [f"{name} is not supported by chatapi."] for name in offered}
-                )
+                raise unsupported_fields_error(offered)
         return super().to_internal_value(data)
 
     def validate_messages(self, messages: list[Any]) -> list[ChatMessage]:

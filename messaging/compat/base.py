@@ -43,6 +43,28 @@ from usage.catalog import ChatModel, chat_model_get, chat_model_unavailable
 CONVERSATION_HEADER = "chatapi-conversation-id"
 
 
+# Tool use is the native send route's (its blocks are stored on the conversation's tree); here
+# it is refused, never silently dropped.
+_TOOL_FIELDS = frozenset(
+    {"tools", "tool_choice", "functions", "function_call", "parallel_tool_calls"}
+)
+
+
+def unsupported_fields_error(fields: list[str]) -> serializers.ValidationError:
+    """The 400 for request fields this route does not offer, each named."""
+    return serializers.ValidationError(
+        {
+            name: [
+                f"{name} is not supported by chatapi's compatibility routes; tool use works on "
+                "POST /api/v1/conversations/{id}/messages."
+                if name in _TOOL_FIELDS
+                else f"{name} is not supported by chatapi."
+            ]
+            for name in fields
+        }
+    )
+
+
 def text_content(value: Any, *, field: str, max_chars: int = MESSAGE_MAX_CHARS) -> str:
     """A message's content: a string, or text blocks (Anthropic) or parts (OpenAI), both
     ``{"type": "text", "text": ...}``, joined; text is the only kind offered."""

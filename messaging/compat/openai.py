@@ -32,6 +32,7 @@ from messaging.compat.base import (
     compat_send,
     continue_on_loop,
     text_content,
+    unsupported_fields_error,
 )
 from messaging.llm.base import ChatMessage
 from messaging.views import answer_error, event_stream_response
@@ -88,9 +89,7 @@ class ChatCompletionSerializer(JsonBodySerializer):
         if isinstance(data, dict):
             offered = [name for name in _UNSUPPORTED if name in data]
             if offered:
-                raise serializers.ValidationError(
-                    {name: [f"{name} is not supported by chatapi."] for name in offered}
-                )
+                raise unsupported_fields_error(offered)
         return super().to_internal_value(data)
 
     def validate_messages(self, messages: list[Any]) -> list[ChatMessage]:
