@@ -424,8 +424,10 @@ async def test_models_are_anthropics_page_or_openais_list_by_header(key: str) ->
             {"tools": []},
             400,
             "invalid_request_error",
-            "tools is not supported by chatapi's compatibility routes; tool use works on "
-            "POST /api/v1/conversations/{id}/messages.",
+            (
+                "tools is not supported by chatapi's compatibility routes; tool use works on "
+                "POST /api/v1/conversations/{id}/messages."
+            ),
         ),
         ({"max_tokens": 0}, 400, "invalid_request_error", "max_tokens"),
         ({"max_tokens": 10**6}, 400, "invalid_request_error", "at most"),
