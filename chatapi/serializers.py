@@ -48,6 +48,16 @@ class JsonBodySerializer(StrictSerializer):
         return value
 
 
+class JsonStringField(serializers.CharField):
+    """A string that must be a JSON string, where ``JsonBodySerializer``'s check does not
+    reach (the items of a list): DRF's CharField alone reads 0 as "0"."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 def _has_json_type(field: serializers.Field[Any, Any, Any, Any], value: Any) -> bool:
     for field_class, types in _JSON_TYPES:
         if isinstance(field, field_class):

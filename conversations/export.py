@@ -27,6 +27,7 @@ from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 
 from chatapi.serializers import StrictSerializer
+from conversations.blocks import Block, tool_input_text, tool_result_text
 from conversations.models import Conversation, Message
 from conversations.selectors import Transcript
 from conversations.serializers import ConversationSerializer, MessageSerializer
@@ -113,8 +114,9 @@ def _when(moment: datetime) -> str:
 
 def _message_stats(message: Message) -> str:
     parts = [message.model] if message.model else []
+    cached = f" ({message.cached_input_tokens} cached)" if message.cached_input_tokens else ""
     tokens = (
-        f"{'?' if message.input_tokens is None else message.input_tokens} in / "
+        f"{'?' if message.input_tokens is None else message.input_tokens} in{cached} / "
         f"{'?' if message.output_tokens is None else message.output_tokens} out tokens"
     )
     parts.append(f"{tokens} (estimated)" if message.usage_estimated else tokens)
@@ -123,9 +125,34 @@ def _message_stats(message: Message) -> str:
         parts.append(f"{message.latency_ms} ms")
     if message.ttft_ms is not None:
         parts.append(f"first token {message.ttft_ms} ms")
+    if message.provider_timings:
+        timings = message.provider_timings
+        parts.append(
+            f"provider: queue {timings['queue'] * 1000:.1f} ms, prompt "
+            f"{timings['prompt'] * 1000:.1f} ms, completion {timings['completion'] * 1000:.1f} ms"
+        )
     if message.stop_reason:
-        parts.append(message.stop_reason)
+        stop = message.stop_reason
+        parts.append(f"{stop} {message.stop_sequence!r}" if message.stop_sequence else stop)
     return f"*{' · '.join(parts)}*"
+
+
+def _tool_markdown(block: Block) -> str | None:
+    """A tool call or result as a heading line and a fenced block; None for other blocks."""
+    if block["type"] == "tool_use":
+        note = " (arguments are not JSON)" if block.get("is_error") else ""
+        fence = "" if block.get("is_error") else "json"
+        return (
+            f"**Tool call** `{block['name']}` (`{block['id']}`){note}\n\n"
+            f"```{fence}\n{tool_input_text(block)}\n```"
+        )
+    if block["type"] == "tool_result":
+        note = " (error)" if block.get("is_error") else ""
+        return (
+            f"**Tool result** for `{block['tool_use_id']}`{note}\n\n"
+            f"```\n{tool_result_text(block)}\n```"
+        )
+    return None
 
 
 def _message_markdown(message: Message) -> str:
@@ -137,7 +164,10 @@ def _message_markdown(message: Message) -> str:
         blocks.append(
             f"<details>\n<summary>Reasoning</summary>\n\n{message.reasoning}\n\n</details>"
         )
-    blocks.append(message.content or "*(no content)*")
+    tools = [part for part in map(_tool_markdown, message.blocks) if part is not None]
+    if message.content or not tools:
+        blocks.append(message.content or "*(no content)*")
+    blocks.extend(tools)
     if message.error:
         blocks.append(f"> **Error** ({message.error['type']}): {message.error['message']}")
     if message.role == Message.Role.ASSISTANT:

@@ -14,6 +14,12 @@ class ReasoningEffort(models.TextChoices):
     HIGH = "high"
 
 
+class ServiceTier(models.TextChoices):
+    ON_DEMAND = "on_demand"
+    FLEX = "flex"
+    AUTO = "auto"
+
+
 class Conversation(models.Model):
     """A user's chat with a model: its settings, and its messages (``Message``, below)."""
 
@@ -32,6 +38,20 @@ class Conversation(models.Model):
     temperature = models.FloatField(null=True, blank=True)
     max_output_tokens = models.PositiveIntegerField(null=True, blank=True)
     reasoning_effort = models.CharField(max_length=8, blank=True, choices=ReasoningEffort.choices)
+    # The columns added with tool use have database defaults too, so rows written by code
+    # that predates them (a process of the previous release during a deploy) still insert.
+    # Anthropic tool definitions ({name, description, input_schema}) and tool_choice
+    # ({type: auto|any|tool|none, name}); null: the provider's default (auto with tools).
+    tools = models.JSONField(default=list, db_default=[], blank=True)
+    tool_choice = models.JSONField(null=True, blank=True)
+    # At most 4; enforced on the streamed text (messaging.llm.stop_sequences).
+    stop_sequences = models.JSONField(default=list, db_default=[], blank=True)
+    # "": the provider's default (on_demand).
+    service_tier = models.CharField(
+        max_length=16, blank=True, db_default="", choices=ServiceTier.choices
+    )
+    # Catalog ids tried in order when the model fails before its first token.
+    fallback_models = models.JSONField(default=list, db_default=[], blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     archived = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
@@ -83,6 +103,10 @@ class Conversation(models.Model):
             models.CheckConstraint(
                 condition=Q(reasoning_effort__in=["", *ReasoningEffort.values]),
                 name="conversation_reasoning_effort_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(service_tier__in=["", *ServiceTier.values]),
+                name="conversation_service_tier_valid",
             ),
         ]
 
@@ -137,20 +161,30 @@ class Message(models.Model):
         db_index=False,
     )
     role = models.CharField(max_length=16, choices=MessageRole.choices)
+    # The text (the text blocks joined), for the clients and searches that read only that.
     content = models.TextField(blank=True)
     reasoning = models.TextField(blank=True, default="")
+    # The whole content as Anthropic content blocks (conversations.blocks): text, thinking,
+    # tool_use, tool_result.
+    blocks = models.JSONField(default=list, db_default=[], blank=True)
     status = models.CharField(
         max_length=16, choices=MessageStatus.choices, default=MessageStatus.COMPLETE
     )
     # Anthropic's stop reasons: end_turn, max_tokens, stop_sequence, refusal, ...
     stop_reason = models.CharField(max_length=40, blank=True)
+    # The stop sequence that ended the answer (stop_reason "stop_sequence").
+    stop_sequence = models.TextField(blank=True, db_default="")
     model = models.CharField(max_length=100, blank=True)
     input_tokens = models.PositiveIntegerField(null=True, blank=True)
     output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # Part of input_tokens read from the provider's prompt cache; null when not reported.
+    cached_input_tokens = models.PositiveIntegerField(null=True, blank=True)
     # True when the counts are our estimate rather than the provider's report.
     usage_estimated = models.BooleanField(default=False)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    # The provider's own timings in seconds ({"queue", "prompt", "completion"}), when reported.
+    provider_timings = models.JSONField(null=True, blank=True)
     # null: unknown (never 0 for unknown).
     cost_usd = models.DecimalField(max_digits=18, decimal_places=10, null=True, blank=True)
     # {"type": ..., "message": ...} when status is error.

@@ -7,12 +7,21 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from chatapi.pagination import PageQuerySerializer
-from chatapi.serializers import JsonBodySerializer, datetime_json
-from conversations.models import Conversation, Message, ReasoningEffort, Share
+from chatapi.serializers import JsonBodySerializer, JsonStringField, datetime_json
+from conversations.blocks import (
+    STOP_SEQUENCE_MAX_CHARS,
+    STOP_SEQUENCES_MAX,
+    TOOLS_MAX,
+    ToolChoiceSerializer,
+    ToolDefinitionSerializer,
+    tools_problem,
+)
+from conversations.models import Conversation, Message, ReasoningEffort, ServiceTier, Share
 from conversations.selectors import SearchHit, SearchPage, SharedConversation, message_find
 from usage.catalog import chat_model_get, chat_model_unavailable, default_chat_model
 
 TITLE_MAX_LENGTH = 200
+FALLBACK_MODELS_MAX = 3
 SYSTEM_PROMPT_MAX_LENGTH = 32_000
 METADATA_MAX_BYTES = 16 * 1024
 METADATA_MAX_KEYS = 64
@@ -87,6 +96,51 @@ class GenerationSettingsSerializer(JsonBodySerializer):
         help_text="For reasoning models only; null for the provider's default.",
     )
 
+    tools = ToolDefinitionSerializer(
+        many=True,
+        required=False,
+        help_text=f"Tools the model may call (Anthropic tool definitions), at most {TOOLS_MAX}; "
+        "[] for none.",
+    )
+    tool_choice = ToolChoiceSerializer(
+        required=False,
+        allow_null=True,
+        help_text="auto, any, tool (with name) or none; null for auto.",
+    )
+    stop_sequences = serializers.ListField(
+        child=JsonStringField(
+            max_length=STOP_SEQUENCE_MAX_CHARS, trim_whitespace=False, allow_blank=False
+        ),
+        max_length=STOP_SEQUENCES_MAX,
+        required=False,
+        help_text=f"Up to {STOP_SEQUENCES_MAX}: the answer ends before the first one it "
+        "would contain (stop_reason stop_sequence).",
+    )
+    service_tier = serializers.ChoiceField(
+        choices=ServiceTier.choices,
+        required=False,
+        allow_null=True,
+        help_text="Groq's service tier; null for the provider's default (on_demand). A flex "
+        "request that finds no capacity is retried once on on_demand.",
+    )
+
+    fallback_models = serializers.ListField(
+        child=JsonStringField(max_length=100),
+        max_length=FALLBACK_MODELS_MAX,
+        required=False,
+        help_text=f"Up to {FALLBACK_MODELS_MAX} catalog models tried in order when the model "
+        "fails before its first token (rate limited past the retries, overloaded, out of "
+        "capacity, failing, or retired).",
+    )
+
+    def validate_fallback_models(self, value: list[str]) -> list[str]:
+        for model_id in value:
+            if chat_model_get(model_id) is None:
+                raise serializers.ValidationError(chat_model_unavailable(model_id))
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError("Each model may be listed once.")
+        return value
+
     def validate_model(self, value: str) -> str:
         if chat_model_get(value) is None:
             raise serializers.ValidationError(chat_model_unavailable(value))
@@ -95,8 +149,33 @@ class GenerationSettingsSerializer(JsonBodySerializer):
     def validate_reasoning_effort(self, value: str | None) -> str:
         return value or ""
 
+    def validate_service_tier(self, value: str | None) -> str:
+        return value or ""
+
+    def validate_tools(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if len(value) > TOOLS_MAX:
+            raise serializers.ValidationError(f"At most {TOOLS_MAX} tools are allowed.")
+        problem = unstorable_text([tool["input_schema"] for tool in value])
+        if problem:
+            raise serializers.ValidationError(problem)
+        return [dict(tool) for tool in value]
+
+    def validate_tool_choice(self, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else dict(value)
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         current: Conversation | None = self.instance
+        if "tools" in attrs or "tool_choice" in attrs:
+            tools = attrs["tools"] if "tools" in attrs else getattr(current, "tools", [])
+            choice = (
+                attrs["tool_choice"]
+                if "tool_choice" in attrs
+                else getattr(current, "tool_choice", None)
+            )
+            problem = tools_problem(tools, choice)
+            if problem:
+                field = "tools" if "tools" in attrs else "tool_choice"
+                raise serializers.ValidationError({field: [problem]})
         if current is None:
             attrs.setdefault("model", default_chat_model().id)
         elif not any(field in attrs for field in _MODEL_DEPENDENT):
@@ -199,6 +278,11 @@ class ConversationSerializer(serializers.Serializer[Conversation]):
     temperature = serializers.FloatField(allow_null=True)
     max_output_tokens = serializers.IntegerField(allow_null=True)
     reasoning_effort = serializers.ChoiceField(choices=ReasoningEffort.choices, allow_null=True)
+    tools = ToolDefinitionSerializer(many=True)
+    tool_choice = ToolChoiceSerializer(allow_null=True)
+    stop_sequences = serializers.ListField(child=serializers.CharField())
+    service_tier = serializers.ChoiceField(choices=ServiceTier.choices, allow_null=True)
+    fallback_models = serializers.ListField(child=serializers.CharField())
     metadata = serializers.DictField()
     archived = serializers.BooleanField()
     created_at = serializers.DateTimeField()
@@ -225,6 +309,18 @@ class ConversationSerializer(serializers.Serializer[Conversation]):
             "temperature": None if c.temperature is None else float(c.temperature),
             "max_output_tokens": None if c.max_output_tokens is None else int(c.max_output_tokens),
             "reasoning_effort": c.reasoning_effort or None,
+            "tools": [
+                {
+                    "name": str(tool["name"]),
+                    "description": str(tool.get("description", "")),
+                    "input_schema": tool["input_schema"],
+                }
+                for tool in c.tools
+            ],
+            "tool_choice": None if c.tool_choice is None else dict(c.tool_choice),
+            "stop_sequences": [str(sequence) for sequence in c.stop_sequences],
+            "service_tier": c.service_tier or None,
+            "fallback_models": [str(model_id) for model_id in c.fallback_models],
             "metadata": {str(key): value for key, value in c.metadata.items()},
             "archived": bool(c.archived),
             "created_at": datetime_json(c.created_at, zone),
@@ -248,6 +344,11 @@ class ConversationListQuerySerializer(PageQuerySerializer):
 
 class MessageUsageSerializer(serializers.Serializer[Message]):
     input_tokens = serializers.IntegerField(allow_null=True)
+    cached_input_tokens = serializers.IntegerField(
+        allow_null=True,
+        help_text="The part of input_tokens read from the provider's prompt cache (billed at "
+        "the cached-input price); null when the provider did not say.",
+    )
     output_tokens = serializers.IntegerField(allow_null=True)
     estimated = serializers.BooleanField(
         source="usage_estimated",
@@ -278,16 +379,32 @@ class MessageSerializer(serializers.Serializer[Message]):
         help_text="This message's position among them, oldest first, from 1: the 2 of '2 of 3'."
     )
     role = serializers.ChoiceField(choices=Message.Role.choices)
-    content = serializers.CharField()
+    content = serializers.CharField(help_text="The text (the text blocks joined).")
     reasoning = serializers.CharField(help_text="The model's reasoning text; empty when none.")
+    blocks = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="The whole content as Anthropic content blocks: text, thinking, tool_use "
+        "(id, name, input; with is_error and raw_input when the model's arguments were not a "
+        "JSON object), tool_result (tool_use_id, content, is_error).",
+    )
     status = serializers.ChoiceField(choices=Message.Status.choices)
     stop_reason = serializers.CharField(
-        allow_null=True, help_text="end_turn, max_tokens, refusal, ...; null until known."
+        allow_null=True,
+        help_text="end_turn, max_tokens, stop_sequence, tool_use, refusal, ...; null until known.",
+    )
+    stop_sequence = serializers.CharField(
+        allow_null=True, help_text="The stop sequence that ended the answer, else null."
     )
     model = serializers.CharField(allow_null=True, help_text="null on user messages.")
     usage = MessageUsageSerializer(source="*")
     latency_ms = serializers.IntegerField(allow_null=True)
     ttft_ms = serializers.IntegerField(allow_null=True, help_text="Time to first token.")
+    provider_timings = serializers.DictField(
+        child=serializers.FloatField(),
+        allow_null=True,
+        help_text="The provider's own timings in seconds (queue, prompt, completion), when it "
+        "reports them.",
+    )
     cost_usd = serializers.DecimalField(
         max_digits=18,
         decimal_places=10,
@@ -313,16 +430,26 @@ class MessageSerializer(serializers.Serializer[Message]):
             "role": m.role,
             "content": m.content,
             "reasoning": m.reasoning,
+            "blocks": list(m.blocks),
             "status": m.status,
             "stop_reason": m.stop_reason or None,
+            "stop_sequence": m.stop_sequence or None,
             "model": m.model or None,
             "usage": {
                 "input_tokens": None if m.input_tokens is None else int(m.input_tokens),
+                "cached_input_tokens": (
+                    None if m.cached_input_tokens is None else int(m.cached_input_tokens)
+                ),
                 "output_tokens": None if m.output_tokens is None else int(m.output_tokens),
                 "estimated": bool(m.usage_estimated),
             },
             "latency_ms": None if m.latency_ms is None else int(m.latency_ms),
             "ttft_ms": None if m.ttft_ms is None else int(m.ttft_ms),
+            "provider_timings": (
+                None
+                if m.provider_timings is None
+                else {str(k): float(v) for k, v in m.provider_timings.items()}
+            ),
             "cost_usd": None if m.cost_usd is None else _COST.to_representation(m.cost_usd),
             "error": (
                 None

@@ -12,6 +12,7 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.rls import service_role
 from chatapi.errors import ConflictError
+from conversations.blocks import text_blocks
 from conversations.models import Conversation, Message, Share
 from conversations.selectors import message_branch
 
@@ -27,6 +28,11 @@ UPDATABLE_FIELDS = frozenset(
         "temperature",
         "max_output_tokens",
         "reasoning_effort",
+        "tools",
+        "tool_choice",
+        "stop_sequences",
+        "service_tier",
+        "fallback_models",
         "metadata",
         "archived",
         "current_leaf_id",
@@ -43,6 +49,11 @@ def conversation_create(
     temperature: float | None = None,
     max_output_tokens: int | None = None,
     reasoning_effort: str = "",
+    tools: list[dict[str, Any]] | None = None,
+    tool_choice: dict[str, Any] | None = None,
+    stop_sequences: list[str] | None = None,
+    service_tier: str = "",
+    fallback_models: list[str] | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Conversation:
     now = timezone.now()
@@ -56,6 +67,11 @@ def conversation_create(
         temperature=temperature,
         max_output_tokens=max_output_tokens,
         reasoning_effort=reasoning_effort,
+        tools=tools or [],
+        tool_choice=tool_choice,
+        stop_sequences=stop_sequences or [],
+        service_tier=service_tier,
+        fallback_models=fallback_models or [],
         metadata={} if metadata is None else metadata,
     )
 
@@ -86,6 +102,7 @@ def conversation_create_with_history(
                     parent_id=messages[-1].pk if messages else None,
                     role=role,
                     content=content,
+                    blocks=text_blocks(content),
                     status=Message.Status.COMPLETE,
                     created_at=now - timedelta(microseconds=len(history) - index),
                     completed_at=now,
@@ -156,8 +173,10 @@ _FORK_COPIED = (
     "role",
     "content",
     "reasoning",
+    "blocks",
     "status",
     "stop_reason",
+    "stop_sequence",
     "model",
     "latency_ms",
     "ttft_ms",
@@ -190,6 +209,11 @@ def conversation_fork(*, conversation: Conversation, message_id: uuid.UUID) -> C
             temperature=conversation.temperature,
             max_output_tokens=conversation.max_output_tokens,
             reasoning_effort=conversation.reasoning_effort,
+            tools=conversation.tools,
+            tool_choice=conversation.tool_choice,
+            stop_sequences=conversation.stop_sequences,
+            service_tier=conversation.service_tier,
+            fallback_models=conversation.fallback_models,
             metadata=conversation.metadata,
             created_at=now,
             activity_at=now,

@@ -11,12 +11,14 @@ can be cancelled from anywhere (``messaging.live``).
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
+import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
@@ -24,6 +26,7 @@ from django.db import InterfaceError, OperationalError, connection
 from chatapi import metrics
 from conversations.models import Message
 from messaging import sse
+from messaging.answer import AnswerBlocks
 from messaging.endings import DISCONNECTED_ERROR, NOT_STORED_MESSAGE
 from messaging.eventlog import RedisLogWriter, redis_enabled
 from messaging.live import generation_forget, generation_register, store_later
@@ -36,12 +39,16 @@ from messaging.llm.base import (
     StreamEvent,
     StreamFailed,
     TextDelta,
+    ToolCallDelta,
+    ToolCallStart,
     Usage,
 )
+from messaging.llm.registry import provider_get
+from messaging.llm.stop_sequences import stop_sequences_apply
 from messaging.llm.token_estimates import estimate_tokens
 from messaging.sweeper import worker_ensure_running
 from messaging.titles import title_generate_later
-from messaging.turns import TurnOutcome, TurnPlan, turn_record
+from messaging.turns import TurnOutcome, TurnPlan, provider_timings_json, turn_record
 from usage.catalog import turn_cost
 
 logger = logging.getLogger(__name__)
@@ -67,6 +74,25 @@ def _record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
         connection.close()
 
 
+# Failures before the first token that another model may not share: rate limits past the
+# retries, overload and capacity, the provider failing or unreachable, a retired model.
+_FALLBACK_UPSTREAM_STATUSES = frozenset({429, 498, 500, 502, 503, 504})
+
+
+def _falls_back(error: ProviderError) -> bool:
+    if error.code == "model_decommissioned":
+        return True
+    if error.upstream_status is not None:
+        return error.upstream_status in _FALLBACK_UPSTREAM_STATUSES
+    return error.status in (502, 503, 504, 529)
+
+
+async def _refusal(error: ProviderError) -> AsyncGenerator[StreamEvent]:
+    """A stream that fails at once, as a provider that cannot be reached does."""
+    raise error
+    yield  # pragma: no cover - makes this an async generator
+
+
 class Generation:
     def __init__(
         self,
@@ -84,7 +110,12 @@ class Generation:
         self.finished = False
         self.outcome: TurnOutcome | None = None
         self.store_deferred = False  # the database was unreachable past the grace
-        self._stream = provider.stream(plan.request)
+        self._stream = stop_sequences_apply(
+            provider.stream(plan.request), plan.request.stop_sequences
+        )
+        # The catalog model answering: the plan's, or the fallback that took over.
+        self.answering = plan.model
+        self._fallbacks = list(plan.fallbacks)
         self._writer: RedisLogWriter | None = None
         self._task: asyncio.Task[TurnOutcome] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
@@ -94,13 +125,11 @@ class Generation:
         self._cancel_error = DISCONNECTED_ERROR
         # What the answer is made of so far.
         self.model = plan.model.id
-        self.text: list[str] = []
-        self.reasoning: list[str] = []
+        self.answer = AnswerBlocks(self)
         self.usage: Usage | None = None
         self.stop_reason: str | None = None
+        self.stop_sequence: str | None = None
         self.first_token_at: float | None = None
-        self._block_index = -1
-        self._block_type: str | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -111,21 +140,26 @@ class Generation:
         with an ordinary HTTP error; the assistant message is then stored as ``error``.
         """
         worker_ensure_running()
-        try:
-            first = await anext(self._stream)
-        except StopAsyncIteration:
-            first = None
-        except ProviderError as exc:
-            await self._store(Message.Status.ERROR, error=exc, refused=True)
-            raise
-        except asyncio.CancelledError:
-            # The client went away before the provider answered, and generations stop on
-            # disconnect (``start``): the upstream request is closed with the stream.
-            await self._store(Message.Status.INCOMPLETE, error=DISCONNECTED_ERROR)
-            raise
-        except Exception:
-            logger.exception("generation %s failed to start", self.plan.assistant_message_id)
-            first = None
+        while True:
+            try:
+                first = await anext(self._stream)
+            except StopAsyncIteration:
+                first = None
+            except ProviderError as exc:
+                if self._fallbacks and _falls_back(exc):
+                    await self._fall_back(exc)
+                    continue
+                await self._store(Message.Status.ERROR, error=exc, refused=True)
+                raise
+            except asyncio.CancelledError:
+                # The client went away before the provider answered, and generations stop on
+                # disconnect (``start``): the upstream request is closed with the stream.
+                await self._store(Message.Status.INCOMPLETE, error=DISCONNECTED_ERROR)
+                raise
+            except Exception:
+                logger.exception("generation %s failed to start", self.plan.assistant_message_id)
+                first = None
+            break
         if not isinstance(first, Started):
             error = ProviderError(502, "api_error", "The model provider sent no answer.")
             await self._store(Message.Status.ERROR, error=error, refused=True)
@@ -148,6 +182,32 @@ class Generation:
         self._task.add_done_callback(lambda _: metrics.ACTIVE_STREAMS.dec())
         self._heartbeat = asyncio.create_task(self._beat(), context=contextvars.Context())
         return self._task
+
+    async def _fall_back(self, error: ProviderError) -> None:
+        """The model failed before its first token: the next fallback model takes the turn
+        (the stream has shown nothing yet, so its client sees one clean answer)."""
+        await self._stream.aclose()
+        failed, model = self.answering, self._fallbacks.pop(0)
+        logger.warning(
+            "generation %s: %s failed before its first token (%s); falling back to %s",
+            self.plan.assistant_message_id,
+            failed.id,
+            error,
+            model.id,
+        )
+        request = dataclasses.replace(
+            self.plan.request,
+            model=model.id,
+            reasoning_effort=self.plan.request.reasoning_effort if model.reasoning else None,
+        )
+        self.answering = model
+        self.model = model.id
+        try:
+            provider = provider_get(model.provider)
+        except ProviderError as exc:
+            self._stream = _refusal(exc)
+            return
+        self._stream = stop_sequences_apply(provider.stream(request), request.stop_sequences)
 
     async def start(self) -> "asyncio.Task[TurnOutcome]":
         """``open`` on behalf of a request, which may go away before the provider answers
@@ -217,10 +277,14 @@ class Generation:
             status=outcome.status,
             content=outcome.content,
             reasoning=outcome.reasoning,
+            blocks=outcome.blocks,
             model=outcome.model,
             stop_reason=outcome.stop_reason,
+            stop_sequence=outcome.stop_sequence or "",
             input_tokens=outcome.usage.input_tokens,
             output_tokens=outcome.usage.output_tokens,
+            cached_input_tokens=outcome.usage.cached_input_tokens,
+            provider_timings=provider_timings_json(outcome.usage),
             usage_estimated=outcome.usage_estimated,
             latency_ms=outcome.latency_ms,
             ttft_ms=outcome.ttft_ms,
@@ -295,39 +359,55 @@ class Generation:
     def _emit_ending(self, status: str, error: ProviderError | None) -> ProviderError | None:
         """The events that end the answer before it is stored; returns the error to store."""
         if status in (Message.Status.COMPLETE, Message.Status.CANCELLED):
-            self._close_block()
+            complete = status == Message.Status.COMPLETE
+            blocks = self.answer.finish(complete=complete)
+            if (
+                complete
+                and self.stop_reason in (None, sse.DEFAULT_STOP_REASON)
+                and any(block["type"] == "tool_use" for block in blocks)
+            ):
+                # Some providers end a tool call with "stop": the answer waits for results.
+                self.stop_reason = "tool_use"
             usage = self._final_usage()
-            stop_reason = self.stop_reason or sse.DEFAULT_STOP_REASON
+            cached = usage.cached_input_tokens
             self._emit(
                 sse.message_delta(
-                    stop_reason=(
-                        stop_reason
-                        if status == Message.Status.COMPLETE
-                        else sse.CANCELLED_STOP_REASON
-                    ),
-                    input_tokens=usage.input_tokens,
+                    stop_reason=(self.stop_reason or sse.DEFAULT_STOP_REASON)
+                    if complete
+                    else sse.CANCELLED_STOP_REASON,
+                    stop_sequence=self.stop_sequence if complete else None,
+                    # Anthropic counts cached input apart from input_tokens.
+                    input_tokens=usage.input_tokens - min(cached or 0, usage.input_tokens),
                     output_tokens=usage.output_tokens,
+                    cache_read_input_tokens=cached,
                 )
             )
-        elif status == Message.Status.INCOMPLETE:
-            error = self._cancel_error
-            self._emit(sse.error(error_type=error.error_type, message=error.message))
-        elif error is not None:
-            self._emit(sse.error(error_type=error.error_type, message=error.message))
+        else:
+            self.answer.abandon()
+            if status == Message.Status.INCOMPLETE:
+                error = self._cancel_error
+            if error is not None:
+                self._emit(sse.error(error_type=error.error_type, message=error.message))
         return error
 
     def _apply(self, event: StreamEvent) -> ProviderError | None:
         match event:
             case TextDelta(text=text):
-                self._delta("text", text)
-                self.text.append(text)
+                self._first_token()
+                self.answer.text_delta(text)
             case ReasoningDelta(text=text):
-                self._delta("thinking", text)
-                self.reasoning.append(text)
+                self._first_token()
+                self.answer.thinking_delta(text)
+            case ToolCallStart(index=index, id=tool_use_id, name=name):
+                self._first_token()
+                self.answer.tool_call_start(index=index, tool_use_id=tool_use_id, name=name)
+            case ToolCallDelta(index=index, arguments=arguments):
+                self.answer.tool_call_delta(index=index, arguments=arguments)
             case Usage():
                 self.usage = event
-            case Finish(stop_reason=stop_reason):
+            case Finish(stop_reason=stop_reason, stop_sequence=stop_sequence):
                 self.stop_reason = stop_reason
+                self.stop_sequence = stop_sequence
             case StreamFailed(message=message, error_type=error_type):
                 metrics.UPSTREAM_ERRORS.labels(self.plan.model.provider, error_type).inc()
                 return ProviderError(502, error_type, message)
@@ -335,35 +415,36 @@ class Generation:
                 pass
         return None
 
-    def _delta(self, block_type: str, text: str) -> None:
+    def _first_token(self) -> None:
         if self.first_token_at is None:
             self.first_token_at = time.perf_counter()
             metrics.TIME_TO_FIRST_TOKEN.labels(self.plan.model.id).observe(
                 self.first_token_at - self.plan.started_at
             )
-        if self._block_type != block_type:
-            self._close_block()
-            self._block_index += 1
-            self._block_type = block_type
-            self._emit(sse.content_block_start(index=self._block_index, block_type=block_type))
-        self._append(
-            sse.SSEEvent.delta(
-                len(self.events) + 1, index=self._block_index, block_type=block_type, text=text
-            )
-        )
 
-    def _close_block(self) -> None:
-        if self._block_type is not None:
-            self._emit(sse.content_block_stop(index=self._block_index))
-            self._block_type = None
+    # The event sink of ``self.answer`` (messaging.answer.EventSink).
+
+    def emit(self, data: dict[str, Any]) -> None:
+        self._emit(data)
+
+    def emit_delta(self, *, index: int, block_type: str, text: str) -> None:
+        self._append(
+            sse.SSEEvent.delta(len(self.events) + 1, index=index, block_type=block_type, text=text)
+        )
 
     def _final_usage(self) -> Usage:
         if self.usage is not None:
             return self.usage
         return Usage(
             input_tokens=self.plan.estimated_input_tokens,
-            output_tokens=estimate_tokens("".join(self.reasoning))
-            + estimate_tokens("".join(self.text)),
+            output_tokens=estimate_tokens(self.answer.reasoning)
+            + estimate_tokens(self.answer.text)
+            + sum(
+                estimate_tokens(block["name"])
+                + estimate_tokens(orjson.dumps(block["input"]).decode())
+                for block in self.answer.blocks
+                if block["type"] == "tool_use"
+            ),
         )
 
     async def _beat(self) -> None:
@@ -441,15 +522,18 @@ class Generation:
         else:
             usage, estimated = self._final_usage(), True
         started = self.plan.started_at
+        complete = status == Message.Status.COMPLETE
         outcome = self.outcome = TurnOutcome(
             status=status,
-            content="".join(self.text),
-            reasoning="".join(self.reasoning),
+            content=self.answer.text,
+            reasoning=self.answer.reasoning,
+            blocks=self.answer.blocks,
             model=self.model,
-            stop_reason=(self.stop_reason or "") if status == Message.Status.COMPLETE else "",
+            stop_reason=(self.stop_reason or "") if complete else "",
+            stop_sequence=self.stop_sequence if complete else None,
             usage=usage,
             usage_estimated=estimated,
-            cost_usd=turn_cost(model=self.plan.model, usage=usage),
+            cost_usd=turn_cost(model=self.answering, usage=usage),
             latency_ms=round((now - started) * 1000),
             ttft_ms=(
                 round((self.first_token_at - started) * 1000)
@@ -457,6 +541,7 @@ class Generation:
                 else None
             ),
             error={"type": error.error_type, "message": error.message} if error else None,
+            answered_by=self.answering if self.answering is not self.plan.model else None,
         )
         # Waited for even when this task is cancelled meanwhile (a Stop, a disconnect): the
         # message must end in a final state before anything else happens.

@@ -17,6 +17,7 @@ from asgiref.sync import sync_to_async
 from django.db import connection
 from redis.exceptions import RedisError
 
+from conversations.blocks import text_blocks
 from conversations.models import Message
 from messaging import sse
 from messaging.endings import LOG_LOST_ERROR
@@ -56,9 +57,13 @@ def stored_message_events(message: Message) -> list[sse.SSEEvent]:
         model=message.model,
         input_tokens=message.input_tokens or 0,
         output_tokens=message.output_tokens or 0,
-        reasoning=message.reasoning,
-        content=message.content,
+        # Rows stored without blocks (the sweeper's) replay their text.
+        blocks=message.blocks or text_blocks(message.content, message.reasoning),
         stop_reason=stop_reason,
+        stop_sequence=(message.stop_sequence or None)
+        if message.status == Message.Status.COMPLETE
+        else None,
+        cached_input_tokens=message.cached_input_tokens,
         error_type=error["type"],
         error_message=error["message"],
     )

@@ -4,13 +4,13 @@ from typing import Any
 
 from rest_framework import serializers
 
+from conversations.blocks import UserContentField
 from conversations.models import Message
 from conversations.selectors import message_find
 from conversations.serializers import (
     NOT_IN_CONVERSATION,
     GenerationSettingsSerializer,
     MessageSerializer,
-    unstorable_text,
     validated_conversation,
 )
 
@@ -47,10 +47,11 @@ class MessageCreateSerializer(RegenerateSerializer):
         "the new text with that message's parent_id; the old version stays as a sibling). "
         "null: a new root. Absent: after the conversation's current leaf.",
     )
-    content = serializers.CharField(
-        max_length=MESSAGE_MAX_CHARS,
-        trim_whitespace=False,
-        help_text=f"The user's message, at most {MESSAGE_MAX_CHARS} characters.",
+    content = UserContentField(
+        max_chars=MESSAGE_MAX_CHARS,
+        help_text=f"The user's message, at most {MESSAGE_MAX_CHARS} characters: a string, or "
+        "a list of text and tool_result blocks (the results of the tool calls of the answer "
+        "it follows, one for each).",
     )
 
     def validate_parent_id(self, value: uuid.UUID | None) -> uuid.UUID | None:
@@ -66,24 +67,16 @@ class MessageCreateSerializer(RegenerateSerializer):
             )
         return value
 
-    def validate_content(self, value: str) -> str:
-        if not value.strip():
-            raise serializers.ValidationError("This field may not be blank.")
-        problem = unstorable_text(value)
-        if problem:
-            raise serializers.ValidationError(problem)
-        return value
-
-
-class ContentBlockSerializer(serializers.Serializer[dict[str, Any]]):
-    type = serializers.ChoiceField(choices=["thinking", "text"])
-    thinking = serializers.CharField(required=False)
-    text = serializers.CharField(required=False)
-
 
 class ReplyUsageSerializer(serializers.Serializer[dict[str, Any]]):
-    input_tokens = serializers.IntegerField()
+    input_tokens = serializers.IntegerField(help_text="Input tokens not read from the cache.")
     output_tokens = serializers.IntegerField()
+    cache_creation_input_tokens = serializers.IntegerField(
+        help_text="Always 0: the provider does not charge for writing its cache."
+    )
+    cache_read_input_tokens = serializers.IntegerField(
+        help_text="Input tokens read from the provider's prompt cache."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +94,10 @@ class AssistantReplySerializer(serializers.Serializer[AssistantReply]):
     id = serializers.UUIDField(help_text="The stored assistant message's id.")
     type = serializers.CharField(default="message")
     role = serializers.CharField(default="assistant")
-    content = ContentBlockSerializer(many=True)
+    content = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="Content blocks: thinking, text, tool_use (see the message's blocks).",
+    )
     model = serializers.CharField()
     stop_reason = serializers.CharField(allow_null=True)
     stop_sequence = serializers.CharField(allow_null=True)
@@ -116,21 +112,23 @@ class AssistantReplySerializer(serializers.Serializer[AssistantReply]):
         # The fields above describe the reply (the OpenAPI schema); this writes the same JSON
         # from the two messages, as MessageSerializer does.
         assistant = instance.assistant
-        content: list[dict[str, str]] = []
-        if assistant.reasoning:
-            content.append({"type": "thinking", "thinking": assistant.reasoning})
-        content.append({"type": "text", "text": assistant.content})
+        input_tokens = int(assistant.input_tokens or 0)
+        cached = int(assistant.cached_input_tokens or 0)
         return {
             "id": str(assistant.pk),
             "type": "message",
             "role": "assistant",
-            "content": content,
+            # An answer with no blocks at all is one empty text block, as Anthropic's is.
+            "content": list(assistant.blocks) or [{"type": "text", "text": ""}],
             "model": assistant.model,
             "stop_reason": assistant.stop_reason or None,
-            "stop_sequence": None,
+            "stop_sequence": assistant.stop_sequence or None,
+            # Anthropic's input_tokens excludes the cached part.
             "usage": {
-                "input_tokens": int(assistant.input_tokens or 0),
+                "input_tokens": input_tokens - min(cached, input_tokens),
                 "output_tokens": int(assistant.output_tokens or 0),
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": cached,
             },
             "conversation_id": str(assistant.conversation_id),
             "user_message": MessageSerializer(instance.user_message).data,

@@ -19,6 +19,7 @@ from django.utils import timezone
 from accounts.models import User
 from chatapi.errors import ApiError, ConflictError, RateLimitedError
 from chatapi.ratelimits import stream_slot_acquire, stream_slot_release
+from conversations.blocks import Block, text_blocks
 from conversations.models import Conversation, Message
 from conversations.selectors import Parent, message_with_siblings
 from messaging.generation import Generation
@@ -29,6 +30,7 @@ from messaging.idempotency import (
     idempotency_find,
 )
 from messaging.live import generation_cancel
+from messaging.llm.base import ToolChoice, ToolDefinition
 from messaging.llm.registry import provider_get
 from messaging.models import IdempotencyKey
 from messaging.resume import message_wait_final
@@ -39,7 +41,7 @@ from messaging.turns import (
     turn_prepare,
     turn_prepare_regeneration,
 )
-from usage.catalog import ChatModel, chat_model_get, chat_model_unavailable
+from usage.catalog import ChatModel, chat_model_get, chat_model_replacement, chat_model_unavailable
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,14 +68,31 @@ def _generation_settings(data: Mapping[str, Any], conversation: Conversation) ->
     def pick(field: str) -> Any:
         return data[field] if field in data else getattr(conversation, field)
 
+    choice = pick("tool_choice")
     return GenerationSettings(
         temperature=pick("temperature"),
         max_output_tokens=pick("max_output_tokens"),
         reasoning_effort=pick("reasoning_effort") or None,
         # For this turn only (the compatibility routes'): conversations keep no such setting.
         top_p=data.get("top_p"),
-        stop=tuple(data.get("stop") or ()),
+        tools=tuple(
+            ToolDefinition(
+                name=tool["name"],
+                description=tool.get("description", ""),
+                input_schema=tool["input_schema"],
+            )
+            for tool in pick("tools")
+        ),
+        tool_choice=None if choice is None else ToolChoice(choice["type"], choice.get("name")),
+        stop_sequences=tuple(pick("stop_sequences")),
+        service_tier=pick("service_tier") or None,
+        fallback_models=tuple(pick("fallback_models")),
     )
+
+
+def _content_blocks(content: str | list[Block]) -> list[Block]:
+    """The user message's content as blocks: a string is one text block."""
+    return text_blocks(content) if isinstance(content, str) else content
 
 
 def _stream_slot(user: User) -> Callable[[], None]:
@@ -97,16 +116,17 @@ def message_send(
     started_at: float | None = None,
     api_key_id: uuid.UUID | None = None,
 ) -> NewTurn | RepeatedTurn:
-    """Send ``data["content"]`` to ``conversation`` (the caller's, already authorized) with
-    the optional overrides in ``data`` (model, temperature, max_output_tokens,
-    reasoning_effort; validated by ``MessageCreateSerializer``; top_p and stop, for this turn
-    only), after ``data["parent_id"]`` (an assistant message of the conversation, checked by
-    the serializer; None: a new root) or, without it, after the conversation's current leaf:
-    store the user message and an in-progress answer, the new current leaf, holding one of
-    ``user``'s stream slots until the answer is stored. Everything that can fail before the
-    first byte fails here; ``started_at`` (``time.perf_counter()``) is when the request
-    arrived, for the latency measures; ``api_key_id`` the API key that asked, which the
-    ledger names.
+    """Send ``data["content"]`` (a string, or text and tool_result blocks) to
+    ``conversation`` (the caller's, already authorized) with the optional overrides in
+    ``data`` (model, temperature, max_output_tokens, reasoning_effort, tools, tool_choice,
+    stop_sequences, service_tier, fallback_models; validated by ``MessageCreateSerializer``;
+    top_p for this turn only), after ``data["parent_id"]`` (an assistant message of the
+    conversation, checked by the serializer; None: a new root) or, without it, after the
+    conversation's current leaf: store the user message and an in-progress answer, the new
+    current leaf, holding one of ``user``'s stream slots until the answer is stored.
+    Everything that can fail before the first byte fails here; ``started_at``
+    (``time.perf_counter()``) is when the request arrived, for the latency measures;
+    ``api_key_id`` the API key that asked, which the ledger names.
 
     A retry with an ``idempotency_key`` already used for the same request returns the turn
     it repeats instead of a new one.
@@ -121,7 +141,7 @@ def message_send(
     def prepare(model: ChatModel, claim: IdempotencyClaim | None) -> TurnPlan:
         return turn_prepare(
             conversation=conversation,
-            content=data["content"],
+            blocks=_content_blocks(data["content"]),
             model=model,
             generation=_generation_settings(data, conversation),
             started_at=started_at,
@@ -212,10 +232,15 @@ def _turn_start(
     model_id = data.get("model") or conversation.model
     model = chat_model_get(model_id)
     if model is None:
+        details: dict[str, Any] = {"fields": {"model": ["Not an available model."]}}
+        replacement = chat_model_replacement(model_id)
+        if replacement is not None:
+            # For clients that switch on their own: PATCH the conversation's model to it.
+            details["replaced_by"] = replacement
         raise ApiError(
             f"{chat_model_unavailable(model_id)} The conversation keeps its history; "
             "send with the model field to answer with another model.",
-            details={"fields": {"model": ["Not an available model."]}},
+            details=details,
         )
     provider = provider_get(model.provider)
     release_slot = _stream_slot(user)

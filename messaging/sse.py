@@ -127,17 +127,47 @@ def content_block_delta(*, index: int, block_type: str, text: str) -> dict[str, 
     return {"type": "content_block_delta", "index": index, "delta": delta}
 
 
+def tool_use_block_start(*, index: int, tool_use_id: str, name: str) -> dict[str, Any]:
+    """A ``tool_use`` block opens with an empty ``input``; its JSON follows as
+    ``input_json_delta`` pieces that the client concatenates and parses."""
+    return {
+        "type": "content_block_start",
+        "index": index,
+        "content_block": {"type": "tool_use", "id": tool_use_id, "name": name, "input": {}},
+    }
+
+
+def input_json_delta(*, index: int, partial_json: str) -> dict[str, Any]:
+    return {
+        "type": "content_block_delta",
+        "index": index,
+        "delta": {"type": "input_json_delta", "partial_json": partial_json},
+    }
+
+
 def content_block_stop(*, index: int) -> dict[str, Any]:
     return {"type": "content_block_stop", "index": index}
 
 
 def message_delta(
-    *, stop_reason: str | None, input_tokens: int, output_tokens: int
+    *,
+    stop_reason: str | None,
+    input_tokens: int,
+    output_tokens: int,
+    stop_sequence: str | None = None,
+    cache_read_input_tokens: int | None = None,
 ) -> dict[str, Any]:
+    """``input_tokens`` excludes the cached part, as Anthropic counts it; the cache counts
+    appear when the provider reported them (it never charges for writing its cache)."""
+    usage: dict[str, int] = {"input_tokens": input_tokens}
+    if cache_read_input_tokens is not None:
+        usage["cache_creation_input_tokens"] = 0
+        usage["cache_read_input_tokens"] = cache_read_input_tokens
+    usage["output_tokens"] = output_tokens
     return {
         "type": "message_delta",
-        "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-        "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+        "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
+        "usage": usage,
     }
 
 
@@ -156,33 +186,51 @@ def error(*, error_type: str, message: str) -> dict[str, Any]:
 # --- whole answers -------------------------------------------------------------------------
 
 
+def _block_replay(index: int, block: dict[str, Any]) -> list[dict[str, Any]]:
+    """One stored content block as the events that stream it (a tool call's input whole)."""
+    if block["type"] == "tool_use":
+        data = [tool_use_block_start(index=index, tool_use_id=block["id"], name=block["name"])]
+        if block["input"]:
+            data.append(
+                input_json_delta(index=index, partial_json=orjson.dumps(block["input"]).decode())
+            )
+    else:
+        kind = block["type"]
+        data = [content_block_start(index=index, block_type=kind)]
+        if block[kind]:
+            data.append(content_block_delta(index=index, block_type=kind, text=block[kind]))
+    data.append(content_block_stop(index=index))
+    return data
+
+
 def answer_replay(
     *,
     message_id: str,
     model: str,
     input_tokens: int,
     output_tokens: int,
-    reasoning: str,
-    content: str,
+    blocks: list[dict[str, Any]],
     stop_reason: str | None,
+    stop_sequence: str | None = None,
+    cached_input_tokens: int | None = None,
     error_type: str = "",
     error_message: str = "",
 ) -> list[SSEEvent]:
     """A finished answer as a complete, well-formed event sequence (ids from 1), as a live
-    generation would have sent it in one go: its reasoning block (if any), its text block,
-    then ``message_delta`` and ``message_stop`` when it has a ``stop_reason``, else the
-    error it ended with."""
+    generation would have sent it in one go: its blocks (one empty text block when it has
+    none), then ``message_delta`` and ``message_stop`` when it has a ``stop_reason``, else the
+    error it ended with. ``input_tokens`` includes ``cached_input_tokens``, as stored."""
     data = [message_start(message_id=message_id, model=model, input_tokens=input_tokens)]
-    blocks = [("thinking", reasoning), ("text", content)]
-    for index, (block_type, text) in enumerate(b for b in blocks if b[1] or b[0] == "text"):
-        data.append(content_block_start(index=index, block_type=block_type))
-        if text:
-            data.append(content_block_delta(index=index, block_type=block_type, text=text))
-        data.append(content_block_stop(index=index))
+    for index, block in enumerate(blocks or [{"type": "text", "text": ""}]):
+        data.extend(_block_replay(index, block))
     if stop_reason is not None:
         data.append(
             message_delta(
-                stop_reason=stop_reason, input_tokens=input_tokens, output_tokens=output_tokens
+                stop_reason=stop_reason,
+                stop_sequence=stop_sequence,
+                input_tokens=input_tokens - min(cached_input_tokens or 0, input_tokens),
+                output_tokens=output_tokens,
+                cache_read_input_tokens=cached_input_tokens,
             )
         )
         data.append(message_stop())

@@ -7,15 +7,23 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Literal, cast
+from typing import Literal
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Func
+from django.db.models import F, Func, JSONField
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from chatapi import metrics
 from chatapi.errors import ApiError, ConflictError
-from conversations.models import Conversation, Message, ReasoningEffort
+from conversations.blocks import (
+    Block,
+    blocks_text,
+    text_blocks,
+    tool_results_problem,
+    tool_uses,
+)
+from conversations.models import Conversation, Message, ReasoningEffort, ServiceTier
 from conversations.selectors import (
     Parent,
     conversation_leaf_id,
@@ -24,6 +32,7 @@ from conversations.selectors import (
 )
 from conversations.services import conversation_touch
 from messaging.endings import SWEPT_ERROR
+from messaging.history import chat_messages_from
 from messaging.idempotency import CONSTRAINT as IDEMPOTENCY_CONSTRAINT
 from messaging.idempotency import (
     IdempotencyClaim,
@@ -31,7 +40,7 @@ from messaging.idempotency import (
     idempotency_find,
     idempotency_record,
 )
-from messaging.llm.base import ChatMessage, ChatRequest, Role, Usage
+from messaging.llm.base import ChatMessage, ChatRequest, ToolChoice, ToolDefinition, Usage
 from messaging.llm.token_estimates import (
     TOKENS_PER_MESSAGE,
     estimate_messages_tokens,
@@ -49,6 +58,16 @@ _CONTEXT_STATUSES = (Message.Status.COMPLETE, Message.Status.INCOMPLETE, Message
 ONE_IN_PROGRESS_CONSTRAINT = "message_one_in_progress_per_conversation"
 
 
+# A message's tool blocks (calls and results), without its text and reasoning: what the
+# context budget needs beside the text's size (jsonpath, PostgreSQL 12+).
+_TOOL_BLOCKS = RawSQL(  # noqa: S611 (constant SQL, no parameters)
+    f'jsonb_path_query_array("{Message._meta.db_table}"."blocks", '
+    '\'$[*] ? (@.type == "tool_use" || @.type == "tool_result")\')',
+    (),
+    output_field=JSONField(),
+)
+
+
 @dataclass(frozen=True)
 class TurnPlan:
     conversation_id: uuid.UUID
@@ -64,6 +83,8 @@ class TurnPlan:
     auto_title: str | None = None
     # The API key that asked for the turn (its ledger row names it); None for a session.
     api_key_id: uuid.UUID | None = None
+    # The models to try, in order, when ``model`` fails before its first token.
+    fallbacks: tuple[ChatModel, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -71,14 +92,18 @@ class TurnOutcome:
     status: str
     content: str
     reasoning: str
+    blocks: list[Block]
     model: str
     stop_reason: str
+    stop_sequence: str | None
     usage: Usage
     usage_estimated: bool
     cost_usd: Decimal | None  # None: the model has no price (unknown, never 0)
     latency_ms: int
     ttft_ms: int | None
     error: dict[str, str] | None
+    # The catalog model that answered when a fallback did; None: the plan's.
+    answered_by: ChatModel | None = None
 
 
 @dataclass(frozen=True)
@@ -88,7 +113,19 @@ class GenerationSettings:
     reasoning_effort: ReasoningEffort | None
     # Per turn only (the compatibility routes'); conversations keep no such setting.
     top_p: float | None = None
-    stop: tuple[str, ...] = ()
+    tools: tuple[ToolDefinition, ...] = ()
+    tool_choice: ToolChoice | None = None
+    stop_sequences: tuple[str, ...] = ()
+    service_tier: ServiceTier | None = None
+    fallback_models: tuple[str, ...] = ()
+
+
+def _sent_blocks(status: str, blocks: list[Block]) -> list[Block]:
+    """A stored message's blocks as they go back upstream: a stopped answer's calls were
+    never answered, so they cannot go back."""
+    if status == Message.Status.COMPLETE:
+        return blocks
+    return [block for block in blocks if block["type"] != "tool_use"]
 
 
 def context_messages(
@@ -96,41 +133,74 @@ def context_messages(
 ) -> tuple[list[ChatMessage], int]:
     """The newest history that fits ``budget`` estimated tokens, oldest first: the branch
     that ends at ``parent_id`` (the new message's parent; None: a new root, no history).
-    Messages on other branches are never part of it.
+    Messages on other branches are never part of it. A stored message is taken whole or not
+    at all (a tool round trip is several provider messages); tool results whose call was
+    cut off are left out too: the provider refuses them.
 
-    Two queries whatever the depth: the branch's roles and sizes newest first (the estimate
-    counts UTF-8 bytes, which PostgreSQL reports without sending the texts), then the texts
-    of the messages that fit."""
+    Two queries whatever the depth: the branch's roles, text sizes and tool blocks newest
+    first (the estimate counts UTF-8 bytes, which PostgreSQL reports without sending the
+    texts or the reasoning), then the blocks of the messages that fit."""
     if parent_id is None:
         return [], 0
     sized = (
         message_branch_filter(conversation=conversation, leaf_id=parent_id)
         .filter(status__in=_CONTEXT_STATUSES)
         .exclude(role=Message.Role.SYSTEM)
-        .exclude(content="")
-        .annotate(size=Func(F("content"), function="octet_length"))
+        .annotate(size=Func(F("content"), function="octet_length"), tool_blocks=_TOOL_BLOCKS)
         .order_by("-created_at", "-id")
-        .values_list("id", "role", "size")
+        .values_list("id", "role", "status", "size", "tool_blocks")
     )
-    picked: list[tuple[uuid.UUID, str]] = []
+    picked: list[uuid.UUID] = []
     used = 0
-    for message_id, role, size in sized:
-        cost = estimate_tokens_of_size(size) + TOKENS_PER_MESSAGE
+    for message_id, role, status, size, tool_blocks in sized:
+        # The tool messages (or the calls) as chat_messages_from makes them, without the text.
+        tool_messages = chat_messages_from(
+            role=role, content="", blocks=_sent_blocks(status, tool_blocks)
+        )
+        if not size and not tool_messages:
+            continue  # it says nothing
+        cost = estimate_messages_tokens(tool_messages) + estimate_tokens_of_size(size)
+        if size and (role == Message.Role.USER or not tool_messages):
+            cost += TOKENS_PER_MESSAGE  # the text is a message of its own
         if used + cost > budget:
             break
-        picked.append((message_id, role))
+        picked.append(message_id)
         used += cost
     if not picked:
         return [], 0
-    texts = dict(
-        Message.objects.filter(pk__in=[message_id for message_id, _ in picked]).values_list(
-            "id", "content"
+    stored = {
+        message_id: (role, status, content, blocks)
+        for message_id, role, status, content, blocks in Message.objects.filter(
+            pk__in=picked
+        ).values_list("id", "role", "status", "content", "blocks")
+    }
+    messages: list[ChatMessage] = []
+    for message_id in reversed(picked):
+        role, status, content, blocks = stored[message_id]
+        messages.extend(
+            chat_messages_from(role=role, content=content, blocks=_sent_blocks(status, blocks))
         )
-    )
-    return [
-        ChatMessage(role=cast("Role", role), content=texts[message_id])
-        for message_id, role in reversed(picked)
-    ], used
+    return _without_orphan_results(messages), used
+
+
+def _without_orphan_results(oldest_first: list[ChatMessage]) -> list[ChatMessage]:
+    start = 0
+    while start < len(oldest_first) and oldest_first[start].role == "tool":
+        start += 1
+    return oldest_first[start:]
+
+
+def _open_tool_use_ids(parent_id: uuid.UUID | None) -> list[str]:
+    """The calls of the new message's parent, when it is a finished answer that called
+    tools: the message that follows it on its branch must answer them."""
+    if parent_id is None:
+        return []
+    parent = Message.objects.filter(pk=parent_id).values_list("role", "status", "blocks").first()
+    if parent is None or parent[0] != Message.Role.ASSISTANT:
+        return []
+    if parent[1] != Message.Status.COMPLETE:
+        return []
+    return [block["id"] for block in tool_uses(parent[2])]
 
 
 def _title_from(content: str) -> str:
@@ -157,7 +227,7 @@ def _in_progress_conflict(conversation: Conversation) -> ConflictError:
 def turn_prepare(
     *,
     conversation: Conversation,
-    content: str,
+    blocks: list[Block],
     model: ChatModel,
     generation: GenerationSettings,
     started_at: float | None = None,
@@ -174,19 +244,30 @@ def turn_prepare(
     The turn's worst case (estimated input plus the whole output budget) is reserved against
     the owner's budgets in the same transaction (``usage.services.budget_reserve``).
 
+    ``blocks`` (the user message's content) must answer the tool calls of the answer it
+    follows, if it made any, with one ``tool_result`` each (``ApiError`` naming the ids
+    otherwise).
+
     Raises ``ConflictError`` while another answer is in progress in the conversation,
     ``IdempotentReplayError`` when a concurrent request with the same key won the race, and
     ``BillingError`` when a budget is spent (then nothing is stored)."""
     now = timezone.now()
+    parent_id = (
+        conversation_leaf_id(conversation=conversation) if parent is Parent.CURRENT_LEAF else parent
+    )
+    open_ids = _open_tool_use_ids(parent_id)
+    problem = tool_results_problem(open_ids=open_ids, blocks=blocks)
+    if problem:
+        raise ApiError(
+            problem,
+            details={"fields": {"content": [problem]}, "open_tool_use_ids": open_ids},
+        )
     question = Message(
         conversation=conversation,
-        parent_id=(
-            conversation_leaf_id(conversation=conversation)
-            if parent is Parent.CURRENT_LEAF
-            else parent
-        ),
+        parent_id=parent_id,
         role=Message.Role.USER,
-        content=content,
+        content=blocks_text(blocks),
+        blocks=blocks,
         status=Message.Status.COMPLETE,
         created_at=now,
         completed_at=now,
@@ -248,13 +329,14 @@ def _turn_prepare(
         if conversation.system_prompt
         else []
     )
-    new_message = ChatMessage(role="user", content=content)
+    # A regenerated question goes again as it was stored: its tool results included.
+    new_messages = chat_messages_from(role="user", content=content, blocks=question.blocks)
     output_budget = generation.max_output_tokens or model.max_output_tokens
     budget = (
         model.context_window
         - output_budget
         - estimate_messages_tokens(system)
-        - estimate_messages_tokens([new_message])
+        - estimate_messages_tokens(new_messages)
     )
     if budget < 0:
         raise ApiError(
@@ -265,12 +347,9 @@ def _turn_prepare(
     history, history_tokens = context_messages(
         conversation=conversation, parent_id=question.parent_id, budget=budget
     )
-    messages = (*system, *history, new_message)
+    messages = (*system, *history, *new_messages)
     estimated_input = (
-        estimate_messages_tokens(system)
-        + history_tokens
-        + estimate_tokens(content)
-        + TOKENS_PER_MESSAGE
+        estimate_messages_tokens(system) + history_tokens + estimate_messages_tokens(new_messages)
     )
 
     assistant = Message(
@@ -329,14 +408,34 @@ def _turn_prepare(
             max_output_tokens=generation.max_output_tokens,
             reasoning_effort=generation.reasoning_effort if model.reasoning else None,
             top_p=generation.top_p,
-            stop=generation.stop,
+            tools=generation.tools,
+            tool_choice=generation.tool_choice,
+            stop_sequences=generation.stop_sequences,
+            service_tier=generation.service_tier,
         ),
         estimated_input_tokens=estimated_input,
         started_at=started_at if started_at is not None else time.perf_counter(),
         user_id=conversation.owner_id,
         auto_title=None if conversation.title or title is None else title,
         api_key_id=api_key_id,
+        fallbacks=tuple(
+            fallback
+            for fallback in map(chat_model_get, generation.fallback_models)
+            if fallback is not None and fallback.id != model.id
+        ),
     )
+
+
+def provider_timings_json(usage: Usage) -> dict[str, float] | None:
+    """The provider's timings as stored on the message, in seconds."""
+    timings = usage.timings
+    if timings is None:
+        return None
+    return {
+        "queue": timings.queue_seconds,
+        "prompt": timings.prompt_seconds,
+        "completion": timings.completion_seconds,
+    }
 
 
 def turn_record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
@@ -357,10 +456,14 @@ def turn_record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
             "status": outcome.status,
             "content": outcome.content,
             "reasoning": outcome.reasoning,
+            "blocks": outcome.blocks,
             "model": outcome.model,
             "stop_reason": outcome.stop_reason,
+            "stop_sequence": outcome.stop_sequence or "",
             "input_tokens": outcome.usage.input_tokens,
             "output_tokens": outcome.usage.output_tokens,
+            "cached_input_tokens": outcome.usage.cached_input_tokens,
+            "provider_timings": provider_timings_json(outcome.usage),
             "usage_estimated": outcome.usage_estimated,
             "latency_ms": outcome.latency_ms,
             "ttft_ms": outcome.ttft_ms,
@@ -382,7 +485,7 @@ def turn_record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
             conversation_id=plan.conversation_id,
             message_id=plan.assistant_message_id,
             kind=UsageKind.CHAT,
-            model=plan.model,
+            model=outcome.answered_by or plan.model,
             input_tokens=outcome.usage.input_tokens,
             output_tokens=outcome.usage.output_tokens,
             reasoning_tokens=outcome.usage.reasoning_tokens,
@@ -394,7 +497,7 @@ def turn_record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
         )
         budget_release(message_id=plan.assistant_message_id)
     metrics.turn_observe(
-        model=plan.model.id,
+        model=(outcome.answered_by or plan.model).id,
         input_tokens=outcome.usage.input_tokens,
         output_tokens=outcome.usage.output_tokens,
         cost_usd=outcome.cost_usd,
@@ -420,6 +523,7 @@ def turn_record_swept(*, message_id: uuid.UUID, content: str | None, reasoning: 
             return False
         if content is not None:
             message.content, message.reasoning = content, reasoning
+            message.blocks = text_blocks(content, reasoning)
         usage = Usage(
             input_tokens=message.input_tokens or 0,
             output_tokens=estimate_tokens(message.reasoning) + estimate_tokens(message.content),
@@ -440,6 +544,7 @@ def turn_record_swept(*, message_id: uuid.UUID, content: str | None, reasoning: 
                 "completed_at",
                 "content",
                 "reasoning",
+                "blocks",
                 "output_tokens",
                 "cost_usd",
             ]

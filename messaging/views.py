@@ -63,12 +63,20 @@ _MESSAGES_EXAMPLE: list[dict[str, Any]] = [
         "role": "user",
         "content": "Three things to see in Lisbon?",
         "reasoning": "",
+        "blocks": [{"type": "text", "text": "Three things to see in Lisbon?"}],
         "status": "complete",
         "stop_reason": None,
+        "stop_sequence": None,
         "model": None,
-        "usage": {"input_tokens": None, "output_tokens": None, "estimated": False},
+        "usage": {
+            "input_tokens": None,
+            "cached_input_tokens": None,
+            "output_tokens": None,
+            "estimated": False,
+        },
         "latency_ms": None,
         "ttft_ms": None,
+        "provider_timings": None,
         "cost_usd": None,
         "error": None,
         "created_at": "2026-11-26T12:00:05.000000Z",
@@ -83,12 +91,23 @@ _MESSAGES_EXAMPLE: list[dict[str, Any]] = [
         "role": "assistant",
         "content": "Belem Tower, the Alfama, and the LX Factory.",
         "reasoning": "The user wants three sights.",
+        "blocks": [
+            {"type": "thinking", "thinking": "The user wants three sights."},
+            {"type": "text", "text": "Belem Tower, the Alfama, and the LX Factory."},
+        ],
         "status": "complete",
         "stop_reason": "end_turn",
+        "stop_sequence": None,
         "model": "openai/gpt-oss-20b",
-        "usage": {"input_tokens": 42, "output_tokens": 17, "estimated": False},
+        "usage": {
+            "input_tokens": 42,
+            "cached_input_tokens": 0,
+            "output_tokens": 17,
+            "estimated": False,
+        },
         "latency_ms": 812,
         "ttft_ms": 95,
+        "provider_timings": {"queue": 0.012, "prompt": 0.004, "completion": 0.7},
         "cost_usd": "0.0000082500",
         "error": None,
         "created_at": "2026-11-26T12:00:05.100000Z",
@@ -353,6 +372,15 @@ class ConversationMessagesView(ConversationMessageSendMixin, ConversationScopedV
                 value={
                     "content": "Three things to eat in Lisbon?",
                     "parent_id": "6a1b3d2f-4c5e-4f70-9bac-1d2e3f4a5b6c",
+                },
+                request_only=True,
+            ),
+            OpenApiExample(
+                "tool results",
+                value={
+                    "content": [
+                        {"type": "tool_result", "tool_use_id": "call_x1", "content": "18 C, sunny"}
+                    ]
                 },
                 request_only=True,
             ),

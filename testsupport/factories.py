@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import ApiKey, User
+from conversations.blocks import text_blocks
 from conversations.models import Conversation, Message
 from conversations.selectors import Parent, conversation_leaf_id
 from conversations.services import conversation_touch
@@ -43,7 +44,8 @@ def make_message(
     """A stored message after ``parent`` (default: the conversation's current leaf, as a send
     without parent_id; None: a new root), made the current leaf, with the conversation's
     last_message_at and activity_at bumped as a sent turn bumps them (never moved back, so
-    messages made out of order leave the latest in place), in one transaction."""
+    messages made out of order leave the latest in place), in one transaction. ``blocks``
+    defaults to the reasoning and the text as blocks, as a migrated row has them."""
     created_at = created_at or timezone.now()
     parent_id = (
         conversation_leaf_id(conversation=conversation)
@@ -52,6 +54,7 @@ def make_message(
         if parent is None
         else parent.pk
     )
+    fields.setdefault("blocks", text_blocks(content, fields.get("reasoning", "")))
     with transaction.atomic():
         message = Message.objects.create(
             conversation=conversation,

@@ -4,8 +4,9 @@ Used by the tests and the benchmark. It speaks the wire format byte for byte
 (https://console.groq.com/docs/api-reference#chat-create): data-only SSE chunks with
 chunked transfer encoding, both usage forms, ``x_groq.error``, error bodies with their
 headers, and the awkward cases: several chunks in one write, one chunk split across writes,
-stalls, and dropped connections. Each POST takes the next queued ``Reply``/``ErrorReply``
-(or the default reply); everything it received is recorded.
+stalls, and dropped connections; tool calls (whole or in pieces), cached prompt tokens and
+Groq's timings. Each POST takes the next queued ``Reply``/``ErrorReply`` (or the default
+reply); everything it received is recorded.
 """
 
 import asyncio
@@ -17,12 +18,31 @@ from typing import Any, Literal
 
 
 @dataclass
+class ToolCallReply:
+    """A tool call streamed after the text: a first fragment with the id and name (and
+    ``arguments: ""``), then one chunk per piece of ``arguments``; with ``whole``, the call
+    in one fragment, as Groq often sends it. ``id=None`` leaves the id out."""
+
+    name: str
+    arguments: list[str]
+    id: str | None = "call_fake"
+    whole: bool = False
+
+
+@dataclass
 class Reply:
     text: list[str] = field(default_factory=lambda: ["Hello", " there", "!"])
     reasoning: list[str] = field(default_factory=list)
-    finish_reason: str = "stop"
+    tool_calls: list[ToolCallReply] = field(default_factory=list)
+    finish_reason: str | None = None  # default: "tool_calls" with tool calls, else "stop"
     prompt_tokens: int = 42
-    completion_tokens: int | None = None  # default: one per text and reasoning chunk
+    # default: one per text, reasoning and tool call chunk
+    completion_tokens: int | None = None
+    cached_tokens: int | None = None  # usage.prompt_tokens_details.cached_tokens
+    # x_groq.usage's timings, in seconds
+    queue_time: float = 0.01
+    prompt_time: float = 0.002
+    completion_time: float = 0.03
     usage_form: Literal["both", "x_groq", "usage", "none"] = "both"
     model: str | None = None  # default: the requested model
     ttft: float = 0.0  # seconds before the first chunk
@@ -328,6 +348,19 @@ class FakeGroq:
                 await asyncio.sleep(0.001)
 
     @staticmethod
+    def _tool_call_fragments(index: int, call: ToolCallReply) -> list[dict[str, Any]]:
+        head: dict[str, Any] = {"index": index}
+        if call.id is not None:
+            head["id"] = call.id
+        head["type"] = "function"
+        if call.whole:
+            return [{**head, "function": {"name": call.name, "arguments": "".join(call.arguments)}}]
+        return [
+            {**head, "function": {"name": call.name, "arguments": ""}},
+            *({"index": index, "function": {"arguments": piece}} for piece in call.arguments),
+        ]
+
+    @staticmethod
     def _event(chunk: dict[str, Any]) -> bytes:
         return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
 
@@ -380,22 +413,52 @@ class FakeGroq:
                     }
                 ),
             )
+        tool_chunks = 0
+        for index, call in enumerate(reply.tool_calls):
+            for fragment in self._tool_call_fragments(index, call):
+                tool_chunks += 1
+                yield (
+                    "delta",
+                    self._event(
+                        {
+                            **base,
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "delta": {"tool_calls": [fragment]},
+                                    "finish_reason": None,
+                                }
+                            ],
+                        }
+                    ),
+                )
         completion = reply.completion_tokens
         if completion is None:
-            completion = len(reply.text) + len(reply.reasoning)
-        usage = {
+            completion = len(reply.text) + len(reply.reasoning) + tool_chunks
+        usage: dict[str, Any] = {
             "prompt_tokens": reply.prompt_tokens,
             "completion_tokens": completion,
             "total_tokens": reply.prompt_tokens + completion,
         }
+        if reply.cached_tokens is not None:
+            usage["prompt_tokens_details"] = {"cached_tokens": reply.cached_tokens}
+        finish_reason = reply.finish_reason
+        if finish_reason is None:
+            finish_reason = "tool_calls" if reply.tool_calls else "stop"
         final: dict[str, Any] = {
             **base,
-            "choices": [{"index": 0, "delta": {}, "finish_reason": reply.finish_reason}],
+            "choices": [{"index": 0, "delta": {}, "finish_reason": finish_reason}],
         }
         if reply.usage_form in ("both", "x_groq"):
             final["x_groq"] = {
                 "id": "req_fake",
-                "usage": {**usage, "queue_time": 0.01, "total_time": 0.03},
+                "usage": {
+                    "queue_time": reply.queue_time,
+                    **usage,
+                    "prompt_time": reply.prompt_time,
+                    "completion_time": reply.completion_time,
+                    "total_time": reply.prompt_time + reply.completion_time,
+                },
             }
         yield "tail", self._event(final)
         if reply.usage_form in ("both", "usage"):

@@ -1,6 +1,7 @@
 """Drive a turn's database side as the send path does: ``turn_prepare`` before the upstream
 call, ``turn_record`` with a priced outcome at the end (what ``Generation`` stores)."""
 
+from conversations.blocks import text_blocks
 from conversations.models import Conversation, Message
 from messaging.llm.base import Usage
 from messaging.turns import (
@@ -30,7 +31,7 @@ def turn_start(
 ) -> TurnPlan:
     return turn_prepare(
         conversation=conversation,
-        content=content,
+        blocks=text_blocks(content),
         model=catalog_model(model_id),
         generation=generation,
     )
@@ -44,15 +45,24 @@ def turn_finish(
     status: str = Message.Status.COMPLETE,
     estimated: bool = False,
     reasoning_tokens: int | None = None,
+    cached_input_tokens: int | None = None,
 ) -> TurnOutcome:
-    usage = Usage(input_tokens, output_tokens, reasoning_tokens=reasoning_tokens)
+    usage = Usage(
+        input_tokens,
+        output_tokens,
+        reasoning_tokens=reasoning_tokens,
+        cached_input_tokens=cached_input_tokens,
+    )
     complete = status == Message.Status.COMPLETE
+    content = "answer" if output_tokens else ""
     outcome = TurnOutcome(
         status=status,
-        content="answer" if output_tokens else "",
+        content=content,
         reasoning="",
+        blocks=text_blocks(content),
         model=plan.model.id,
         stop_reason="end_turn" if complete else "",
+        stop_sequence=None,
         usage=usage,
         usage_estimated=estimated,
         cost_usd=turn_cost(model=plan.model, usage=usage),

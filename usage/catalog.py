@@ -189,6 +189,9 @@ def chat_model_unavailable(model_id: str) -> str:
         reason = f"Unknown model '{model_id}'."
     elif row.decommissioned:
         reason = f"The model '{model_id}' has been decommissioned by its provider."
+        replacement = chat_model_replacement(model_id)
+        if replacement is not None:
+            reason += f" Its replacement is '{replacement}'."
     elif not row.active:
         reason = f"The model '{model_id}' is not available (inactive)."
     else:
@@ -197,6 +200,25 @@ def chat_model_unavailable(model_id: str) -> str:
             "configured."
         )
     return f"{reason} Available models: {available}."
+
+
+def chat_model_replacement(model_id: str) -> str | None:
+    """The usable model that replaces a retired one (following replacements that were
+    retired in turn), or None. Reads the database, uncached."""
+    seen = {model_id}
+    current = model_id
+    while True:
+        replacement = (
+            LanguageModel.objects.filter(model_id=current)
+            .values_list("replaced_by__model_id", flat=True)
+            .first()
+        )
+        if replacement is None or replacement in seen:
+            return None
+        if chat_model_get(replacement) is not None:
+            return replacement
+        seen.add(replacement)
+        current = replacement
 
 
 def default_chat_model() -> ChatModel:

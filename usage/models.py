@@ -43,6 +43,15 @@ class LanguageModel(models.Model):
     decommissioned_at = models.DateTimeField(
         null=True, blank=True, help_text="When it was found retired, when known."
     )
+    replaced_by = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The model to use instead, named in the error a conversation on this "
+        "model gets once it is retired.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

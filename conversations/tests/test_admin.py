@@ -311,6 +311,85 @@ def test_transcript_shows_status_and_error_of_a_failed_answer(
     assert "<span>12 in / 3 out tokens (estimated)</span> <span>cost unknown</span>" in text
 
 
+def test_transcript_shows_tool_calls_results_and_the_providers_timings(
+    staff_client: Client, user: User
+) -> None:
+    # given: a call (one with arguments that are not JSON), its results, Groq's timings
+    conversation = make_conversation(owner=user)
+    make_message(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        content="Checking.",
+        blocks=[
+            {"type": "text", "text": "Checking."},
+            {
+                "type": "tool_use",
+                "id": "call_1",
+                "name": "get_weather",
+                "input": {"city": "Zürich"},
+            },
+            {
+                "type": "tool_use",
+                "id": "call_2",
+                "name": "get_weather",
+                "input": {},
+                "is_error": True,
+                "raw_input": "{city: Bern",
+            },
+        ],
+        model="openai/gpt-oss-20b",
+        stop_reason="tool_use",
+        input_tokens=2000,
+        cached_input_tokens=1500,
+        output_tokens=20,
+        latency_ms=300,
+        ttft_ms=120,
+        provider_timings={"queue": 0.0125, "prompt": 0.0042, "completion": 0.25},
+    )
+    make_message(
+        conversation=conversation,
+        role=Message.Role.USER,
+        content="",
+        blocks=[
+            {"type": "tool_result", "tool_use_id": "call_1", "content": "4 C", "is_error": False},
+            {
+                "type": "tool_result",
+                "tool_use_id": "call_2",
+                "content": [{"type": "text", "text": "bad arguments"}],
+                "is_error": True,
+            },
+        ],
+    )
+
+    # when
+    text = " ".join(
+        staff_client.get(f"{CONVERSATIONS}{conversation.id}/change/").content.decode().split()
+    )
+
+    # then
+    assert (
+        '<strong>Tool call</strong> <code>get_weather</code> <code class="turn-tool-id">call_1'
+        "</code> <pre>{ &quot;city&quot;: &quot;Zürich&quot; }</pre>"
+    ) in text
+    assert (
+        '<code class="turn-tool-id">call_2</code> <span class="turn-status">arguments are not '
+        "JSON</span> <pre>{city: Bern</pre>"
+    ) in text
+    assert (
+        '<strong>Tool result</strong> <code class="turn-tool-id">call_1</code> <pre>4 C</pre>'
+    ) in text
+    assert (
+        '<code class="turn-tool-id">call_2</code> <span class="turn-status">error</span> '
+        "<pre>bad arguments</pre>"
+    ) in text
+    assert (
+        "<span>2000 in (1500 cached) / 20 out tokens</span> <span>cost unknown</span> "
+        "<span>300 ms</span> <span>first token 120 ms</span> "
+        "<span>provider: queue 12.5 ms · prompt 4.2 ms · completion 250.0 ms</span> "
+        "<span>tool_use</span>"
+    ) in text
+
+
 def test_saving_the_conversation_from_the_transcript_page(staff_client: Client, user: User) -> None:
     # given: the change form as a browser would submit it, with a new title
     conversation = make_exchange(user)

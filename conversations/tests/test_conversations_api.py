@@ -30,6 +30,11 @@ def _expected(conversation: Conversation) -> dict[str, Any]:
         "temperature": conversation.temperature,
         "max_output_tokens": conversation.max_output_tokens,
         "reasoning_effort": conversation.reasoning_effort or None,
+        "tools": conversation.tools,
+        "tool_choice": conversation.tool_choice,
+        "stop_sequences": conversation.stop_sequences,
+        "service_tier": conversation.service_tier or None,
+        "fallback_models": conversation.fallback_models,
         "metadata": conversation.metadata,
         "archived": conversation.archived,
         "created_at": _iso(conversation.created_at),
@@ -60,6 +65,11 @@ def test_create_with_no_fields_uses_the_defaults(api_client: APIClient, user: Us
         "temperature": None,
         "max_output_tokens": None,
         "reasoning_effort": None,
+        "tools": [],
+        "tool_choice": None,
+        "stop_sequences": [],
+        "service_tier": None,
+        "fallback_models": [],
         "metadata": {},
         "archived": False,
         "created_at": "-",
@@ -258,6 +268,7 @@ AVAILABLE = "openai/gpt-oss-120b, openai/gpt-oss-20b, qwen/qwen3-32b, local/dev-
          f"Unknown model 'nope/model'. Available models: {AVAILABLE}."),
         ({"model": "llama-3.3-70b-versatile"}, "model",
          ("The model 'llama-3.3-70b-versatile' has been decommissioned by its provider. "
+          "Its replacement is 'openai/gpt-oss-120b'. "
           f"Available models: {AVAILABLE}.")),
         ({"temperature": 2.01}, "temperature", "Ensure this value is less than or equal to 2.0."),
         ({"temperature": -0.1}, "temperature", "Ensure this value is greater than or equal to 0."),
@@ -452,3 +463,55 @@ def test_patch_of_other_fields_is_not_judged_by_a_retired_model(
     # then
     assert response.status_code == 200
     assert response.json()["model"] == "llama-3.3-70b-versatile"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"stop_sequences": [0]}, "stop_sequences"),
+        ({"stop_sequences": ["a", "b", "c", "d", "e"]}, "stop_sequences"),
+        ({"stop_sequences": [""]}, "stop_sequences"),
+        ({"fallback_models": [1]}, "fallback_models"),
+        ({"fallback_models": ["llama3-8b-8192"]}, "fallback_models"),
+        ({"tools": [{"name": 5, "input_schema": {"type": "object"}}]}, "tools"),
+        ({"tools": [{"name": "f", "input_schema": {"type": "object", "x": "\u0000"}}]}, "tools"),
+        ({"tool_choice": {"type": "tool"}}, "tool_choice"),
+        ({"service_tier": "performance"}, "service_tier"),
+    ],
+)
+def test_tool_stop_and_fallback_settings_are_validated(
+    api_client: APIClient, body: dict[str, Any], field: str
+) -> None:
+    response = api_client.post("/api/v1/conversations", body, format="json")
+
+    error = assert_error(response, 400, "invalid_request_error")["error"]
+    assert list(error["details"]["fields"]) == [field]
+    assert not Conversation.objects.exists()
+
+
+def test_tools_stop_sequences_tier_and_fallbacks_round_trip(api_client: APIClient) -> None:
+    body = {
+        "tools": [
+            {"name": "get_weather", "input_schema": {"type": "object"}},
+            {"name": "now", "description": "The time.", "input_schema": {"type": "object"}},
+        ],
+        "tool_choice": {"type": "any"},
+        "stop_sequences": ["\n\n", "END"],
+        "service_tier": "flex",
+        "fallback_models": ["openai/gpt-oss-120b"],
+    }
+
+    created = api_client.post("/api/v1/conversations", body, format="json").json()
+    patched = api_client.patch(
+        f"/api/v1/conversations/{created['id']}", {"tool_choice": None}, format="json"
+    ).json()
+
+    assert {key: created[key] for key in body} == {
+        **body,
+        "tools": [
+            {"name": "get_weather", "description": "", "input_schema": {"type": "object"}},
+            {"name": "now", "description": "The time.", "input_schema": {"type": "object"}},
+        ],
+    }
+    assert patched["tool_choice"] is None
+    assert patched["tools"] == created["tools"]

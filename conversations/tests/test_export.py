@@ -191,6 +191,86 @@ def test_failed_answer_shows_its_error(api_client: APIClient, user: User) -> Non
     )
 
 
+def test_markdown_shows_tool_calls_results_and_the_providers_timings(
+    api_client: APIClient, user: User
+) -> None:
+    # given: an answer that called a tool (once with arguments that are not JSON)
+    conversation = make_conversation(owner=user, title="x", activity_at=at(0))
+    make_message(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        content="",
+        blocks=[
+            {
+                "type": "tool_use",
+                "id": "call_1",
+                "name": "get_weather",
+                "input": {"city": "Zürich"},
+            },
+            {
+                "type": "tool_use",
+                "id": "call_2",
+                "name": "get_weather",
+                "input": {},
+                "is_error": True,
+                "raw_input": "{city: Bern",
+            },
+        ],
+        model="openai/gpt-oss-20b",
+        stop_reason="tool_use",
+        input_tokens=2000,
+        cached_input_tokens=1500,
+        output_tokens=20,
+        cost_usd=Decimal("0.0001237500"),
+        provider_timings={"queue": 0.0125, "prompt": 0.0042, "completion": 0.25},
+        created_at=at(1),
+    )
+    make_message(
+        conversation=conversation,
+        role=Message.Role.USER,
+        content="",
+        blocks=[
+            {"type": "tool_result", "tool_use_id": "call_1", "content": "4 C", "is_error": False},
+            {
+                "type": "tool_result",
+                "tool_use_id": "call_2",
+                "content": [{"type": "text", "text": "bad arguments"}],
+                "is_error": True,
+            },
+        ],
+        created_at=at(2),
+    )
+
+    # when
+    markdown = api_client.get(export_url(conversation.pk, "?format=markdown")).content.decode()
+
+    # then
+    assert markdown.endswith(
+        "## Assistant · 2026-11-01 09:00:01 UTC\n"
+        "\n"
+        "**Tool call** `get_weather` (`call_1`)\n"
+        "\n"
+        '```json\n{\n  "city": "Zürich"\n}\n```\n'
+        "\n"
+        "**Tool call** `get_weather` (`call_2`) (arguments are not JSON)\n"
+        "\n"
+        "```\n{city: Bern\n```\n"
+        "\n"
+        "*openai/gpt-oss-20b · 2000 in (1500 cached) / 20 out tokens · $0.0001237500 · "
+        "provider: queue 12.5 ms, prompt 4.2 ms, completion 250.0 ms · tool_use*\n"
+        "\n"
+        "## User · 2026-11-01 09:00:02 UTC\n"
+        "\n"
+        "**Tool result** for `call_1`\n"
+        "\n"
+        "```\n4 C\n```\n"
+        "\n"
+        "**Tool result** for `call_2` (error)\n"
+        "\n"
+        "```\nbad arguments\n```\n"
+    )
+
+
 @pytest.mark.parametrize(
     ("title", "filename"),
     [

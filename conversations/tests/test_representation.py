@@ -48,6 +48,23 @@ def conversations(user: User) -> list[Conversation]:
             last_message_at=WHEN + dt.timedelta(days=200),
         ),
         Conversation.objects.create(owner=user, model="m", temperature=0.0, max_output_tokens=1),
+        Conversation.objects.create(
+            owner=user,
+            model="m",
+            tools=[
+                {"name": "get_weather", "description": "", "input_schema": {"type": "object"}},
+                {
+                    "name": "now",
+                    "description": "The time ⌚",
+                    "input_schema": {"type": "object", "properties": {"tz": {"type": "string"}}},
+                },
+            ],
+            tool_choice={"type": "tool", "name": "now"},
+            stop_sequences=["\n\n", "END ✋"],
+            service_tier="flex",
+            fallback_models=["openai/gpt-oss-120b", "qwen/qwen3-32b"],
+        ),
+        Conversation.objects.create(owner=user, model="m", tool_choice={"type": "any"}),
     ]
     return list(Conversation.objects.filter(pk__in=[c.pk for c in made]))
 
@@ -83,6 +100,41 @@ def messages(conversation: Conversation) -> list[Message]:
         Message.objects.create(
             conversation=conversation, role="assistant", status="complete", cost_usd=Decimal(0)
         ),
+        Message.objects.create(
+            conversation=conversation,
+            role="assistant",
+            content="Checking.",
+            blocks=[
+                {"type": "text", "text": "Checking."},
+                {"type": "tool_use", "id": "call_1", "name": "f", "input": {"a": [1, None]}},
+                {
+                    "type": "tool_use",
+                    "id": "call_2",
+                    "name": "f",
+                    "input": {},
+                    "is_error": True,
+                    "raw_input": "{a:",
+                },
+            ],
+            stop_reason="stop_sequence",
+            stop_sequence="END",
+            input_tokens=100,
+            cached_input_tokens=64,
+            provider_timings={"queue": 0.01, "prompt": 0.002, "completion": 1},
+        ),
+        Message.objects.create(
+            conversation=conversation,
+            role="user",
+            blocks=[
+                {"type": "tool_result", "tool_use_id": "call_1", "content": "x", "is_error": False},
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "call_2",
+                    "content": [{"type": "text", "text": "y"}],
+                    "is_error": True,
+                },
+            ],
+        ),
     ]
     return list(messages_with_siblings(Message.objects.filter(pk__in=[m.pk for m in made])))
 
@@ -94,7 +146,7 @@ def test_conversation_representation_is_the_fields_output(user: User, zone: str)
         for row in rows:
             serializer = ConversationSerializer()
             assert serializer.to_representation(row) == generic(
-                serializer, row, blank_is_null=("reasoning_effort",)
+                serializer, row, blank_is_null=("reasoning_effort", "service_tier")
             )
 
 
@@ -106,5 +158,5 @@ def test_message_representation_is_the_fields_output(user: User, zone: str) -> N
         for row in rows:
             serializer = MessageSerializer()
             assert serializer.to_representation(row) == generic(
-                serializer, row, blank_is_null=("stop_reason", "model")
+                serializer, row, blank_is_null=("stop_reason", "stop_sequence", "model")
             )

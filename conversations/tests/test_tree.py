@@ -488,6 +488,56 @@ def test_fork_copies_the_branch_into_a_new_conversation_with_the_same_settings(
     assert tree.conversation.current_leaf_id == tree.a2c.pk
 
 
+def test_a_fork_keeps_the_tool_settings_and_the_blocks_of_a_tool_round_trip(
+    api_client: APIClient, user: User
+) -> None:
+    # given: a conversation with tools whose answer called one, and the result that answered it
+    tool = {"name": "get_weather", "description": "", "input_schema": {"type": "object"}}
+    conversation = make_conversation(
+        owner=user,
+        tools=[tool],
+        tool_choice={"type": "any"},
+        stop_sequences=["END"],
+        service_tier="flex",
+        fallback_models=["openai/gpt-oss-120b"],
+    )
+    call = {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Lisbon"}}
+    result = {"type": "tool_result", "tool_use_id": "call_1", "content": "18 C", "is_error": False}
+    make_message(
+        conversation=conversation, role=Message.Role.USER, content="Lisbon?", created_at=at(1)
+    )
+    make_message(conversation=conversation, role=Message.Role.ASSISTANT, content="",
+                 blocks=[call], stop_reason="tool_use", created_at=at(2))  # fmt: skip
+    make_message(conversation=conversation, role=Message.Role.USER, content="", blocks=[result],
+                 created_at=at(3))  # fmt: skip
+    answer = make_message(conversation=conversation, role=Message.Role.ASSISTANT,
+                          content="18 C.", stop_reason="stop_sequence", stop_sequence="END",
+                          created_at=at(4))  # fmt: skip
+
+    # when
+    response = api_client.post(
+        _url(conversation, "/fork"), {"message_id": str(answer.pk)}, format="json"
+    )
+
+    # then
+    assert response.status_code == 201
+    fork = Conversation.objects.get(pk=response.json()["id"])
+    assert (
+        fork.tools,
+        fork.tool_choice,
+        fork.stop_sequences,
+        fork.service_tier,
+        fork.fallback_models,
+    ) == ([tool], {"type": "any"}, ["END"], "flex", ["openai/gpt-oss-120b"])
+    copies = list(Message.objects.filter(conversation=fork).order_by("created_at", "id"))
+    assert [(m.blocks, m.stop_reason, m.stop_sequence) for m in copies] == [
+        ([{"type": "text", "text": "Lisbon?"}], "", ""),
+        ([call], "tool_use", ""),
+        ([result], "", ""),
+        ([{"type": "text", "text": "18 C."}], "stop_sequence", "END"),
+    ]
+
+
 def test_a_fork_is_listed_first_among_the_owners_conversations(
     api_client: APIClient, tree: Tree
 ) -> None:

@@ -16,6 +16,7 @@ from accounts.models import ApiKeyScope
 from accounts.permissions import scopes_all
 from chatapi.openapi import sse_schema_response
 from chatapi.serializers import JsonBodySerializer
+from conversations.blocks import STOP_SEQUENCE_MAX_CHARS, STOP_SEQUENCES_MAX
 from conversations.models import Message
 from conversations.serializers import SYSTEM_PROMPT_MAX_LENGTH, conversation_metadata_validate
 from messaging.compat.base import (
@@ -30,6 +31,7 @@ from messaging.compat.base import (
     continue_on_loop,
     model_or_404,
     text_content,
+    unsupported_fields_error,
 )
 from messaging.llm.base import ChatMessage
 from messaging.llm.token_estimates import estimate_messages_tokens
@@ -53,8 +55,8 @@ class AnthropicMessagesSerializer(JsonBodySerializer):
     temperature = serializers.FloatField(min_value=0, max_value=1, required=False)
     top_p = serializers.FloatField(min_value=0, max_value=1, required=False)
     stop_sequences = serializers.ListField(
-        child=serializers.CharField(max_length=200, trim_whitespace=False),
-        max_length=4,
+        child=serializers.CharField(max_length=STOP_SEQUENCE_MAX_CHARS, trim_whitespace=False),
+        max_length=STOP_SEQUENCES_MAX,
         required=False,
     )
     stream = serializers.BooleanField(default=False)
@@ -64,9 +66,7 @@ class AnthropicMessagesSerializer(JsonBodySerializer):
         if isinstance(data, dict):
             offered = [name for name in _UNSUPPORTED if name in data]
             if offered:
-                raise serializers.ValidationError(
-                    {name: [f"{name} is not supported by chatapi."] for name in offered}
-                )
+                raise unsupported_fields_error(offered)
         return super().to_internal_value(data)
 
     def validate_messages(self, messages: list[Any]) -> list[ChatMessage]:
@@ -105,7 +105,7 @@ class AnthropicMessagesSerializer(JsonBodySerializer):
             stream=data["stream"] if stream is None else stream,
             temperature=data.get("temperature"),
             top_p=data.get("top_p"),
-            stop=tuple(data.get("stop_sequences", ())),
+            stop_sequences=tuple(data.get("stop_sequences", ())),
             metadata=data.get("metadata") or {},
         )
 
@@ -117,6 +117,8 @@ class AnthropicCountTokensSerializer(AnthropicMessagesSerializer):
 
 def anthropic_message(assistant: Message) -> dict[str, Any]:
     """The stored answer as an Anthropic ``Message``."""
+    input_tokens = assistant.input_tokens or 0
+    cached = assistant.cached_input_tokens or 0
     content: list[dict[str, str]] = []
     if assistant.reasoning:
         content.append({"type": "thinking", "thinking": assistant.reasoning, "signature": ""})
@@ -128,12 +130,13 @@ def anthropic_message(assistant: Message) -> dict[str, Any]:
         "content": content,
         "model": assistant.model,
         "stop_reason": assistant.stop_reason or None,
-        "stop_sequence": None,
+        "stop_sequence": assistant.stop_sequence or None,
+        # Anthropic's input_tokens excludes the cached part.
         "usage": {
-            "input_tokens": assistant.input_tokens or 0,
+            "input_tokens": input_tokens - min(cached, input_tokens),
             "output_tokens": assistant.output_tokens or 0,
             "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
+            "cache_read_input_tokens": cached,
         },
     }
 

@@ -43,6 +43,28 @@ from usage.catalog import ChatModel, chat_model_get, chat_model_unavailable
 CONVERSATION_HEADER = "chatapi-conversation-id"
 
 
+# Tool use is the native send route's (its blocks are stored on the conversation's tree); here
+# it is refused, never silently dropped.
+_TOOL_FIELDS = frozenset(
+    {"tools", "tool_choice", "functions", "function_call", "parallel_tool_calls"}
+)
+
+
+def unsupported_fields_error(fields: list[str]) -> serializers.ValidationError:
+    """The 400 for request fields this route does not offer, each named."""
+    return serializers.ValidationError(
+        {
+            name: [
+                f"{name} is not supported by chatapi's compatibility routes; tool use works on "
+                "POST /api/v1/conversations/{id}/messages."
+                if name in _TOOL_FIELDS
+                else f"{name} is not supported by chatapi."
+            ]
+            for name in fields
+        }
+    )
+
+
 def text_content(value: Any, *, field: str, max_chars: int = MESSAGE_MAX_CHARS) -> str:
     """A message's content: a string, or text blocks (Anthropic) or parts (OpenAI), both
     ``{"type": "text", "text": ...}``, joined; text is the only kind offered."""
@@ -81,7 +103,9 @@ class CompatCall:
     stream: bool
     temperature: float | None = None
     top_p: float | None = None
-    stop: tuple[str, ...] = ()
+    # Anthropic's stop_sequences, OpenAI's stop: chatapi's own stop sequences, enforced on
+    # the streamed text (an OpenAI finish_reason "stop" when one ends the answer).
+    stop_sequences: tuple[str, ...] = ()
     reasoning_effort: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
@@ -91,8 +115,8 @@ class CompatCall:
         for name in ("temperature", "max_output_tokens", "top_p", "reasoning_effort"):
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)
-        if self.stop:
-            data["stop"] = list(self.stop)
+        if self.stop_sequences:
+            data["stop_sequences"] = list(self.stop_sequences)
         return data
 
     def context_digest(self) -> str:

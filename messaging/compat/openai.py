@@ -19,6 +19,7 @@ from rest_framework.response import Response
 
 from chatapi.openapi import sse_schema_response
 from chatapi.serializers import JsonBodySerializer
+from conversations.blocks import STOP_SEQUENCE_MAX_CHARS, STOP_SEQUENCES_MAX
 from conversations.models import Message, ReasoningEffort
 from conversations.serializers import SYSTEM_PROMPT_MAX_LENGTH, conversation_metadata_validate
 from messaging.compat.base import (
@@ -31,6 +32,7 @@ from messaging.compat.base import (
     compat_send,
     continue_on_loop,
     text_content,
+    unsupported_fields_error,
 )
 from messaging.llm.base import ChatMessage
 from messaging.views import answer_error, event_stream_response
@@ -87,9 +89,7 @@ class ChatCompletionSerializer(JsonBodySerializer):
         if isinstance(data, dict):
             offered = [name for name in _UNSUPPORTED if name in data]
             if offered:
-                raise serializers.ValidationError(
-                    {name: [f"{name} is not supported by chatapi."] for name in offered}
-                )
+                raise unsupported_fields_error(offered)
         return super().to_internal_value(data)
 
     def validate_messages(self, messages: list[Any]) -> list[ChatMessage]:
@@ -132,8 +132,8 @@ class ChatCompletionSerializer(JsonBodySerializer):
         stops = [stop] if isinstance(stop, str) else stop
         if (
             not isinstance(stops, list)
-            or len(stops) > 4
-            or not all(isinstance(s, str) and 0 < len(s) <= 200 for s in stops)
+            or len(stops) > STOP_SEQUENCES_MAX
+            or not all(isinstance(s, str) and 0 < len(s) <= STOP_SEQUENCE_MAX_CHARS for s in stops)
         ):
             raise serializers.ValidationError("A string or up to 4 strings.")
         return stops
@@ -152,7 +152,7 @@ class ChatCompletionSerializer(JsonBodySerializer):
             stream=data["stream"],
             temperature=data.get("temperature"),
             top_p=data.get("top_p"),
-            stop=tuple(data.get("stop") or ()),
+            stop_sequences=tuple(data.get("stop") or ()),
             reasoning_effort=data.get("reasoning_effort"),
             metadata=data.get("metadata") or {},
         )

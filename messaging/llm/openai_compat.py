@@ -7,9 +7,11 @@ https://platform.openai.com/docs/api-reference/chat-streaming. Data-only SSE, on
 """
 
 import asyncio
+import dataclasses
 import logging
 import random
 import time
+import uuid
 import weakref
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ import orjson
 
 from chatapi import metrics
 from messaging.llm.base import (
+    ChatMessage,
     ChatProvider,
     ChatRequest,
     Finish,
@@ -29,6 +32,11 @@ from messaging.llm.base import (
     StreamEvent,
     StreamFailed,
     TextDelta,
+    ToolCallDelta,
+    ToolCallStart,
+    ToolChoice,
+    ToolDefinition,
+    UpstreamTimings,
     Usage,
 )
 
@@ -61,6 +69,7 @@ _STATUS_MAP = {
     504: (504, "timeout_error"),
 }
 _RETRYABLE_STATUSES = frozenset({429, 498, 500, 502, 503, 504})
+_FLEX_CAPACITY_EXCEEDED = 498
 
 
 @dataclass(frozen=True)
@@ -115,10 +124,14 @@ class OpenAICompatibleClient(ChatProvider):
             await client.aclose()
 
     def request_body(self, request: ChatRequest) -> dict[str, Any]:
-        """The JSON body; a provider with other parameter names overrides this."""
+        """The JSON body; a provider with other parameter names overrides this.
+
+        ``stop_sequences`` are not sent as ``stop``: the provider would cut the text without
+        saying which sequence matched, so they are enforced on the stream instead
+        (``messaging.llm.stop_sequences``)."""
         body: dict[str, Any] = {
             "model": request.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "messages": [_message_json(m) for m in request.messages],
             "stream": True,
             "stream_options": {"include_usage": True},
         }
@@ -130,8 +143,12 @@ class OpenAICompatibleClient(ChatProvider):
             body["reasoning_effort"] = request.reasoning_effort
         if request.top_p is not None:
             body["top_p"] = request.top_p
-        if request.stop:
-            body["stop"] = list(request.stop)
+        if request.tools:
+            body["tools"] = [_tool_json(tool) for tool in request.tools]
+            if request.tool_choice is not None:
+                body["tool_choice"] = _tool_choice_json(request.tool_choice)
+        if request.service_tier is not None:
+            body["service_tier"] = request.service_tier
         return body
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent]:
@@ -147,7 +164,18 @@ class OpenAICompatibleClient(ChatProvider):
             except _Retry as retry:
                 metrics.UPSTREAM_ERRORS.labels(self.name, retry.error.error_type).inc()
                 # Retries happen only before anything reached the caller.
-                if produced or attempt >= self.config.max_retries:
+                if produced:
+                    raise retry.error from None
+                if (
+                    retry.error.upstream_status == _FLEX_CAPACITY_EXCEEDED
+                    and body.get("service_tier") == "flex"
+                ):
+                    # Flex fails fast when Groq has no spare capacity: once more, at once,
+                    # on the ordinary tier (the retries after that are the usual ones).
+                    logger.warning("%s: flex capacity exceeded; retrying on_demand", self.name)
+                    body = {**body, "service_tier": "on_demand"}
+                    continue
+                if attempt >= self.config.max_retries:
                     raise retry.error from None
                 delay = self._backoff(attempt, retry.error.retry_after)
                 if delay is None:
@@ -205,8 +233,54 @@ class OpenAICompatibleClient(ChatProvider):
             ) from exc
 
 
+def _message_json(message: ChatMessage) -> dict[str, Any]:
+    """One history message in OpenAI's shape: an assistant's tool calls as ``tool_calls``
+    (with ``content`` null when it said nothing), a tool's answer as ``role: "tool"``."""
+    if message.tool_calls:
+        return {
+            "role": message.role,
+            "content": message.content or None,
+            "tool_calls": [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+                for call in message.tool_calls
+            ],
+        }
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    return {"role": message.role, "content": message.content}
+
+
+def _tool_json(tool: ToolDefinition) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": tool.name}
+    if tool.description:
+        function["description"] = tool.description
+    function["parameters"] = tool.input_schema
+    return {"type": "function", "function": function}
+
+
+def _tool_choice_json(choice: ToolChoice) -> str | dict[str, Any]:
+    """Anthropic's ``tool_choice`` in OpenAI's words: ``any`` is ``required``."""
+    if choice.type == "tool":
+        return {"type": "function", "function": {"name": choice.name}}
+    return "required" if choice.type == "any" else choice.type
+
+
 class _StreamState:
-    __slots__ = ("done", "failed", "finish_reason", "model", "started", "usage")
+    __slots__ = (
+        "cached_input_tokens",
+        "done",
+        "failed",
+        "finish_reason",
+        "model",
+        "started",
+        "timings",
+        "tool_calls",
+        "usage",
+    )
 
     def __init__(self) -> None:
         self.started = False
@@ -215,6 +289,23 @@ class _StreamState:
         self.model: str | None = None
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
+        # Groq reports usage twice (x_groq.usage on the last choice, then the top-level
+        # usage chunk) and only one of them may carry these: kept from whichever does.
+        self.cached_input_tokens: int | None = None
+        self.timings: UpstreamTimings | None = None
+        # The provider's index of every tool call started so far.
+        self.tool_calls: set[int] = set()
+
+    def final_usage(self) -> Usage | None:
+        if self.usage is None:
+            return None
+        return dataclasses.replace(
+            self.usage,
+            cached_input_tokens=self.usage.cached_input_tokens
+            if self.usage.cached_input_tokens is not None
+            else self.cached_input_tokens,
+            timings=self.timings,
+        )
 
     def fail(self, message: str, error_type: str = "api_error") -> StreamFailed:
         if not self.started:
@@ -251,8 +342,9 @@ async def _parse_stream(response: httpx.Response) -> AsyncGenerator[StreamEvent]
         return
     if not state.started:
         yield Started(model="")
-    if state.usage is not None:
-        yield state.usage
+    usage = state.final_usage()
+    if usage is not None:
+        yield usage
     yield Finish(STOP_REASONS.get(state.finish_reason or "stop", "end_turn"))
 
 
@@ -308,12 +400,65 @@ def _events_from_chunk(chunk: Mapping[str, Any], state: _StreamState) -> list[St
             content = delta.get("content")
             if isinstance(content, str) and content:
                 events.append(TextDelta(content))
+            tool_calls = delta.get("tool_calls")
+            if isinstance(tool_calls, list):
+                events.extend(_tool_call_events(tool_calls, state))
         if choice.get("finish_reason"):
             state.finish_reason = str(choice["finish_reason"])
-    usage = chunk.get("usage") or x_groq.get("usage")
-    if isinstance(usage, dict):
-        state.usage = _usage_from(usage)
+    for usage in (x_groq.get("usage"), chunk.get("usage")):
+        if isinstance(usage, dict):
+            _note_usage(usage, state)
     return events
+
+
+def _tool_call_events(fragments: list[Any], state: _StreamState) -> list[StreamEvent]:
+    """``delta.tool_calls``: a call's first fragment names it (``id``, ``function.name``),
+    the rest carry pieces of ``function.arguments``; Groq often sends a whole call at once.
+    Fragments without a usable index or name are dropped rather than failing the answer."""
+    events: list[StreamEvent] = []
+    for fragment in fragments:
+        if not isinstance(fragment, dict):
+            continue
+        index = fragment.get("index")
+        function = fragment.get("function")
+        if not isinstance(index, int) or not isinstance(function, dict):
+            continue
+        if index not in state.tool_calls:
+            name = function.get("name")
+            if not isinstance(name, str) or not name:
+                continue
+            call_id = fragment.get("id")
+            if not isinstance(call_id, str) or not call_id:
+                # Tool results must name the call: give it an id if the provider did not.
+                call_id = f"toolu_{uuid.uuid4().hex[:24]}"
+            state.tool_calls.add(index)
+            events.append(ToolCallStart(index=index, id=call_id, name=name))
+        arguments = function.get("arguments")
+        if isinstance(arguments, str) and arguments:
+            events.append(ToolCallDelta(index=index, arguments=arguments))
+    return events
+
+
+def _note_usage(raw: Mapping[str, Any], state: _StreamState) -> None:
+    usage = state.usage = _usage_from(raw)
+    if usage.cached_input_tokens is not None:
+        state.cached_input_tokens = usage.cached_input_tokens
+    timings = _timings_from(raw)
+    if timings is not None:
+        state.timings = timings
+
+
+def _timings_from(raw: Mapping[str, Any]) -> UpstreamTimings | None:
+    """Groq's ``x_groq.usage`` seconds; None unless all three are numbers."""
+    values = [raw.get(key) for key in ("queue_time", "prompt_time", "completion_time")]
+    numbers = [
+        float(value)
+        for value in values
+        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+    ]
+    if len(numbers) != len(values):
+        return None
+    return UpstreamTimings(*numbers)
 
 
 def _usage_from(raw: Mapping[str, Any]) -> Usage:
@@ -358,6 +503,7 @@ def _error_from_response(response: httpx.Response, provider: str) -> ProviderErr
         retry_after=_retry_after(response.headers.get("retry-after")),
         code=str(code) if code else None,
         retryable=upstream in _RETRYABLE_STATUSES,
+        upstream_status=upstream,
     )
 
 

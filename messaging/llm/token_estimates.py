@@ -28,4 +28,10 @@ def estimate_tokens_of_size(utf8_bytes: int) -> int:
 
 
 def estimate_messages_tokens(messages: Iterable[ChatMessage]) -> int:
-    return sum(estimate_tokens(m.content) + TOKENS_PER_MESSAGE for m in messages)
+    """Text, plus each tool call's name and arguments (the model reads those too)."""
+    return sum(
+        estimate_tokens(m.content)
+        + TOKENS_PER_MESSAGE
+        + sum(estimate_tokens(c.name) + estimate_tokens(c.arguments) for c in m.tool_calls)
+        for m in messages
+    )

@@ -417,7 +417,12 @@ async def test_regenerate_answers_json_like_a_send_with_the_same_user_message(
         {"type": "text", "text": "Second"},
     ]
     assert body["model"] == MODEL
-    assert body["usage"] == {"input_tokens": 20, "output_tokens": 4}
+    assert body["usage"] == {
+        "input_tokens": 20,
+        "output_tokens": 4,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
     assert body["conversation_id"] == str(conversation.pk)
     assert body["user_message"]["id"] == str(question.pk)
     assert body["user_message"]["content"] == "Hi"

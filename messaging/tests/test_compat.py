@@ -104,7 +104,8 @@ async def test_a_stateless_anthropic_call_is_stored_as_a_new_conversation(
             "cache_read_input_tokens": 0,
         },
     }
-    # ...from the whole context, with the settings passed on...
+    # ...from the whole context, with the settings passed on (the stop sequences are
+    # chatapi's to enforce, not the provider's)...
     (sent,) = fake_groq.received
     assert sent.body["messages"] == [
         {"role": "system", "content": "Be brief."},
@@ -112,11 +113,8 @@ async def test_a_stateless_anthropic_call_is_stored_as_a_new_conversation(
         {"role": "assistant", "content": "Hello."},
         {"role": "user", "content": "A city?"},
     ]
-    assert (sent.body["temperature"], sent.body["top_p"], sent.body["stop"]) == (
-        0.5,
-        0.9,
-        ["\n\n"],
-    )
+    assert (sent.body["temperature"], sent.body["top_p"]) == (0.5, 0.9)
+    assert "stop" not in sent.body
     assert sent.body["max_completion_tokens"] == 100
     # ...stored as a new conversation of the key's owner, billed to the key
     conversation = await conversation_of(response)
@@ -270,11 +268,56 @@ async def test_an_openai_call_answers_a_chat_completion(fake_groq: FakeGroq, key
     assert body["id"].startswith("chatcmpl-")
     sent = fake_groq.received[0].body
     assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
-    assert (sent["max_completion_tokens"], sent["stop"], sent["reasoning_effort"]) == (
-        20,
-        ["END"],
-        "low",
+    assert (sent["max_completion_tokens"], sent["reasoning_effort"]) == (20, "low")
+    assert "stop" not in sent
+
+
+async def test_anthropic_stop_sequences_end_the_answer_before_the_match_and_name_it(
+    fake_groq: FakeGroq, key: str
+) -> None:
+    # given: the match spans two chunks
+    fake_groq.replies.append(Reply(text=["One, two, th", "ree, four"], completion_tokens=6))
+
+    # when
+    response = await anthropic(
+        key,
+        {
+            "model": MODEL,
+            "max_tokens": 50,
+            "messages": [{"role": "user", "content": "Count"}],
+            "stop_sequences": ["four", "three"],
+        },
+    ).start()
+    body = json.loads(await response.read())
+
+    # then
+    assert response.status == 200
+    assert (body["content"], body["stop_reason"], body["stop_sequence"]) == (
+        [{"type": "text", "text": "One, two, "}],
+        "stop_sequence",
+        "three",
     )
+    assert "stop" not in fake_groq.received[0].body
+
+
+async def test_openai_stop_ends_the_answer_before_the_match_with_finish_reason_stop(
+    fake_groq: FakeGroq, key: str
+) -> None:
+    # given
+    fake_groq.replies.append(Reply(text=["Hi! EN", "D and more"], completion_tokens=5))
+
+    # when
+    response = await openai(
+        key,
+        {"model": MODEL, "messages": [{"role": "user", "content": "Hello"}], "stop": "END"},
+    ).start()
+    body = json.loads(await response.read())
+
+    # then
+    assert response.status == 200
+    assert body["choices"][0]["message"]["content"] == "Hi! "
+    assert body["choices"][0]["finish_reason"] == "stop"
+    assert "stop" not in fake_groq.received[0].body
 
 
 async def test_an_openai_stream_is_chunks_with_usage_and_done(
@@ -377,7 +420,15 @@ async def test_models_are_anthropics_page_or_openais_list_by_header(key: str) ->
     ("body", "status", "error_type", "fragment"),
     [
         ({"model": "nope/nope"}, 404, "not_found_error", "nope/nope"),
-        ({"tools": []}, 400, "invalid_request_error", "tools is not supported"),
+        (
+            {"tools": []},
+            400,
+            "invalid_request_error",
+            (
+                "tools is not supported by chatapi's compatibility routes; tool use works on "
+                "POST /api/v1/conversations/{id}/messages."
+            ),
+        ),
         ({"max_tokens": 0}, 400, "invalid_request_error", "max_tokens"),
         ({"max_tokens": 10**6}, 400, "invalid_request_error", "at most"),
         (

@@ -19,6 +19,7 @@ from messaging.llm.base import (
     StreamEvent,
     StreamFailed,
     TextDelta,
+    UpstreamTimings,
     Usage,
 )
 from messaging.llm.openai_compat import GroqClient, ProviderSettings
@@ -70,7 +71,7 @@ def test_streams_typed_events_and_sends_the_openai_body(fake_groq: FakeGroq) -> 
         ReasoningDelta("Think."),
         TextDelta("Hel"),
         TextDelta("lo"),
-        Usage(input_tokens=21, output_tokens=3),
+        Usage(input_tokens=21, output_tokens=3, timings=UpstreamTimings(0.01, 0.002, 0.03)),
         Finish("end_turn"),
     ]
     received = fake_groq.received[0]
@@ -111,13 +112,50 @@ def test_the_body_is_the_bytes_httpx_json_would_send(fake_groq: FakeGroq) -> Non
     assert sent == expected.encode()
 
 
-@pytest.mark.parametrize("usage_form", ["both", "x_groq", "usage"])
-def test_reads_usage_in_either_form(fake_groq: FakeGroq, usage_form: str) -> None:
+@pytest.mark.parametrize(
+    ("usage_form", "timings"),
+    [
+        ("both", UpstreamTimings(0.01, 0.002, 0.03)),
+        ("x_groq", UpstreamTimings(0.01, 0.002, 0.03)),
+        ("usage", None),
+    ],
+)
+def test_reads_usage_in_either_form(
+    fake_groq: FakeGroq, usage_form: str, timings: UpstreamTimings | None
+) -> None:
     fake_groq.replies.append(Reply(usage_form=usage_form, prompt_tokens=7, completion_tokens=9))  # type: ignore[arg-type]
 
     events = run(collect(client_for(fake_groq)))
 
-    assert [e for e in events if isinstance(e, Usage)] == [Usage(7, 9)]
+    assert [e for e in events if isinstance(e, Usage)] == [Usage(7, 9, timings=timings)]
+
+
+@pytest.mark.parametrize("usage_form", ["both", "x_groq", "usage"])
+def test_cached_prompt_tokens_are_read_from_either_usage_form(
+    fake_groq: FakeGroq, usage_form: str
+) -> None:
+    # given: 1,024 of the 1,500 prompt tokens came from Groq's prompt cache
+    fake_groq.replies.append(
+        Reply(usage_form=usage_form, prompt_tokens=1500, completion_tokens=9, cached_tokens=1024)  # type: ignore[arg-type]
+    )
+
+    # when
+    events = run(collect(client_for(fake_groq)))
+
+    # then
+    [usage] = [e for e in events if isinstance(e, Usage)]
+    assert (usage.input_tokens, usage.cached_input_tokens, usage.output_tokens) == (1500, 1024, 9)
+
+
+def test_groq_timings_are_read_from_x_groq_usage(fake_groq: FakeGroq) -> None:
+    fake_groq.replies.append(Reply(queue_time=0.125, prompt_time=0.0042, completion_time=1.5))
+
+    events = run(collect(client_for(fake_groq)))
+
+    [usage] = [e for e in events if isinstance(e, Usage)]
+    assert usage.timings == UpstreamTimings(
+        queue_seconds=0.125, prompt_seconds=0.0042, completion_seconds=1.5
+    )
 
 
 def test_no_usage_reported_yields_no_usage_event(fake_groq: FakeGroq) -> None:

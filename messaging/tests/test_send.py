@@ -235,7 +235,12 @@ async def test_non_streaming_reply_is_an_anthropic_message(
     assert body["model"] == MODEL
     assert body["stop_reason"] == "end_turn"
     assert body["stop_sequence"] is None
-    assert body["usage"] == {"input_tokens": 20, "output_tokens": 4}
+    assert body["usage"] == {
+        "input_tokens": 20,
+        "output_tokens": 4,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
     assert body["conversation_id"] == str(conversation.pk)
     assert body["user_message"]["id"] == str(user_message.pk)
     assert body["user_message"]["content"] == "Hi"

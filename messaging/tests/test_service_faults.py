@@ -166,7 +166,12 @@ def test_postgres_restart_answers_503_then_recovers_and_keeps_the_answer_in_flig
         ("user", "two", "complete"),
         ("assistant", "".join(WORDS), "complete"),
     ]
-    assert stored[-1]["usage"] == {"input_tokens": 40, "output_tokens": 6, "estimated": False}
+    assert stored[-1]["usage"] == {
+        "input_tokens": 40,
+        "cached_input_tokens": None,
+        "output_tokens": 6,
+        "estimated": False,
+    }
     again = httpx.post(url, headers=auth, json={"content": "four"}, timeout=30)
     assert again.status_code == 201, again.text
     assert again.json()["content"] == [{"type": "text", "text": "Hello there!"}]

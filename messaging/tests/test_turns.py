@@ -10,6 +10,7 @@ import pytest
 from django.db.models import Sum
 
 from accounts.models import User
+from conversations.blocks import text_blocks
 from conversations.models import Message
 from conversations.services import conversation_create
 from messaging.endings import SWEPT_ERROR
@@ -37,7 +38,7 @@ def plan(user: User, settings) -> TurnPlan:
     assert model is not None
     return turn_prepare(
         conversation=conversation_create(owner=user, model=MODEL),
-        content="Hi",
+        blocks=text_blocks("Hi"),
         model=model,
         generation=GenerationSettings(
             temperature=None, max_output_tokens=None, reasoning_effort=None
@@ -51,8 +52,10 @@ def complete(plan: TurnPlan) -> TurnOutcome:
         status="complete",
         content="Hello there!",
         reasoning="",
+        blocks=text_blocks("Hello there!"),
         model=MODEL,
         stop_reason="stop",
+        stop_sequence=None,
         usage=usage,
         usage_estimated=False,
         cost_usd=turn_cost(model=plan.model, usage=usage),

@@ -49,10 +49,10 @@ def test_model_list_shows_the_current_prices(staff_client: Client) -> None:
 
 def test_a_price_added_in_the_admin_is_in_force_at_once(staff_client: Client) -> None:
     # given: the model's page, with its seeded price as a read-only row
-    model = LanguageModel.objects.get(model_id="openai/gpt-oss-20b")
+    model = LanguageModel.objects.get(model_id="qwen/qwen3-32b")
     seeded = ModelPrice.objects.get(language_model=model)
     url = f"{MODELS}{model.pk}/change/"
-    assert chat_model_get(model.model_id).input_usd_per_mtok == Decimal("0.075")  # type: ignore[union-attr]
+    assert chat_model_get(model.model_id).input_usd_per_mtok == Decimal("0.29")  # type: ignore[union-attr]
     page = staff_client.get(url)
     (prices,) = page.context["inline_admin_formsets"]
     assert prices.has_change_permission is False
@@ -89,7 +89,7 @@ def test_a_price_added_in_the_admin_is_in_force_at_once(staff_client: Client) ->
         ModelPrice.objects.filter(language_model=model)
         .order_by("effective_from")
         .values_list("input_usd_per_mtok", "output_usd_per_mtok")
-    ) == [(Decimal("0.075"), Decimal("0.3")), (Decimal("0.1"), Decimal("0.4"))]
+    ) == [(Decimal("0.29"), Decimal("0.59")), (Decimal("0.1"), Decimal("0.4"))]
     current = chat_model_get(model.model_id)
     assert current is not None
     assert (current.input_usd_per_mtok, current.cached_input_usd_per_mtok) == (

@@ -16,6 +16,7 @@ from testsupport.factories import make_chat_model
 from usage.catalog import (
     ChatModel,
     chat_model_get,
+    chat_model_replacement,
     chat_model_unavailable,
     chat_models,
     default_chat_model,
@@ -27,7 +28,8 @@ pytestmark = pytest.mark.django_db
 
 
 def _seed_price_id(model_id: str) -> int:
-    return ModelPrice.objects.get(language_model__model_id=model_id).pk
+    """The seeded price in force now: the latest of the model's rows."""
+    return ModelPrice.objects.filter(language_model__model_id=model_id).latest("effective_from").pk
 
 
 def test_seeded_catalog_has_groq_models_with_exact_prices_and_the_local_model() -> None:
@@ -36,6 +38,7 @@ def test_seeded_catalog_has_groq_models_with_exact_prices_and_the_local_model() 
 
     # then: by provider, then id; local/dev-echo because the test settings configure "local"
     since = datetime(2026, 8, 1, tzinfo=UTC)
+    cached_since = datetime(2026, 12, 4, tzinfo=UTC)
     added = {row.model_id: row.created_at for row in LanguageModel.objects.all()}
     assert [model.created_at for model in models] == [added[model.id] for model in models]
     assert [replace(model, created_at=None) for model in models] == [
@@ -48,8 +51,9 @@ def test_seeded_catalog_has_groq_models_with_exact_prices_and_the_local_model() 
             output_usd_per_mtok=Decimal("0.60"),
             reasoning=True,
             provider="groq",
+            cached_input_usd_per_mtok=Decimal("0.075"),
             price_id=_seed_price_id("openai/gpt-oss-120b"),
-            price_effective_from=since,
+            price_effective_from=cached_since,
         ),
         ChatModel(
             id="openai/gpt-oss-20b",
@@ -60,8 +64,9 @@ def test_seeded_catalog_has_groq_models_with_exact_prices_and_the_local_model() 
             output_usd_per_mtok=Decimal("0.30"),
             reasoning=True,
             provider="groq",
+            cached_input_usd_per_mtok=Decimal("0.0375"),
             price_id=_seed_price_id("openai/gpt-oss-20b"),
-            price_effective_from=since,
+            price_effective_from=cached_since,
         ),
         ChatModel(
             id="qwen/qwen3-32b",
@@ -130,7 +135,10 @@ AVAILABLE = "openai/gpt-oss-120b, openai/gpt-oss-20b, qwen/qwen3-32b, local/dev-
         ("nope/nope", "Unknown model 'nope/nope'."),
         (
             "llama-3.3-70b-versatile",
-            "The model 'llama-3.3-70b-versatile' has been decommissioned by its provider.",
+            (
+                "The model 'llama-3.3-70b-versatile' has been decommissioned by its provider. "
+                "Its replacement is 'openai/gpt-oss-120b'."
+            ),
         ),
         ("new/unpriced", "The model 'new/unpriced' is not available (inactive)."),
     ],
@@ -142,6 +150,49 @@ def test_unusable_models_are_none_with_a_reason(model_id: str, reason: str) -> N
     # then
     assert chat_model_get(model_id) is None
     assert chat_model_unavailable(model_id) == f"{reason} Available models: {AVAILABLE}."
+
+
+def test_the_gpt_oss_models_cached_input_costs_half_from_2026_12_04() -> None:
+    # the August rows stay: they explain what earlier calls were charged
+    prices = ModelPrice.objects.filter(language_model__model_id="openai/gpt-oss-20b").order_by(
+        "effective_from"
+    )
+
+    assert [
+        (p.effective_from.date().isoformat(), p.input_usd_per_mtok, p.cached_input_usd_per_mtok)
+        for p in prices
+    ] == [
+        ("2026-08-01", Decimal("0.075"), None),
+        ("2026-12-04", Decimal("0.075"), Decimal("0.0375")),
+    ]
+
+
+def test_a_retired_models_replacement_is_followed_to_a_usable_model() -> None:
+    # given: a model retired in favour of one that was retired in turn
+    old = make_chat_model("old/model", active=False)
+    middle = make_chat_model("middle/model", active=False)
+    LanguageModel.objects.filter(pk=old.pk).update(decommissioned=True, replaced_by=middle)
+    LanguageModel.objects.filter(pk=middle.pk).update(
+        decommissioned=True,
+        replaced_by=LanguageModel.objects.get(model_id="openai/gpt-oss-20b"),
+    )
+
+    # then
+    assert chat_model_replacement("old/model") == "openai/gpt-oss-20b"
+    assert chat_model_unavailable("old/model") == (
+        "The model 'old/model' has been decommissioned by its provider. Its replacement is "
+        f"'openai/gpt-oss-20b'. Available models: {AVAILABLE}."
+    )
+
+
+def test_a_replacement_loop_or_none_names_no_replacement() -> None:
+    a = make_chat_model("loop/a", active=False)
+    b = make_chat_model("loop/b", active=False)
+    LanguageModel.objects.filter(pk=a.pk).update(replaced_by=b)
+    LanguageModel.objects.filter(pk=b.pk).update(replaced_by=a)
+
+    assert chat_model_replacement("loop/a") is None
+    assert chat_model_replacement("gemma2-9b-it") is None
 
 
 def test_an_active_model_without_a_price_is_usable_with_unknown_prices() -> None:

@@ -95,7 +95,9 @@ def test_a_turn_is_one_ledger_row_with_the_messages_cost(
         False,
         message.cost_usd,
         False,
-        ModelPrice.objects.get(language_model__model_id="openai/gpt-oss-20b").pk,
+        ModelPrice.objects.filter(language_model__model_id="openai/gpt-oss-20b")
+        .latest("effective_from")
+        .pk,
         message.completed_at,
     )
 

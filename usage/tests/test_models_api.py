@@ -24,9 +24,9 @@ GPT_OSS_20B = {
     "reasoning": True,
     "pricing": {
         "input_usd_per_mtok": "0.075",
-        "cached_input_usd_per_mtok": None,
+        "cached_input_usd_per_mtok": "0.0375",
         "output_usd_per_mtok": "0.3",
-        "effective_from": "2026-08-01T00:00:00Z",
+        "effective_from": "2026-12-04T00:00:00Z",
     },
 }
 AVAILABLE = "openai/gpt-oss-120b, openai/gpt-oss-20b, qwen/qwen3-32b, local/dev-echo"
@@ -79,7 +79,10 @@ def _send(client: APIClient, conversation_id: Any, **body: Any) -> Any:
         ("qwen/qwen3-32b", "The model 'qwen/qwen3-32b' is not available (inactive)."),
         (
             "llama-3.3-70b-versatile",
-            "The model 'llama-3.3-70b-versatile' has been decommissioned by its provider.",
+            (
+                "The model 'llama-3.3-70b-versatile' has been decommissioned by its provider. "
+                "Its replacement is 'openai/gpt-oss-120b'."
+            ),
         ),
     ],
 )
@@ -102,7 +105,9 @@ def test_sending_on_an_unavailable_model_is_a_400_and_the_history_stays(
         f"{reason} Available models: {available}. The conversation keeps its history; send "
         "with the model field to answer with another model."
     )
-    assert body["error"]["details"] == {"fields": {"model": ["Not an available model."]}}
+    assert body["error"]["details"] == {"fields": {"model": ["Not an available model."]}} | (
+        {"replaced_by": "openai/gpt-oss-120b"} if model_id == "llama-3.3-70b-versatile" else {}
+    )
     history = api_client.get(f"/api/v1/conversations/{conversation.pk}/messages").json()
     assert [message["content"] for message in history["data"]] == ["Earlier"]
 
