@@ -410,6 +410,23 @@ SHUTDOWN_HANDLE_SIGNALS = env_bool("SHUTDOWN_HANDLE_SIGNALS", default=True)
 # How long an Idempotency-Key on POST .../messages is remembered.
 IDEMPOTENCY_KEY_TTL_SECONDS = env_int("IDEMPOTENCY_KEY_TTL_SECONDS", 86400, minimum=1)
 
+# --- Webhooks -----------------------------------------------------------------------------------
+# Webhook URLs must be https and resolve to public addresses only (checked when an endpoint is
+# created and again before each delivery). True (development and tests only): plain http and
+# private, loopback and link-local addresses are allowed too.
+WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", default=False)
+# A failed delivery is retried after about base * 4**(attempt - 1) seconds (plus up to 25 %
+# jitter), at most WEBHOOK_RETRY_MAX_DELAY_SECONDS apart, until WEBHOOK_RETRY_WINDOW_SECONDS
+# after the event; then it is marked failed.
+WEBHOOK_RETRY_BASE_SECONDS = env_float("WEBHOOK_RETRY_BASE_SECONDS", 5.0, minimum=0.01)
+WEBHOOK_RETRY_MAX_DELAY_SECONDS = env_float("WEBHOOK_RETRY_MAX_DELAY_SECONDS", 3600.0, minimum=0.01)
+WEBHOOK_RETRY_WINDOW_SECONDS = env_float("WEBHOOK_RETRY_WINDOW_SECONDS", 86400.0, minimum=0.01)
+# One delivery attempt's whole time (connect, send, answer).
+WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+# How often each server process looks for due deliveries (retries, and events written by other
+# processes); its own events wake it at once.
+WEBHOOK_POLL_SECONDS = env_float("WEBHOOK_POLL_SECONDS", 5.0, minimum=0.01)
+
 # --- Observability: logs and metrics -------------------------------------------------------
 # Logs go to stderr: one JSON object per line (LOG_FORMAT=json, production's default, for a
 # log collector) or a plain line (development and test). Every request gets one access line

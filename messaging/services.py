@@ -13,7 +13,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import User
@@ -41,6 +41,7 @@ from messaging.turns import (
     turn_prepare,
     turn_prepare_regeneration,
 )
+from messaging.webhooks import webhook_outbox_write
 from usage.catalog import ChatModel, chat_model_get, chat_model_replacement, chat_model_unavailable
 
 
@@ -280,9 +281,18 @@ def _cancel_orphan(message: Message) -> Message:
     """Cancel ``message`` here if the process that generated it is gone; as stored now."""
     try:
         if not worker_is_alive(worker_id=message.worker_id):
-            Message.objects.filter(pk=message.pk, status=Message.Status.IN_PROGRESS).update(
-                status=Message.Status.CANCELLED, completed_at=timezone.now()
-            )
+            with transaction.atomic():
+                orphan = (
+                    Message.objects.select_for_update()
+                    .filter(pk=message.pk, status=Message.Status.IN_PROGRESS)
+                    .select_related("conversation")
+                    .first()
+                )
+                if orphan is not None:
+                    orphan.status = Message.Status.CANCELLED
+                    orphan.completed_at = timezone.now()
+                    orphan.save(update_fields=["status", "completed_at"])
+                    webhook_outbox_write(owner_id=orphan.conversation.owner_id, message=orphan)
         message.refresh_from_db()
         return message
     finally:

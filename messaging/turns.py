@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from django.db import IntegrityError, transaction
 from django.db.models import F, Func, JSONField
@@ -48,6 +48,7 @@ from messaging.llm.token_estimates import (
     estimate_tokens_of_size,
 )
 from messaging.process import WORKER_ID
+from messaging.webhooks import webhook_outbox_write
 from usage.catalog import ChatModel, chat_model_get, turn_cost
 from usage.models import UsageKind
 from usage.services import budget_release, budget_reserve, ledger_remove, usage_record
@@ -77,6 +78,8 @@ class TurnPlan:
     request: ChatRequest
     estimated_input_tokens: int
     started_at: float  # time.perf_counter() when the request arrived
+    # When the assistant message was created (what its events tell).
+    assistant_created_at: datetime
     # The conversation's owner, whose ledger and budgets the turn counts against.
     user_id: uuid.UUID | None = None
     # The title this turn gave an untitled conversation (its first words), else None.
@@ -423,6 +426,7 @@ def _turn_prepare(
             for fallback in map(chat_model_get, generation.fallback_models)
             if fallback is not None and fallback.id != model.id
         ),
+        assistant_created_at=assistant.created_at,
     )
 
 
@@ -436,6 +440,19 @@ def provider_timings_json(usage: Usage) -> dict[str, float] | None:
         "prompt": timings.prompt_seconds,
         "completion": timings.completion_seconds,
     }
+
+
+def _ended_message(plan: TurnPlan, fields: dict[str, Any]) -> Message:
+    """The assistant message as ``turn_record`` stores it (``fields``), built without a
+    query: what its webhook event tells."""
+    return Message(
+        id=plan.assistant_message_id,
+        conversation_id=plan.conversation_id,
+        parent_id=plan.user_message.pk,
+        role=Message.Role.ASSISTANT,
+        created_at=plan.assistant_created_at,
+        **fields,
+    )
 
 
 def turn_record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
@@ -496,6 +513,7 @@ def turn_record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
             api_key_id=plan.api_key_id,
         )
         budget_release(message_id=plan.assistant_message_id)
+        webhook_outbox_write(owner_id=user_id, message=_ended_message(plan, fields))
     metrics.turn_observe(
         model=(outcome.answered_by or plan.model).id,
         input_tokens=outcome.usage.input_tokens,
@@ -549,12 +567,12 @@ def turn_record_swept(*, message_id: uuid.UUID, content: str | None, reasoning: 
                 "cost_usd",
             ]
         )
+        owner_id = (
+            Conversation.objects.filter(pk=message.conversation_id)
+            .values_list("owner_id", flat=True)
+            .first()
+        )
         if model is not None:
-            owner_id = (
-                Conversation.objects.filter(pk=message.conversation_id)
-                .values_list("owner_id", flat=True)
-                .first()
-            )
             usage_record(
                 user_id=owner_id,
                 conversation_id=message.conversation_id,
@@ -568,4 +586,5 @@ def turn_record_swept(*, message_id: uuid.UUID, content: str | None, reasoning: 
                 created_at=now,
             )
         budget_release(message_id=message.pk)
+        webhook_outbox_write(owner_id=owner_id, message=message)
     return True
