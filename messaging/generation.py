@@ -58,6 +58,10 @@ logger = logging.getLogger(__name__)
 _KEEP_FINISHED_SECONDS_WITH_REDIS = 60.0
 
 
+# Background generations still opening (the loop keeps only weak references to tasks).
+_detached: set["asyncio.Future[Any]"] = set()
+
+
 def _retrieve(task: "asyncio.Future[Any]") -> None:
     """Mark a background task's exception as seen (it was handled where it was raised)."""
     if not task.cancelled():
@@ -235,6 +239,14 @@ class Generation:
         else:
             await self._stream.aclose()
             await self._store(Message.Status.INCOMPLETE, error=DISCONNECTED_ERROR, refused=True)
+
+    def run_detached(self) -> None:
+        """Open and run with no client attached (a background send): nothing but a cancel or
+        a shutdown stops it; a refusal is stored as the error it is (``open``)."""
+        opening = asyncio.ensure_future(self.open())
+        _detached.add(opening)
+        opening.add_done_callback(_detached.discard)
+        opening.add_done_callback(_retrieve)
 
     @property
     def task(self) -> "asyncio.Task[TurnOutcome] | None":

@@ -48,9 +48,9 @@ def idempotency_claim(
             f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable characters.",
             details={"fields": {HEADER: ["Invalid idempotency key."]}},
         )
-    # A retry may switch between streaming and JSON; everything else must match.
+    # A retry may switch between streaming, JSON and background; everything else must match.
     material = {"conversation": str(conversation_id)} | {
-        name: value for name, value in body.items() if name != "stream"
+        name: value for name, value in body.items() if name not in ("stream", "background")
     }
     digest = hashlib.sha256(
         json.dumps(material, sort_keys=True, separators=(",", ":"), default=str).encode()

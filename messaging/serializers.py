@@ -2,9 +2,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from chatapi.serializers import JsonBodySerializer
 from conversations.blocks import UserContentField
+from conversations.events import WEBHOOK_EVENTS
 from conversations.models import Message
 from conversations.selectors import message_find
 from conversations.serializers import (
@@ -13,6 +17,7 @@ from conversations.serializers import (
     MessageSerializer,
     validated_conversation,
 )
+from messaging.models import WebhookDelivery, WebhookEndpoint
 
 MESSAGE_MAX_CHARS = 100_000
 _COST = serializers.DecimalField(max_digits=18, decimal_places=10)
@@ -32,6 +37,18 @@ class RegenerateSerializer(GenerationSettingsSerializer):
         required=False,
         help_text="Answer with another catalog model; the conversation's otherwise.",
     )
+    background = serializers.BooleanField(
+        default=False,
+        help_text="Answer 202 at once and generate the answer with no client attached: follow "
+        "it with GET .../messages/{id} or .../stream, or a webhook. Not with stream.",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("background") and attrs.get("stream"):
+            raise serializers.ValidationError(
+                {"background": ["A background send does not stream: leave stream out."]}
+            )
+        return super().validate(attrs)
 
 
 class MessageCreateSerializer(RegenerateSerializer):
@@ -138,3 +155,85 @@ class AssistantReplySerializer(serializers.Serializer[AssistantReply]):
                 None if assistant.cost_usd is None else _COST.to_representation(assistant.cost_usd)
             ),
         }
+
+
+class BackgroundAcceptedSerializer(serializers.Serializer[Any]):
+    """A background send's 202: the stored user message and the answer being generated."""
+
+    conversation_id = serializers.UUIDField()
+    user_message = MessageSerializer()
+    assistant_message_id = serializers.UUIDField(
+        help_text="The answer's id: GET .../messages/{id} for its state, .../stream to follow "
+        "it, .../cancel to stop it."
+    )
+    status = serializers.ChoiceField(
+        choices=Message.Status.choices,
+        help_text="The answer's status: in_progress for a new send (a retry with a known "
+        "Idempotency-Key tells the status it has now).",
+    )
+
+
+class WebhookEndpointCreateSerializer(JsonBodySerializer):
+    url = serializers.CharField(
+        max_length=2000,
+        help_text="Where deliveries are POSTed: https, resolving to public addresses only.",
+    )
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=[str(event) for event in WEBHOOK_EVENTS]),
+        min_length=1,
+        help_text="The events to deliver: message.completed, message.failed (an answer that "
+        "failed or was cut short: its status is error or incomplete), message.cancelled.",
+    )
+
+
+class WebhookEndpointSerializer(serializers.ModelSerializer[WebhookEndpoint]):
+    """An endpoint as listed: never its secret."""
+
+    class Meta:
+        model = WebhookEndpoint
+        fields: tuple[str, ...] = ("id", "url", "events", "created_at")
+        read_only_fields: tuple[str, ...] = fields
+
+
+class WebhookEndpointCreatedSerializer(WebhookEndpointSerializer):
+    secret = serializers.CharField(
+        help_text="The signing secret (whsec_ + base64 of the key): shown in this answer only."
+    )
+
+    class Meta(WebhookEndpointSerializer.Meta):
+        fields = (*WebhookEndpointSerializer.Meta.fields, "secret")
+        read_only_fields = fields
+
+
+class WebhookDeliverySerializer(serializers.ModelSerializer[WebhookDelivery]):
+    """One delivery of the log: the event sent and how its attempts went."""
+
+    webhook_id = serializers.CharField(
+        read_only=True, help_text="The webhook-id header: the same on every attempt."
+    )
+    next_attempt_at = serializers.SerializerMethodField(
+        help_text="When the next attempt is due; null once delivered or failed."
+    )
+
+    class Meta:
+        model = WebhookDelivery
+        fields: tuple[str, ...] = (
+            "id",
+            "webhook_id",
+            "event_type",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "last_status_code",
+            "last_error",
+            "delivered_at",
+            "created_at",
+            "payload",
+        )
+        read_only_fields: tuple[str, ...] = fields
+
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_next_attempt_at(self, delivery: WebhookDelivery) -> str | None:
+        if delivery.status != WebhookDelivery.Status.PENDING:
+            return None
+        return serializers.DateTimeField().to_representation(delivery.next_attempt_at)

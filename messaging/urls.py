@@ -1,6 +1,6 @@
 from django.urls import path
 
-from messaging import views
+from messaging import views, webhook_views
 
 urlpatterns = [
     # str, not uuid: a malformed id reaches the ownership check and gets its 404 body.
@@ -28,5 +28,22 @@ urlpatterns = [
         "conversations/<str:conversation_id>/messages/stream",
         views.ConversationMessagesStreamView.as_view(),
         name="conversation-messages-stream",
+    ),
+    # After messages/stream, which this pattern would take.
+    path(
+        "conversations/<str:conversation_id>/messages/<str:message_id>",
+        views.ConversationMessageDetailView.as_view(),
+        name="conversation-message-detail",
+    ),
+    path("webhooks", webhook_views.WebhookListView.as_view(), name="webhook-list"),
+    path(
+        "webhooks/<str:endpoint_id>",
+        webhook_views.WebhookDetailView.as_view(),
+        name="webhook-detail",
+    ),
+    path(
+        "webhooks/<str:endpoint_id>/deliveries",
+        webhook_views.WebhookDeliveriesView.as_view(),
+        name="webhook-deliveries",
     ),
 ]

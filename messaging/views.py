@@ -42,6 +42,7 @@ from messaging.resume import message_events, message_wait_final
 from messaging.serializers import (
     AssistantReply,
     AssistantReplySerializer,
+    BackgroundAcceptedSerializer,
     MessageCreateSerializer,
     RegenerateSerializer,
 )
@@ -120,6 +121,11 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 _SEND_RESPONSES: dict[int | tuple[int, str], Any] = {
     201: AssistantReplySerializer,
+    202: OpenApiResponse(
+        BackgroundAcceptedSerializer,
+        description="With background=true: the user message is stored and the answer is being "
+        "generated with no client attached. Location points at GET .../messages/{id}.",
+    ),
     (200, "text/event-stream"): sse_schema_response(
         "With stream=true or Accept: text/event-stream: Anthropic Messages "
         "streaming events (message_start, content_block_start/delta/stop, message_delta, "
@@ -219,6 +225,8 @@ class ConversationMessageSendMixin:
             )
         except ProviderError as exc:
             raise api_error_from_provider(exc) from None
+        if data["background"]:
+            return _background(turn)
         return _respond(turn, streaming=_streaming(request, data, always_stream=always_stream))
 
     def regenerate(self, request: Request, *, answer: Message) -> HttpResponseBase:
@@ -239,6 +247,8 @@ class ConversationMessageSendMixin:
             )
         except ProviderError as exc:
             raise api_error_from_provider(exc) from None
+        if data["background"]:
+            return _background(turn)
         return _respond(turn, streaming=_streaming(request, data, always_stream=False))
 
 
@@ -256,6 +266,53 @@ def _respond(turn: NewTurn | RepeatedTurn, *, streaming: bool) -> HttpResponseBa
         functools.partial(_answer, turn.generation, streaming=streaming),
         abandon=turn.generation.abandon,
     )
+
+
+def _accepted(
+    *, conversation_id: Any, user_message: Message, assistant_id: Any, assistant_status: str
+) -> Response:
+    response = Response(
+        BackgroundAcceptedSerializer(
+            {
+                "conversation_id": conversation_id,
+                "user_message": user_message,
+                "assistant_message_id": assistant_id,
+                "status": assistant_status,
+            }
+        ).data,
+        status=status.HTTP_202_ACCEPTED,
+    )
+    response["Location"] = f"/api/v1/conversations/{conversation_id}/messages/{assistant_id}"
+    return response
+
+
+def _background(turn: NewTurn | RepeatedTurn) -> HttpResponseBase:
+    """A background send: 202 at once, the answer generated with no client attached (the
+    client going away, even before the answer starts, does not stop it)."""
+    if isinstance(turn, RepeatedTurn):
+        return _accepted(
+            conversation_id=turn.conversation_id,
+            user_message=turn.user_message,
+            assistant_id=turn.assistant_message.pk,
+            assistant_status=turn.assistant_message.status,
+        )
+    generation = turn.generation
+    plan = generation.plan
+    accepted = _accepted(
+        conversation_id=plan.conversation_id,
+        user_message=plan.user_message,
+        assistant_id=plan.assistant_message_id,
+        assistant_status=Message.Status.IN_PROGRESS,
+    )
+
+    async def detached() -> None:
+        generation.run_detached()
+
+    async def started() -> HttpResponseBase:
+        await detached()
+        return accepted
+
+    return ContinueOnLoop(started, abandon=detached)
 
 
 def _repeat(turn: RepeatedTurn, *, streaming: bool) -> HttpResponseBase:
@@ -351,14 +408,21 @@ class ConversationMessagesView(ConversationMessageSendMixin, ConversationScopedV
         "messages become the current leaf. Without streaming: 201 with the answer as an "
         "Anthropic Message plus the stored user message, latency, time to first token and "
         "cost. With stream=true or Accept: text/event-stream: an SSE stream in Anthropic's "
-        "Messages event format. 409 while another answer of the conversation is being "
-        "generated, whatever its branch.",
+        "Messages event format. With background=true: 202 at once with the user message and "
+        "the id of the answer in progress, generated with no client attached (follow it with "
+        "GET .../messages/{id}, resume its stream, cancel it, or be told by a webhook). 409 "
+        "while another answer of the conversation is being generated, whatever its branch.",
         request=MessageCreateSerializer,
         responses=_SEND_RESPONSES,
         examples=[
             OpenApiExample(
                 "streamed",
                 value={"content": "Three things to see in Lisbon?", "stream": True},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "background",
+                value={"content": "Summarize the report.", "background": True},
                 request_only=True,
             ),
             OpenApiExample(
@@ -433,6 +497,25 @@ def _last_event_id(request: Request) -> int:
 _MESSAGE_ID_PARAMETER = OpenApiParameter(
     "message_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The message's id."
 )
+
+
+class ConversationMessageDetailView(ConversationScopedView):
+    """One message of the caller's conversation."""
+
+    @extend_schema(
+        operation_id="conversations_messages_retrieve",
+        tags=["messages"],
+        summary="Get a message",
+        description="The message as stored now, with its status, usage and cost: how a "
+        "background send is followed. While an answer is in_progress its content is not "
+        "stored yet: resume its stream (GET .../messages/{id}/stream) for the text so far. "
+        "404 for a malformed id or another conversation's message.",
+        parameters=[_MESSAGE_ID_PARAMETER],
+        responses={200: MessageSerializer, 404: NOT_FOUND_RESPONSE},
+    )
+    def get(self, request: Request, conversation_id: str, message_id: str) -> Response:
+        message = message_get_in_conversation(conversation=self.conversation, message_id=message_id)
+        return Response(MessageSerializer(message_with_siblings(message_id=message.pk)).data)
 
 
 class ConversationMessageStreamView(ConversationScopedView):
