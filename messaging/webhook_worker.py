@@ -39,6 +39,7 @@ from django.utils import timezone
 from messaging.models import WebhookDelivery
 from messaging.webhooks import (
     AddressRefusedError,
+    IpAddress,
     WebhookTarget,
     webhook_body,
     webhook_signature,
@@ -153,34 +154,32 @@ def _record(delivery: ClaimedDelivery, *, status_code: int | None, error: str) -
 # --- the request ------------------------------------------------------------------------------
 
 
-def _pinned(url: str, target: WebhookTarget) -> tuple[str, dict[str, str], dict[str, Any]]:
-    """The URL with its host replaced by the checked address, the Host header naming the
-    original host, and the TLS server name (SNI, and the name the certificate must carry)."""
-    address = target.addresses[0]
-    literal = f"[{address}]" if address.version == 6 else str(address)
-    parsed = httpx.URL(url)
+def _pinned(
+    url: str, target: WebhookTarget, address: IpAddress
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The URL with its host replaced by ``address`` (one the check passed), the Host header
+    naming the original host, and the TLS server name (SNI, and the name the certificate must
+    carry)."""
     default_port = 443 if target.scheme == "https" else 80
-    host_header = target.host if target.port == default_port else f"{target.host}:{target.port}"
-    if ":" in target.host:  # an IPv6 literal host keeps its brackets in the Host header
-        host_header = host_header.replace(target.host, f"[{target.host}]", 1)
+    host = f"[{target.host}]" if ":" in target.host else target.host  # an IPv6 literal
+    host_header = host if target.port == default_port else f"{host}:{target.port}"
     extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-    return str(parsed.copy_with(host=literal.strip("[]"))), {"host": host_header}, extensions
+    pinned = httpx.URL(url).copy_with(host=str(address))
+    return str(pinned), {"host": host_header}, extensions
 
 
 async def delivery_attempt(
     delivery: ClaimedDelivery, client: httpx.AsyncClient
 ) -> tuple[int | None, str]:
     """Send one attempt: the status code the receiver answered (None: no answer) and the error
-    to log ("" for a 2xx)."""
+    to log ("" for a 2xx). The addresses checked are tried in turn until one connects."""
     try:
         target = await webhook_target_resolve(delivery.url)
     except AddressRefusedError as exc:
         return None, f"Refused: {exc}"
     body = webhook_body(delivery.payload)
     timestamp = int(time.time())
-    url, host, extensions = _pinned(delivery.url, target)
-    headers = {
-        **host,
+    signed = {
         "content-type": "application/json",
         "user-agent": _USER_AGENT,
         "webhook-id": delivery.webhook_id,
@@ -189,19 +188,27 @@ async def delivery_attempt(
             secret=delivery.secret, webhook_id=delivery.webhook_id, timestamp=timestamp, body=body
         ),
     }
+    error = ""
     try:
         async with asyncio.timeout(settings.WEBHOOK_TIMEOUT_SECONDS):
-            async with client.stream(
-                "POST", url, content=body, headers=headers, extensions=extensions
-            ) as response:
-                status_code = response.status_code
+            for address in target.addresses:
+                url, host, extensions = _pinned(delivery.url, target, address)
+                try:
+                    async with client.stream(
+                        "POST", url, content=body, headers=signed | host, extensions=extensions
+                    ) as response:
+                        status_code = response.status_code
+                except httpx.ConnectError as exc:
+                    error = f"Could not connect to {address}: {exc}"
+                    continue
+                if 200 <= status_code < 300:
+                    return status_code, ""
+                return status_code, f"The receiver answered HTTP {status_code}."
     except TimeoutError:
         return None, f"No answer within {settings.WEBHOOK_TIMEOUT_SECONDS:g} s."
     except httpx.HTTPError as exc:
         return None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    if 200 <= status_code < 300:
-        return status_code, ""
-    return status_code, f"The receiver answered HTTP {status_code}."
+    return None, error
 
 
 async def _deliver(delivery: ClaimedDelivery, client: httpx.AsyncClient) -> None:

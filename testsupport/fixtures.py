@@ -1,11 +1,12 @@
-"""The fake Groq fixture, shared by every app's tests (the root conftest loads
-this module as a plugin)."""
+"""The fake Groq and webhook receiver fixtures, shared by every app's tests (the root
+conftest loads this module as a plugin)."""
 
 from collections.abc import Iterator
 
 import pytest
 
 from testsupport.fake_groq import FakeGroq
+from testsupport.webhook_receiver import WebhookReceiver
 
 
 @pytest.fixture
@@ -14,3 +15,12 @@ def fake_groq() -> Iterator[FakeGroq]:
     server = FakeGroq().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    """A webhook receiver on loopback that answers 200; queue other statuses on
+    ``statuses`` before the deliveries come."""
+    receiver = WebhookReceiver().start()
+    yield receiver
+    receiver.stop()
