@@ -293,7 +293,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        # Two choice sets of fields named `status`: a message's and a webhook delivery's.
+        "MessageStatusEnum": "conversations.models.MessageStatus",
+        "WebhookDeliveryStatusEnum": "messaging.models.WebhookDelivery.Status",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         # 401, 400, 413 and 415 where they apply, and the error envelope on every error.

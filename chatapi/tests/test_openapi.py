@@ -229,6 +229,7 @@ def test_tree_routes_are_documented(schema: dict[str, Any]) -> None:
     assert sorted(regenerate["responses"]) == [
         "200",
         "201",
+        "202",
         "400",
         "401",
         "404",
