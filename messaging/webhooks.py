@@ -33,6 +33,8 @@ from conversations.events import WEBHOOK_EVENTS, message_ended_event, message_ev
 from conversations.models import Message
 from messaging.models import WebhookDelivery, WebhookEndpoint
 
+# Each endpoint is one more request per event: a user's fan-out is bounded.
+MAX_ENDPOINTS_PER_USER = 20
 SECRET_PREFIX = "whsec_"  # noqa: S105 (the format's prefix, not a secret)
 _SECRET_BYTES = 32
 
@@ -164,7 +166,12 @@ async def webhook_target_resolve(url: str) -> WebhookTarget:
 
 def webhook_endpoint_create(*, owner: User, url: str, events: list[str]) -> WebhookEndpoint:
     """A new endpoint of ``owner``'s, after checking its URL's addresses (ApiError if they are
-    refused). Its secret is on the returned row: the only time the API shows it."""
+    refused, or when ``owner`` has MAX_ENDPOINTS_PER_USER already). Its secret is on the
+    returned row: the only time the API shows it."""
+    if WebhookEndpoint.objects.filter(owner=owner).count() >= MAX_ENDPOINTS_PER_USER:
+        raise ApiError(
+            f"At most {MAX_ENDPOINTS_PER_USER} webhook endpoints per user: delete one first."
+        )
     try:
         webhook_target_check(url)
     except AddressRefusedError as exc:

@@ -18,9 +18,11 @@ import httpx
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import DatabaseError, connection
+from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts.models import User
+from accounts.services import api_key_create
 from conversations.models import Conversation, Message
 from conversations.services import conversation_create
 from messaging.models import WebhookDelivery, WebhookEndpoint
@@ -142,6 +144,71 @@ def test_a_bad_endpoint_is_a_400(api_client: APIClient, body: dict[str, Any], fi
 
     assert response.status_code == 400
     assert field in response.json()["error"]["details"]["fields"]
+
+
+@pytest.mark.django_db
+def test_a_user_has_at_most_twenty_endpoints(user: User, api_client: APIClient) -> None:
+    # given
+    WebhookEndpoint.objects.bulk_create(
+        WebhookEndpoint(owner=user, url="https://a.example/h", events=ALL_EVENTS, secret="s")
+        for _ in range(20)
+    )
+
+    # when
+    response = api_client.post(
+        "/api/v1/webhooks", {"url": "https://93.184.215.14/h", "events": ALL_EVENTS}, format="json"
+    )
+
+    # then
+    assert response.status_code == 400
+    assert WebhookEndpoint.objects.count() == 20
+
+
+@pytest.mark.django_db
+def test_api_keys_need_the_conversation_scopes(user: User) -> None:
+    # given
+    _, read_only = api_key_create(user=user, name="r", scopes=["conversations:read"])
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=read_only)
+    body = {"url": "https://93.184.215.14/h", "events": ALL_EVENTS}
+
+    # when
+    listed = client.get("/api/v1/webhooks")
+    created = client.post("/api/v1/webhooks", body, format="json")
+
+    # then
+    assert listed.status_code == 200
+    assert created.status_code == 403
+    assert created.json()["error"]["details"]["required_scope"] == "conversations:write"
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_endpoints_and_deliveries_without_secrets(
+    admin_client: Client, user: User
+) -> None:
+    # given
+    endpoint = WebhookEndpoint.objects.create(
+        owner=user, url="https://a.example/h", events=ALL_EVENTS, secret="whsec_c2VjcmV0IQ=="
+    )
+    delivery = WebhookDelivery.objects.create(
+        endpoint=endpoint,
+        event_type="message.failed",
+        payload={"type": "message.failed"},
+        last_error="The receiver answered HTTP 500.",
+    )
+
+    # when
+    pages = [
+        admin_client.get("/admin/messaging/webhookendpoint/"),
+        admin_client.get(f"/admin/messaging/webhookendpoint/{endpoint.pk}/change/"),
+        admin_client.get("/admin/messaging/webhookdelivery/"),
+        admin_client.get(f"/admin/messaging/webhookdelivery/{delivery.pk}/change/"),
+    ]
+
+    # then
+    assert [page.status_code for page in pages] == [200, 200, 200, 200]
+    assert all(b"whsec_" not in page.content for page in pages)
+    assert b"The receiver answered HTTP 500." in pages[1].content
 
 
 # --- the address checks ------------------------------------------------------------------------
