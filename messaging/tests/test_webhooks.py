@@ -535,6 +535,52 @@ def test_a_delivery_written_while_no_server_runs_is_sent_by_the_next_server(
     assert body["data"]["message"]["status"] == "incomplete"
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.live_database
+def test_a_delivery_failing_when_its_server_is_killed_is_sent_by_another_server(
+    user: User, webhook_receiver: WebhookReceiver, tmp_path: Path
+) -> None:
+    # given: a server whose deliveries fail (the receiver answers 500)
+    webhook_receiver.statuses.extend([500] * 100)
+    secret = webhook_secret_new()
+    WebhookEndpoint.objects.create(
+        owner=user, url=webhook_receiver.url(), events=ALL_EVENTS, secret=secret
+    )
+    env = {"WEBHOOK_ALLOW_PRIVATE_URLS": "true", "LOG_LEVEL": "WARNING"}
+    first = LiveServer(
+        env=env | {"WEBHOOK_RETRY_BASE_SECONDS": "3"}, log_path=tmp_path / "first.log"
+    )
+    try:
+        conversation = conversation_create(owner=user, model=MODEL)
+        make_message(conversation=conversation, role=Message.Role.USER, content="Hi")
+        answer = make_message(
+            conversation=conversation,
+            role=Message.Role.ASSISTANT,
+            content="",
+            status=Message.Status.IN_PROGRESS,
+            worker_id="a-dead-process",
+        )
+        assert turn_record_swept(message_id=answer.pk, content="par", reasoning="")
+        eventually(lambda: WebhookDelivery.objects.get().last_status_code == 500, wait=15)
+    finally:
+        first.kill()  # SIGKILL, right after its first attempt failed
+    webhook_receiver.statuses.clear()
+
+    # when
+    second = LiveServer(env=env, log_path=tmp_path / "second.log")
+    try:
+        eventually(lambda: WebhookDelivery.objects.get().status == "delivered", wait=20)
+    finally:
+        second.stop()
+
+    # then: one delivery, the same webhook-id on both attempts, the last one accepted
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.attempts, delivery.last_status_code) == (2, 200)
+    failed, delivered = webhook_receiver.received
+    assert failed.headers["webhook-id"] == delivered.headers["webhook-id"] == delivery.webhook_id
+    assert verify(secret, delivered)["data"]["message"]["id"] == str(answer.pk)
+
+
 @pytest.fixture
 def conversation(user: User) -> Conversation:
     return conversation_create(owner=user, model=MODEL)
