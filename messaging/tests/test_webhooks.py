@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import ssl
 import time
 import uuid
 from pathlib import Path
@@ -319,6 +320,45 @@ async def test_a_name_that_resolves_to_a_private_address_at_delivery_time_is_ref
     assert status_code is None
     assert "not a public address" in error
     assert webhook_receiver.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("close_worker_connection", "allow_private")
+@pytest.mark.parametrize(
+    ("certified", "delivered"), [("localhost", True), ("other.example", False)]
+)
+async def test_an_https_delivery_connects_to_the_checked_address_under_the_urls_name(
+    certified: str, delivered: bool, user: User
+) -> None:
+    # given: an HTTPS receiver on 127.0.0.1 whose certificate names ``certified``
+    receiver = WebhookReceiver(tls_name=certified).start()
+    endpoint = await WebhookEndpoint.objects.acreate(
+        owner=user, url=receiver.url("localhost"), events=ALL_EVENTS, secret=webhook_secret_new()
+    )
+    await WebhookDelivery.objects.acreate(
+        endpoint=endpoint, event_type="message.completed", payload={"type": "message.completed"}
+    )
+    trusted = ssl.create_default_context(cadata=receiver.certificate_pem.decode())
+
+    # when: the request goes to the address checked, the name kept for Host, SNI and the
+    # certificate check
+    (claimed,) = await sync_to_async(deliveries_claim)()
+    try:
+        async with httpx.AsyncClient(verify=trusted, trust_env=False) as client:
+            status_code, error = await delivery_attempt(claimed, client)
+    finally:
+        receiver.stop()
+
+    # then
+    if delivered:
+        assert (status_code, error) == (200, "")
+        (received,) = receiver.received
+        assert received.headers["host"] == f"localhost:{receiver.port}"
+    else:
+        assert status_code is None
+        assert "certificate" in error.lower()
+        assert receiver.count() == 0
 
 
 def test_retry_delays_grow_exponentially_up_to_the_cap(settings: Any) -> None:
