@@ -459,6 +459,41 @@ def test_a_swept_answer_is_told_as_failed(user: User, conversation: Conversation
     assert delivery.payload["data"]["message"]["status"] == "incomplete"
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("close_worker_connection")
+async def test_cancelling_a_dead_process_answer_is_told_as_cancelled(
+    user: User, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    # given: an answer in progress on a process that is gone
+    await WebhookEndpoint.objects.acreate(
+        owner=user, url="https://a.example/h", events=ALL_EVENTS, secret="whsec_AAAA"
+    )
+    await sync_to_async(make_message)(
+        conversation=conversation, role=Message.Role.USER, content="Hi"
+    )
+    answer = await sync_to_async(make_message)(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        content="",
+        status=Message.Status.IN_PROGRESS,
+        worker_id="a-dead-process",
+    )
+
+    # when
+    cancel = await ASGIRequest(
+        "POST", f"/api/v1/conversations/{conversation.pk}/messages/{answer.pk}/cancel", headers=auth
+    ).start()
+    body = await cancel.json()
+
+    # then: the cancel and its event, together
+    assert (cancel.status, body["status"]) == (200, "cancelled")
+    delivery = await WebhookDelivery.objects.aget()
+    assert delivery.event_type == "message.cancelled"
+    assert delivery.payload["data"]["message"]["id"] == str(answer.pk)
+    assert delivery.payload["data"]["message"]["status"] == "cancelled"
+
+
 # --- deliveries --------------------------------------------------------------------------------
 
 
