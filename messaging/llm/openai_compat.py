@@ -39,6 +39,7 @@ from messaging.llm.base import (
     UpstreamTimings,
     Usage,
 )
+from messaging.llm.transport import AiohttpTransport
 
 logger = logging.getLogger(__name__)
 
@@ -109,10 +110,7 @@ class OpenAICompatibleClient(ChatProvider):
                 timeout=httpx.Timeout(
                     self.config.read_timeout, connect=self.config.connect_timeout
                 ),
-                limits=httpx.Limits(
-                    max_connections=self.config.max_connections,
-                    max_keepalive_connections=self.config.max_connections,
-                ),
+                transport=AiohttpTransport(max_connections=self.config.max_connections),
             )
             self._clients[loop] = client
         return client
