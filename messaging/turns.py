@@ -9,9 +9,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
-from django.db import IntegrityError, transaction
-from django.db.models import F, Func, JSONField
-from django.db.models.expressions import RawSQL
+import orjson
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from chatapi import metrics
@@ -27,7 +26,6 @@ from conversations.models import Conversation, Message, ReasoningEffort, Service
 from conversations.selectors import (
     Parent,
     conversation_leaf_id,
-    message_branch_filter,
     message_with_siblings,
 )
 from conversations.services import conversation_touch
@@ -42,6 +40,7 @@ from messaging.idempotency import (
 )
 from messaging.llm.base import ChatMessage, ChatRequest, ToolChoice, ToolDefinition, Usage
 from messaging.llm.token_estimates import (
+    BYTES_PER_TOKEN,
     TOKENS_PER_MESSAGE,
     estimate_messages_tokens,
     estimate_tokens,
@@ -58,14 +57,29 @@ _CONTEXT_STATUSES = (Message.Status.COMPLETE, Message.Status.INCOMPLETE, Message
 ONE_IN_PROGRESS_CONSTRAINT = "message_one_in_progress_per_conversation"
 
 
-# A message's tool blocks (calls and results), without its text and reasoning: what the
-# context budget needs beside the text's size (jsonpath, PostgreSQL 12+).
-_TOOL_BLOCKS = RawSQL(  # noqa: S611 (constant SQL, no parameters)
-    f'jsonb_path_query_array("{Message._meta.db_table}"."blocks", '
-    '\'$[*] ? (@.type == "tool_use" || @.type == "tool_result")\')',
-    (),
-    output_field=JSONField(),
+# The branch that ends at a message, newest first, with what the context needs of each
+# message: one statement whatever the depth. The recursion follows parent_id by primary key
+# (a parent is always of its child's conversation; the anchor checks the conversation).
+# `before` is the UTF-8 size of the newer texts: a message whose newer texts alone exceed the
+# budget (at BYTES_PER_TOKEN bytes a token at least) can never fit, so it is not sent.
+_CONTEXT_SQL = f"""
+WITH RECURSIVE branch AS (
+    SELECT id, parent_id, role, status, content, blocks, created_at
+    FROM {Message._meta.db_table} WHERE id = %(leaf)s AND conversation_id = %(conversation)s
+  UNION ALL
+    SELECT m.id, m.parent_id, m.role, m.status, m.content, m.blocks, m.created_at
+    FROM branch b JOIN {Message._meta.db_table} m ON m.id = b.parent_id
+), sized AS (
+    SELECT id, role, status, content, blocks, created_at, octet_length(content) AS size,
+        coalesce(sum(octet_length(content)) OVER (
+            ORDER BY created_at DESC, id DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+        ), 0) AS before
+    FROM branch WHERE status = ANY(%(statuses)s) AND role <> %(system)s
 )
+SELECT id, role, status, size, content, blocks FROM sized
+WHERE before <= %(max_bytes)s ORDER BY created_at DESC, id DESC
+"""  # noqa: S608 (constant SQL: the table name; the values are parameters)
+_TOOL_BLOCK_TYPES = frozenset({"tool_use", "tool_result"})
 
 
 @dataclass(frozen=True)
@@ -137,25 +151,31 @@ def context_messages(
     at all (a tool round trip is several provider messages); tool results whose call was
     cut off are left out too: the provider refuses them.
 
-    Two queries whatever the depth: the branch's roles, text sizes and tool blocks newest
-    first (the estimate counts UTF-8 bytes, which PostgreSQL reports without sending the
-    texts or the reasoning), then the blocks of the messages that fit."""
+    One statement whatever the depth; the texts of messages that cannot fit are not read."""
     if parent_id is None:
         return [], 0
-    sized = (
-        message_branch_filter(conversation=conversation, leaf_id=parent_id)
-        .filter(status__in=_CONTEXT_STATUSES)
-        .exclude(role=Message.Role.SYSTEM)
-        .annotate(size=Func(F("content"), function="octet_length"), tool_blocks=_TOOL_BLOCKS)
-        .order_by("-created_at", "-id")
-        .values_list("id", "role", "status", "size", "tool_blocks")
-    )
-    picked: list[uuid.UUID] = []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CONTEXT_SQL,
+            {
+                "leaf": parent_id,
+                "conversation": conversation.pk,
+                "statuses": list(_CONTEXT_STATUSES),
+                "system": Message.Role.SYSTEM,
+                "max_bytes": budget * BYTES_PER_TOKEN,
+            },
+        )
+        rows = cursor.fetchall()
+    picked: list[tuple[str, str, str, list[Block]]] = []
     used = 0
-    for message_id, role, status, size, tool_blocks in sized:
+    # Django has psycopg hand jsonb over as text (JSONField parses it); orjson parses it here.
+    for _, role, status, size, content, blocks_json in rows:
+        sent = _sent_blocks(status, orjson.loads(blocks_json))
         # The tool messages (or the calls) as chat_messages_from makes them, without the text.
         tool_messages = chat_messages_from(
-            role=role, content="", blocks=_sent_blocks(status, tool_blocks)
+            role=role,
+            content="",
+            blocks=[block for block in sent if block["type"] in _TOOL_BLOCK_TYPES],
         )
         if not size and not tool_messages:
             continue  # it says nothing
@@ -164,22 +184,11 @@ def context_messages(
             cost += TOKENS_PER_MESSAGE  # the text is a message of its own
         if used + cost > budget:
             break
-        picked.append(message_id)
+        picked.append((role, status, content, sent))
         used += cost
-    if not picked:
-        return [], 0
-    stored = {
-        message_id: (role, status, content, blocks)
-        for message_id, role, status, content, blocks in Message.objects.filter(
-            pk__in=picked
-        ).values_list("id", "role", "status", "content", "blocks")
-    }
     messages: list[ChatMessage] = []
-    for message_id in reversed(picked):
-        role, status, content, blocks = stored[message_id]
-        messages.extend(
-            chat_messages_from(role=role, content=content, blocks=_sent_blocks(status, blocks))
-        )
+    for role, _, content, sent in reversed(picked):
+        messages.extend(chat_messages_from(role=role, content=content, blocks=sent))
     return _without_orphan_results(messages), used
 
 

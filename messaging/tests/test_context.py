@@ -1,7 +1,7 @@
 """The context of a turn on a tree with tool round trips (messaging.turns.context_messages):
 the branch up to the parent, each stored message whole or not at all, tool results whose call
-was cut off left out, a stopped answer's calls and every thinking block never sent, in two
-queries whatever the depth."""
+was cut off left out, a stopped answer's calls and every thinking block never sent, in one
+query whatever the depth."""
 
 import pytest
 from django.db import connection
@@ -109,7 +109,7 @@ def test_another_branchs_round_trip_is_not_part_of_the_context(user: User) -> No
     assert history == [ChatMessage("user", "Lisbon?"), ChatMessage("assistant", "Sunny.")]
 
 
-def test_the_context_is_read_in_two_queries_whatever_the_depth(user: User) -> None:
+def test_the_context_is_read_in_one_query_whatever_the_depth(user: User) -> None:
     # given: ten round trips on one branch
     conversation = make_conversation(owner=user)
     for trip in range(10):
@@ -130,4 +130,4 @@ def test_the_context_is_read_in_two_queries_whatever_the_depth(user: User) -> No
         ]
         * 10
     )
-    assert len(queries) == 2
+    assert len(queries) == 1
