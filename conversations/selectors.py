@@ -20,14 +20,15 @@ from conversations.models import Conversation, Message, Share
 PREVIEW_CHARS = 100
 
 # The branch that ends at a message: from the leaf up to its root, one primary-key lookup per
-# level, whatever the depth. The conversation filter on every level keeps a walk inside the
-# conversation the caller owns. Parameters: leaf id, conversation id, conversation id.
+# level, whatever the depth. The walk follows parent_id alone (a condition on the conversation
+# at every level makes the planner scan the conversation's messages at each level when its
+# statistics are stale); the query using these ids keeps only the conversation's own messages.
+# Parameters: leaf id, conversation id.
 _BRANCH_IDS = """
 WITH RECURSIVE branch (id, parent_id) AS (
     SELECT id, parent_id FROM {table} WHERE id = %s AND conversation_id = %s
   UNION ALL
     SELECT m.id, m.parent_id FROM {table} m JOIN branch b ON m.id = b.parent_id
-    WHERE m.conversation_id = %s
 )
 SELECT id FROM branch
 """
@@ -203,7 +204,7 @@ def message_branch_filter(*, conversation: Conversation, leaf_id: UUID) -> Query
     return Message.objects.filter(
         conversation=conversation,
         # Constant SQL; the ids are query parameters.
-        pk__in=RawSQL(sql, (leaf_id, conversation.pk, conversation.pk)),  # noqa: S611
+        pk__in=RawSQL(sql, (leaf_id, conversation.pk)),  # noqa: S611
     )
 
 
