@@ -64,7 +64,9 @@ ONE_IN_PROGRESS_CONSTRAINT = "message_one_in_progress_per_conversation"
 # messages are kept, so a parent_id pointing elsewhere (written outside the API) brings in
 # nothing of another conversation.
 # `before` is the UTF-8 size of the newer texts: a message whose newer texts alone exceed the
-# budget (at BYTES_PER_TOKEN bytes a token at least) can never fit, so it is not sent.
+# budget (at BYTES_PER_TOKEN bytes a token at least) can never fit, so it is not sent. The
+# blocks come only for messages with tool blocks: the others are their text (`content` is
+# their text blocks joined), and their thinking is never sent.
 _CONTEXT_SQL = f"""
 WITH RECURSIVE branch AS (
     SELECT id, parent_id, conversation_id, role, status, content, blocks, created_at
@@ -82,8 +84,10 @@ WITH RECURSIVE branch AS (
     WHERE conversation_id = %(conversation)s AND status = ANY(%(statuses)s)
         AND role <> %(system)s
 )
-SELECT id, role, status, size, content, blocks FROM sized
-WHERE before <= %(max_bytes)s ORDER BY created_at DESC, id DESC
+SELECT id, role, status, size, content,
+    CASE WHEN jsonb_path_exists(blocks, '$[*] ? (@.type == "tool_use" || @.type == "tool_result")')
+        THEN blocks END
+FROM sized WHERE before <= %(max_bytes)s ORDER BY created_at DESC, id DESC
 """  # noqa: S608 (constant SQL: the table name; the values are parameters)
 _TOOL_BLOCK_TYPES = frozenset({"tool_use", "tool_result"})
 
@@ -172,10 +176,21 @@ def context_messages(
             },
         )
         rows = cursor.fetchall()
-    picked: list[tuple[str, str, str, list[Block]]] = []
+    picked: list[list[ChatMessage]] = []
     used = 0
     # Django has psycopg hand jsonb over as text (JSONField parses it); orjson parses it here.
     for _, role, status, size, content, blocks_json in rows:
+        if blocks_json is None:  # text only
+            if not size:
+                continue  # it says nothing
+            cost = estimate_tokens_of_size(size) + TOKENS_PER_MESSAGE
+            if used + cost > budget:
+                break
+            picked.append(
+                [ChatMessage("user" if role == Message.Role.USER else "assistant", content)]
+            )
+            used += cost
+            continue
         sent = _sent_blocks(status, orjson.loads(blocks_json))
         # The tool messages (or the calls) as chat_messages_from makes them, without the text.
         tool_messages = chat_messages_from(
@@ -190,11 +205,9 @@ def context_messages(
             cost += TOKENS_PER_MESSAGE  # the text is a message of its own
         if used + cost > budget:
             break
-        picked.append((role, status, content, sent))
+        picked.append(chat_messages_from(role=role, content=content, blocks=sent))
         used += cost
-    messages: list[ChatMessage] = []
-    for role, _, content, sent in reversed(picked):
-        messages.extend(chat_messages_from(role=role, content=content, blocks=sent))
+    messages = [message for stored in reversed(picked) for message in stored]
     return _without_orphan_results(messages), used
 
 
