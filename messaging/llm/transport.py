@@ -13,6 +13,7 @@ httpx's, so what the provider code catches means the same thing:
 """
 
 import contextlib
+import weakref
 from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
@@ -53,6 +54,20 @@ class _Body(httpx.AsyncByteStream):
         self._response.release()
 
 
+def _close_dropped(session: aiohttp.ClientSession) -> None:
+    """Close the connections of a transport dropped without ``aclose()`` (its event loop
+    ended first: a test's loop, a process that did not drain), now and quietly, instead of
+    aiohttp's "Unclosed client session" and "Unclosed connector" errors at garbage
+    collection. Once the loop is closed there is nothing to await."""
+    if session.closed:
+        return
+    connector = session.connector
+    session.detach()
+    if connector is not None:
+        # The synchronous half of BaseConnector.close() (aiohttp pinned in requirements.txt).
+        connector._close()
+
+
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """One aiohttp session (its pool: ``max_connections`` at most, kept alive between
     requests) for one event loop; create it on that loop."""
@@ -65,6 +80,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             auto_decompress=False,
             skip_auto_headers=("Accept-Encoding", "User-Agent"),
         )
+        weakref.finalize(self, _close_dropped, self._session)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeout = request.extensions.get("timeout", {})
