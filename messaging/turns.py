@@ -26,7 +26,7 @@ from conversations.models import Conversation, Message, ReasoningEffort, Service
 from conversations.selectors import (
     Parent,
     conversation_leaf_id,
-    message_with_siblings,
+    message_sibling_position,
 )
 from conversations.services import conversation_touch
 from messaging.endings import SWEPT_ERROR
@@ -162,8 +162,17 @@ def context_messages(
     cut off are left out too: the provider refuses them.
 
     One statement whatever the depth; the texts of messages that cannot fit are not read."""
+    messages, used, _ = _context(conversation=conversation, parent_id=parent_id, budget=budget)
+    return messages, used
+
+
+def _context(
+    *, conversation: Conversation, parent_id: uuid.UUID | None, budget: int
+) -> tuple[list[ChatMessage], int, list[str]]:
+    """``context_messages``, and the ids of the tool calls of the parent (when it is a
+    finished answer that called tools) that the new message must answer: the same rows."""
     if parent_id is None:
-        return [], 0
+        return [], 0, []
     with connection.cursor() as cursor:
         cursor.execute(
             _CONTEXT_SQL,
@@ -178,6 +187,16 @@ def context_messages(
         rows = cursor.fetchall()
     picked: list[list[ChatMessage]] = []
     used = 0
+    # The parent is the newest row, when it is part of a context at all.
+    parent_row = rows[0] if rows and rows[0][0] == parent_id else None
+    open_ids = (
+        [block["id"] for block in tool_uses(orjson.loads(parent_row[5]))]
+        if parent_row is not None
+        and parent_row[1] == Message.Role.ASSISTANT
+        and parent_row[2] == Message.Status.COMPLETE
+        and parent_row[5] is not None
+        else []
+    )
     # Django has psycopg hand jsonb over as text (JSONField parses it); orjson parses it here.
     for _, role, status, size, content, blocks_json in rows:
         if blocks_json is None:  # text only
@@ -208,7 +227,7 @@ def context_messages(
         picked.append(chat_messages_from(role=role, content=content, blocks=sent))
         used += cost
     messages = [message for stored in reversed(picked) for message in stored]
-    return _without_orphan_results(messages), used
+    return _without_orphan_results(messages), used, open_ids
 
 
 def _without_orphan_results(oldest_first: list[ChatMessage]) -> list[ChatMessage]:
@@ -216,19 +235,6 @@ def _without_orphan_results(oldest_first: list[ChatMessage]) -> list[ChatMessage
     while start < len(oldest_first) and oldest_first[start].role == "tool":
         start += 1
     return oldest_first[start:]
-
-
-def _open_tool_use_ids(parent_id: uuid.UUID | None) -> list[str]:
-    """The calls of the new message's parent, when it is a finished answer that called
-    tools: the message that follows it on its branch must answer them."""
-    if parent_id is None:
-        return []
-    parent = Message.objects.filter(pk=parent_id).values_list("role", "status", "blocks").first()
-    if parent is None or parent[0] != Message.Role.ASSISTANT:
-        return []
-    if parent[1] != Message.Status.COMPLETE:
-        return []
-    return [block["id"] for block in tool_uses(parent[2])]
 
 
 def _title_from(content: str) -> str:
@@ -283,13 +289,6 @@ def turn_prepare(
     parent_id = (
         conversation_leaf_id(conversation=conversation) if parent is Parent.CURRENT_LEAF else parent
     )
-    open_ids = _open_tool_use_ids(parent_id)
-    problem = tool_results_problem(open_ids=open_ids, blocks=blocks)
-    if problem:
-        raise ApiError(
-            problem,
-            details={"fields": {"content": [problem]}, "open_tool_use_ids": open_ids},
-        )
     question = Message(
         conversation=conversation,
         parent_id=parent_id,
@@ -297,6 +296,7 @@ def turn_prepare(
         content=blocks_text(blocks),
         blocks=blocks,
         status=Message.Status.COMPLETE,
+        stop_sequence="",
         created_at=now,
         completed_at=now,
     )
@@ -372,9 +372,17 @@ def _turn_prepare(
             f"{model.context_window} tokens and {output_budget} are reserved for the answer.",
             details={"fields": {"content": ["Too long for the model's context window."]}},
         )
-    history, history_tokens = context_messages(
+    history, history_tokens, open_ids = _context(
         conversation=conversation, parent_id=question.parent_id, budget=budget
     )
+    if store_question:
+        # A new message must answer the tool calls of the answer it follows, if it made any.
+        problem = tool_results_problem(open_ids=open_ids, blocks=question.blocks)
+        if problem:
+            raise ApiError(
+                problem,
+                details={"fields": {"content": [problem]}, "open_tool_use_ids": open_ids},
+            )
     messages = (*system, *history, *new_messages)
     estimated_input = (
         estimate_messages_tokens(system) + history_tokens + estimate_messages_tokens(new_messages)
@@ -414,7 +422,9 @@ def _turn_prepare(
             conversation_touch(
                 conversation_id=conversation.pk, at=now, title=title, current_leaf_id=assistant.pk
             )
-            question = message_with_siblings(message_id=question.pk)
+            question.sibling_count, question.sibling_index = message_sibling_position(  # type: ignore[attr-defined]
+                message=question
+            )
     except IntegrityError as exc:
         if idempotency is not None and IDEMPOTENCY_CONSTRAINT in str(exc):
             record = idempotency_find(idempotency)
