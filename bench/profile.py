@@ -11,8 +11,9 @@ py-spy (requirements-dev.txt) and the right to ptrace the server (root, or
 
 Scenarios: hello (GET /api/v1/ping), me (GET /api/v1/auth/me), list_one (a page of one
 conversation), list_conversations, list_messages, usage_stats,
-stream (sequential streamed turns), relay (concurrent streams of many chunks: the per-chunk
-path).
+stream (sequential streamed turns in one conversation), turns (32 clients each sending in the
+next of the seeded conversations: short histories), relay (concurrent streams of many chunks:
+the per-chunk path; ``--rate`` paces them).
 """
 
 import argparse
@@ -71,6 +72,19 @@ async def drive(bench: Bench, scenario: str, seconds: float, clients: int) -> in
         await asyncio.gather(*(get(path) for _ in range(clients)))
     elif scenario == "stream":
         await stream(0)
+    elif scenario == "turns":
+        # Short histories: client i sends in conversations i, i + clients, ... in turn (its
+        # own, so that no two clients meet in one conversation).
+
+        async def rotating(index: int) -> None:
+            nonlocal done
+            mine = bench.conversations[index :: max(clients, 1)]
+            turn = 0
+            while time.perf_counter() < deadline:
+                done += (await bench.send(mine[turn % len(mine)])).status == 200
+                turn += 1
+
+        await asyncio.gather(*(rotating(i) for i in range(clients)))
     else:
         await asyncio.gather(*(stream(i) for i in range(clients)))
     return done
@@ -107,16 +121,19 @@ def summarize(raw: Path, top: int) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("scenario", choices=[*PATHS, "stream", "relay"])
+    parser.add_argument("scenario", choices=[*PATHS, "stream", "turns", "relay"])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--chunks", type=int, default=200, help="upstream chunks per answer")
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="chunks a second per answer (0: in bursts)"
+    )
     parser.add_argument("--top", type=int, default=40)
     args = parser.parse_args()
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
 
     db_url = database_url()
-    upstream = Upstream(chunks=args.chunks if args.scenario == "relay" else 20)
+    upstream = Upstream(chunks=args.chunks if args.scenario == "relay" else 20, rate=args.rate)
     env = server_env(db_url, upstream.port)
     run_django(env, "manage.py", "migrate", "--no-input", "-v", "0")
     data: dict[str, Any] = json.loads(run_django(env, "-m", "bench.seed", "60", "20000"))

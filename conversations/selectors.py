@@ -20,14 +20,15 @@ from conversations.models import Conversation, Message, Share
 PREVIEW_CHARS = 100
 
 # The branch that ends at a message: from the leaf up to its root, one primary-key lookup per
-# level, whatever the depth. The conversation filter on every level keeps a walk inside the
-# conversation the caller owns. Parameters: leaf id, conversation id, conversation id.
+# level, whatever the depth. The walk follows parent_id alone (a condition on the conversation
+# at every level makes the planner scan the conversation's messages at each level when its
+# statistics are stale); the query using these ids keeps only the conversation's own messages.
+# Parameters: leaf id, conversation id.
 _BRANCH_IDS = """
 WITH RECURSIVE branch (id, parent_id) AS (
     SELECT id, parent_id FROM {table} WHERE id = %s AND conversation_id = %s
   UNION ALL
     SELECT m.id, m.parent_id FROM {table} m JOIN branch b ON m.id = b.parent_id
-    WHERE m.conversation_id = %s
 )
 SELECT id FROM branch
 """
@@ -132,6 +133,30 @@ def messages_with_siblings(messages: QuerySet[Message]) -> QuerySet[Message]:
     )
 
 
+def message_sibling_position(*, message: Message) -> tuple[int, int]:
+    """``(sibling_count, sibling_index)`` of a stored message, as ``messages_with_siblings``
+    annotates them, in one small statement (a send's new message, without reading it back)."""
+    table = Message._meta.db_table
+    siblings = (
+        "parent_id = %s AND conversation_id = %s"
+        if message.parent_id is not None
+        else "parent_id IS NULL AND conversation_id = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE (created_at, id) <= (%s, %s)) "  # noqa: S608
+            f"FROM {table} WHERE {siblings}",  # constant SQL: the model's table, two conditions
+            (
+                message.created_at,
+                message.pk,
+                *([message.parent_id] if message.parent_id is not None else []),
+                message.conversation_id,
+            ),
+        )
+        count, index = cursor.fetchone()
+    return int(count), int(index)
+
+
 def message_newest_leaf_below(*, conversation: Conversation, message_id: UUID) -> UUID | None:
     """The leaf reached from ``message_id`` by following the newest answer at every level
     (the branch a client shows when the user picks that version); None when the message is
@@ -203,7 +228,7 @@ def message_branch_filter(*, conversation: Conversation, leaf_id: UUID) -> Query
     return Message.objects.filter(
         conversation=conversation,
         # Constant SQL; the ids are query parameters.
-        pk__in=RawSQL(sql, (leaf_id, conversation.pk, conversation.pk)),  # noqa: S611
+        pk__in=RawSQL(sql, (leaf_id, conversation.pk)),  # noqa: S611
     )
 
 

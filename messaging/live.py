@@ -22,6 +22,7 @@ from conversations.models import Message
 from messaging.endings import SHUTDOWN_ERROR
 from messaging.eventlog import logs_written, redis_client, redis_enabled
 from messaging.llm.base import ProviderError
+from messaging.llm.registry import providers_close
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +118,7 @@ async def generations_drain(deadline: float) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(_DRAIN_LOG_SECONDS):
                 await logs_written()
+    await providers_close()
 
 
 async def _generations_stop(running: list[LiveGeneration], deadline: float) -> None:

@@ -9,9 +9,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from django.db import IntegrityError, transaction
-from django.db.models import F, Func, JSONField
-from django.db.models.expressions import RawSQL
+import orjson
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from chatapi import metrics
@@ -27,8 +26,7 @@ from conversations.models import Conversation, Message, ReasoningEffort, Service
 from conversations.selectors import (
     Parent,
     conversation_leaf_id,
-    message_branch_filter,
-    message_with_siblings,
+    message_sibling_position,
 )
 from conversations.services import conversation_touch
 from messaging.endings import SWEPT_ERROR
@@ -42,6 +40,7 @@ from messaging.idempotency import (
 )
 from messaging.llm.base import ChatMessage, ChatRequest, ToolChoice, ToolDefinition, Usage
 from messaging.llm.token_estimates import (
+    BYTES_PER_TOKEN,
     TOKENS_PER_MESSAGE,
     estimate_messages_tokens,
     estimate_tokens,
@@ -59,14 +58,39 @@ _CONTEXT_STATUSES = (Message.Status.COMPLETE, Message.Status.INCOMPLETE, Message
 ONE_IN_PROGRESS_CONSTRAINT = "message_one_in_progress_per_conversation"
 
 
-# A message's tool blocks (calls and results), without its text and reasoning: what the
-# context budget needs beside the text's size (jsonpath, PostgreSQL 12+).
-_TOOL_BLOCKS = RawSQL(  # noqa: S611 (constant SQL, no parameters)
-    f'jsonb_path_query_array("{Message._meta.db_table}"."blocks", '
-    '\'$[*] ? (@.type == "tool_use" || @.type == "tool_result")\')',
-    (),
-    output_field=JSONField(),
+# The branch that ends at a message, newest first, with what the context needs of each
+# message: one statement whatever the depth. The recursion follows parent_id by primary key
+# alone (a condition on the conversation there makes the planner scan the conversation's
+# messages at every level when its statistics are stale); only the conversation's own
+# messages are kept, so a parent_id pointing elsewhere (written outside the API) brings in
+# nothing of another conversation.
+# `before` is the UTF-8 size of the newer texts: a message whose newer texts alone exceed the
+# budget (at BYTES_PER_TOKEN bytes a token at least) can never fit, so it is not sent. The
+# blocks come only for messages with tool blocks: the others are their text (`content` is
+# their text blocks joined), and their thinking is never sent.
+_CONTEXT_SQL = f"""
+WITH RECURSIVE branch AS (
+    SELECT id, parent_id, conversation_id, role, status, content, blocks, created_at
+    FROM {Message._meta.db_table} WHERE id = %(leaf)s AND conversation_id = %(conversation)s
+  UNION ALL
+    SELECT m.id, m.parent_id, m.conversation_id, m.role, m.status, m.content, m.blocks,
+        m.created_at
+    FROM branch b JOIN {Message._meta.db_table} m ON m.id = b.parent_id
+), sized AS (
+    SELECT id, role, status, content, blocks, created_at, octet_length(content) AS size,
+        coalesce(sum(octet_length(content)) OVER (
+            ORDER BY created_at DESC, id DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+        ), 0) AS before
+    FROM branch
+    WHERE conversation_id = %(conversation)s AND status = ANY(%(statuses)s)
+        AND role <> %(system)s
 )
+SELECT id, role, status, size, content,
+    CASE WHEN jsonb_path_exists(blocks, '$[*] ? (@.type == "tool_use" || @.type == "tool_result")')
+        THEN blocks END
+FROM sized WHERE before <= %(max_bytes)s ORDER BY created_at DESC, id DESC
+"""  # noqa: S608 (constant SQL: the table name; the values are parameters)
+_TOOL_BLOCK_TYPES = frozenset({"tool_use", "tool_result"})
 
 
 @dataclass(frozen=True)
@@ -140,25 +164,61 @@ def context_messages(
     at all (a tool round trip is several provider messages); tool results whose call was
     cut off are left out too: the provider refuses them.
 
-    Two queries whatever the depth: the branch's roles, text sizes and tool blocks newest
-    first (the estimate counts UTF-8 bytes, which PostgreSQL reports without sending the
-    texts or the reasoning), then the blocks of the messages that fit."""
+    One statement whatever the depth; the texts of messages that cannot fit are not read."""
+    messages, used, _ = _context(conversation=conversation, parent_id=parent_id, budget=budget)
+    return messages, used
+
+
+def _context(
+    *, conversation: Conversation, parent_id: uuid.UUID | None, budget: int
+) -> tuple[list[ChatMessage], int, list[str]]:
+    """``context_messages``, and the ids of the tool calls of the parent (when it is a
+    finished answer that called tools) that the new message must answer: the same rows."""
     if parent_id is None:
-        return [], 0
-    sized = (
-        message_branch_filter(conversation=conversation, leaf_id=parent_id)
-        .filter(status__in=_CONTEXT_STATUSES)
-        .exclude(role=Message.Role.SYSTEM)
-        .annotate(size=Func(F("content"), function="octet_length"), tool_blocks=_TOOL_BLOCKS)
-        .order_by("-created_at", "-id")
-        .values_list("id", "role", "status", "size", "tool_blocks")
-    )
-    picked: list[uuid.UUID] = []
+        return [], 0, []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CONTEXT_SQL,
+            {
+                "leaf": parent_id,
+                "conversation": conversation.pk,
+                "statuses": list(_CONTEXT_STATUSES),
+                "system": Message.Role.SYSTEM,
+                "max_bytes": budget * BYTES_PER_TOKEN,
+            },
+        )
+        rows = cursor.fetchall()
+    picked: list[list[ChatMessage]] = []
     used = 0
-    for message_id, role, status, size, tool_blocks in sized:
+    # The parent is the newest row, when it is part of a context at all.
+    parent_row = rows[0] if rows and rows[0][0] == parent_id else None
+    open_ids = (
+        [block["id"] for block in tool_uses(orjson.loads(parent_row[5]))]
+        if parent_row is not None
+        and parent_row[1] == Message.Role.ASSISTANT
+        and parent_row[2] == Message.Status.COMPLETE
+        and parent_row[5] is not None
+        else []
+    )
+    # Django has psycopg hand jsonb over as text (JSONField parses it); orjson parses it here.
+    for _, role, status, size, content, blocks_json in rows:
+        if blocks_json is None:  # text only
+            if not size:
+                continue  # it says nothing
+            cost = estimate_tokens_of_size(size) + TOKENS_PER_MESSAGE
+            if used + cost > budget:
+                break
+            picked.append(
+                [ChatMessage("user" if role == Message.Role.USER else "assistant", content)]
+            )
+            used += cost
+            continue
+        sent = _sent_blocks(status, orjson.loads(blocks_json))
         # The tool messages (or the calls) as chat_messages_from makes them, without the text.
         tool_messages = chat_messages_from(
-            role=role, content="", blocks=_sent_blocks(status, tool_blocks)
+            role=role,
+            content="",
+            blocks=[block for block in sent if block["type"] in _TOOL_BLOCK_TYPES],
         )
         if not size and not tool_messages:
             continue  # it says nothing
@@ -167,23 +227,10 @@ def context_messages(
             cost += TOKENS_PER_MESSAGE  # the text is a message of its own
         if used + cost > budget:
             break
-        picked.append(message_id)
+        picked.append(chat_messages_from(role=role, content=content, blocks=sent))
         used += cost
-    if not picked:
-        return [], 0
-    stored = {
-        message_id: (role, status, content, blocks)
-        for message_id, role, status, content, blocks in Message.objects.filter(
-            pk__in=picked
-        ).values_list("id", "role", "status", "content", "blocks")
-    }
-    messages: list[ChatMessage] = []
-    for message_id in reversed(picked):
-        role, status, content, blocks = stored[message_id]
-        messages.extend(
-            chat_messages_from(role=role, content=content, blocks=_sent_blocks(status, blocks))
-        )
-    return _without_orphan_results(messages), used
+    messages = [message for stored in reversed(picked) for message in stored]
+    return _without_orphan_results(messages), used, open_ids
 
 
 def _without_orphan_results(oldest_first: list[ChatMessage]) -> list[ChatMessage]:
@@ -191,19 +238,6 @@ def _without_orphan_results(oldest_first: list[ChatMessage]) -> list[ChatMessage
     while start < len(oldest_first) and oldest_first[start].role == "tool":
         start += 1
     return oldest_first[start:]
-
-
-def _open_tool_use_ids(parent_id: uuid.UUID | None) -> list[str]:
-    """The calls of the new message's parent, when it is a finished answer that called
-    tools: the message that follows it on its branch must answer them."""
-    if parent_id is None:
-        return []
-    parent = Message.objects.filter(pk=parent_id).values_list("role", "status", "blocks").first()
-    if parent is None or parent[0] != Message.Role.ASSISTANT:
-        return []
-    if parent[1] != Message.Status.COMPLETE:
-        return []
-    return [block["id"] for block in tool_uses(parent[2])]
 
 
 def _title_from(content: str) -> str:
@@ -258,13 +292,6 @@ def turn_prepare(
     parent_id = (
         conversation_leaf_id(conversation=conversation) if parent is Parent.CURRENT_LEAF else parent
     )
-    open_ids = _open_tool_use_ids(parent_id)
-    problem = tool_results_problem(open_ids=open_ids, blocks=blocks)
-    if problem:
-        raise ApiError(
-            problem,
-            details={"fields": {"content": [problem]}, "open_tool_use_ids": open_ids},
-        )
     question = Message(
         conversation=conversation,
         parent_id=parent_id,
@@ -272,6 +299,7 @@ def turn_prepare(
         content=blocks_text(blocks),
         blocks=blocks,
         status=Message.Status.COMPLETE,
+        stop_sequence="",
         created_at=now,
         completed_at=now,
     )
@@ -347,9 +375,17 @@ def _turn_prepare(
             f"{model.context_window} tokens and {output_budget} are reserved for the answer.",
             details={"fields": {"content": ["Too long for the model's context window."]}},
         )
-    history, history_tokens = context_messages(
+    history, history_tokens, open_ids = _context(
         conversation=conversation, parent_id=question.parent_id, budget=budget
     )
+    if store_question:
+        # A new message must answer the tool calls of the answer it follows, if it made any.
+        problem = tool_results_problem(open_ids=open_ids, blocks=question.blocks)
+        if problem:
+            raise ApiError(
+                problem,
+                details={"fields": {"content": [problem]}, "open_tool_use_ids": open_ids},
+            )
     messages = (*system, *history, *new_messages)
     estimated_input = (
         estimate_messages_tokens(system) + history_tokens + estimate_messages_tokens(new_messages)
@@ -389,7 +425,9 @@ def _turn_prepare(
             conversation_touch(
                 conversation_id=conversation.pk, at=now, title=title, current_leaf_id=assistant.pk
             )
-            question = message_with_siblings(message_id=question.pk)
+            question.sibling_count, question.sibling_index = message_sibling_position(  # type: ignore[attr-defined]
+                message=question
+            )
     except IntegrityError as exc:
         if idempotency is not None and IDEMPOTENCY_CONSTRAINT in str(exc):
             record = idempotency_find(idempotency)

@@ -39,10 +39,13 @@ from messaging.llm.base import (
     UpstreamTimings,
     Usage,
 )
+from messaging.llm.transport import AiohttpTransport
 
 logger = logging.getLogger(__name__)
 
-_JSON_HEADERS = {"Content-Type": "application/json"}
+# Identity: a compressed event stream would only add latency (each event must wait for the
+# compressor), and the body can then be read raw, without httpx's decoder on every chunk.
+_JSON_HEADERS = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
 STOP_REASONS = {
     "stop": "end_turn",
     "length": "max_tokens",
@@ -109,10 +112,7 @@ class OpenAICompatibleClient(ChatProvider):
                 timeout=httpx.Timeout(
                     self.config.read_timeout, connect=self.config.connect_timeout
                 ),
-                limits=httpx.Limits(
-                    max_connections=self.config.max_connections,
-                    max_keepalive_connections=self.config.max_connections,
-                ),
+                transport=AiohttpTransport(max_connections=self.config.max_connections),
             )
             self._clients[loop] = client
         return client
@@ -352,7 +352,8 @@ async def _data_lines(response: httpx.Response) -> AsyncGenerator[bytes]:
     """The payloads of the stream's ``data:`` lines, as bytes: chunks batched in one read or
     split across reads come out the same, and nothing is decoded to text on the way."""
     pending = b""
-    async for received in response.aiter_bytes():
+    encoded = response.headers.get("content-encoding", "identity") != "identity"
+    async for received in response.aiter_bytes() if encoded else response.aiter_raw():
         lines = (pending + received).split(b"\n")
         pending = lines.pop()
         for line in lines:

@@ -34,6 +34,10 @@ def provider_api_key(name: str, config: dict[str, Any]) -> str:
     return str(api_key)
 
 
+# The providers made in this process, to close their connections when it drains.
+_made: list[ChatProvider] = []
+
+
 @cache
 def provider_get(name: str) -> ChatProvider:
     """The configured provider called ``name`` (the errors of ``provider_settings`` and,
@@ -45,7 +49,15 @@ def provider_get(name: str) -> ChatProvider:
         provider: ChatProvider = cls(ProviderSettings(name=name, **config))
     else:
         provider = cls(**config)
+    _made.append(provider)
     return provider
+
+
+async def providers_close() -> None:
+    """Close this event loop's upstream connections (a process that drains: its
+    generations are over)."""
+    for provider in _made:
+        await provider.aclose()
 
 
 def _reset(*, setting: str, **kwargs: Any) -> None:

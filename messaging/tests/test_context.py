@@ -1,7 +1,7 @@
 """The context of a turn on a tree with tool round trips (messaging.turns.context_messages):
 the branch up to the parent, each stored message whole or not at all, tool results whose call
-was cut off left out, a stopped answer's calls and every thinking block never sent, in two
-queries whatever the depth."""
+was cut off left out, a stopped answer's calls and every thinking block never sent, in one
+query whatever the depth."""
 
 import pytest
 from django.db import connection
@@ -109,7 +109,26 @@ def test_another_branchs_round_trip_is_not_part_of_the_context(user: User) -> No
     assert history == [ChatMessage("user", "Lisbon?"), ChatMessage("assistant", "Sunny.")]
 
 
-def test_the_context_is_read_in_two_queries_whatever_the_depth(user: User) -> None:
+def test_a_parent_in_another_conversation_brings_in_nothing_of_it(
+    user: User, other_user: User
+) -> None:
+    # given: a message whose parent_id was pointed at another user's message (outside the
+    # API, which checks parents: the Data API under RLS checks only the row's own owner)
+    theirs = make_conversation(owner=other_user)
+    secret = make_message(conversation=theirs, role=Message.Role.ASSISTANT, content="Secret.")
+    conversation = make_conversation(owner=user)
+    question = make_message(conversation=conversation, role=Message.Role.USER, content="Hi?")
+    answer = make_message(conversation=conversation, role=Message.Role.ASSISTANT, content="Hello.")
+    Message.objects.filter(pk=question.pk).update(parent=secret)
+
+    # when
+    history, _ = context_messages(conversation=conversation, parent_id=answer.pk, budget=1000)
+
+    # then
+    assert history == [ChatMessage("user", "Hi?"), ChatMessage("assistant", "Hello.")]
+
+
+def test_the_context_is_read_in_one_query_whatever_the_depth(user: User) -> None:
     # given: ten round trips on one branch
     conversation = make_conversation(owner=user)
     for trip in range(10):
@@ -130,4 +149,4 @@ def test_the_context_is_read_in_two_queries_whatever_the_depth(user: User) -> No
         ]
         * 10
     )
-    assert len(queries) == 2
+    assert len(queries) == 1

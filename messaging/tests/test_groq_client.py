@@ -1,6 +1,7 @@
 """The provider layer against a real HTTP server speaking Groq's wire format."""
 
 import asyncio
+import gc
 import json
 import time
 from collections.abc import Coroutine
@@ -77,6 +78,8 @@ def test_streams_typed_events_and_sends_the_openai_body(fake_groq: FakeGroq) -> 
     received = fake_groq.received[0]
     assert received.headers["authorization"] == "Bearer gsk_test"
     assert received.headers["content-type"] == "application/json"
+    # Never a compressed event stream: each event would wait for the compressor.
+    assert received.headers["accept-encoding"] == "identity"
     assert received.body == {
         "model": "openai/gpt-oss-20b",
         "messages": [
@@ -377,3 +380,22 @@ def test_closing_the_stream_closes_the_upstream_connection(fake_groq: FakeGroq) 
 
     assert events[1] == TextDelta("a")
     assert fake_groq.wait_for_disconnect(timeout=2.0)
+
+
+def test_a_client_whose_event_loop_ended_closes_its_connections_quietly(
+    fake_groq: FakeGroq, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given: an answer read on a loop that then ends, its pooled connection still open
+    client = client_for(fake_groq)
+
+    async def answer(provider: GroqClient) -> list[StreamEvent]:
+        return [event async for event in provider.stream(REQUEST)]
+
+    run(answer(client))
+
+    # when
+    del client
+    gc.collect()
+
+    # then: no "Unclosed client session" / "Unclosed connector" from aiohttp
+    assert [r.getMessage() for r in caplog.records if "Unclosed" in r.getMessage()] == []
