@@ -20,7 +20,9 @@ from accounts.models import User
 from chatapi.errors import ApiError, ConflictError, RateLimitedError
 from chatapi.ratelimits import stream_slot_acquire, stream_slot_release
 from conversations.blocks import Block, text_blocks
+from conversations.events import Event
 from conversations.models import Conversation, Message
+from conversations.notify import message_notify
 from conversations.selectors import Parent, message_with_siblings
 from messaging.generation import Generation
 from messaging.idempotency import (
@@ -279,11 +281,14 @@ CANCEL_CONFIRM_SECONDS = 2.0
 def _cancel_orphan(message: Message) -> Message:
     """Cancel ``message`` here if the process that generated it is gone; as stored now."""
     try:
-        if not worker_is_alive(worker_id=message.worker_id):
+        cancelled = not worker_is_alive(worker_id=message.worker_id) and bool(
             Message.objects.filter(pk=message.pk, status=Message.Status.IN_PROGRESS).update(
                 status=Message.Status.CANCELLED, completed_at=timezone.now()
             )
+        )
         message.refresh_from_db()
+        if cancelled:
+            message_notify(Event.MESSAGE_CANCELLED, message, user_id=message.conversation.owner_id)
         return message
     finally:
         connection.close()

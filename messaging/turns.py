@@ -23,7 +23,9 @@ from conversations.blocks import (
     tool_results_problem,
     tool_uses,
 )
+from conversations.events import Event, message_ended_event
 from conversations.models import Conversation, Message, ReasoningEffort, ServiceTier
+from conversations.notify import conversation_notify, message_notify
 from conversations.selectors import (
     Parent,
     conversation_leaf_id,
@@ -73,6 +75,7 @@ class TurnPlan:
     conversation_id: uuid.UUID
     user_message: Message
     assistant_message_id: uuid.UUID
+    assistant_created_at: datetime
     model: ChatModel
     request: ChatRequest
     estimated_input_tokens: int
@@ -387,6 +390,12 @@ def _turn_prepare(
                 conversation_id=conversation.pk, at=now, title=title, current_leaf_id=assistant.pk
             )
             question = message_with_siblings(message_id=question.pk)
+            if store_question:
+                message_notify(Event.MESSAGE_CREATED, question, user_id=conversation.owner_id)
+            message_notify(Event.MESSAGE_CREATED, assistant, user_id=conversation.owner_id)
+            if title and not conversation.title:
+                conversation.title = title
+                conversation_notify(Event.CONVERSATION_UPDATED, conversation)
     except IntegrityError as exc:
         if idempotency is not None and IDEMPOTENCY_CONSTRAINT in str(exc):
             record = idempotency_find(idempotency)
@@ -400,6 +409,7 @@ def _turn_prepare(
         conversation_id=conversation.pk,
         user_message=question,
         assistant_message_id=assistant.pk,
+        assistant_created_at=assistant.created_at,
         model=model,
         request=ChatRequest(
             model=model.id,
@@ -496,6 +506,17 @@ def turn_record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
             api_key_id=plan.api_key_id,
         )
         budget_release(message_id=plan.assistant_message_id)
+        ended = message_ended_event(outcome.status)
+        if ended is not None and user_id is not None:
+            answer = Message(
+                pk=plan.assistant_message_id,
+                conversation_id=plan.conversation_id,
+                parent_id=plan.user_message.pk,
+                role=Message.Role.ASSISTANT,
+                created_at=plan.assistant_created_at,
+                **fields,
+            )
+            message_notify(ended, answer, user_id=user_id)
     metrics.turn_observe(
         model=(outcome.answered_by or plan.model).id,
         input_tokens=outcome.usage.input_tokens,
@@ -549,12 +570,12 @@ def turn_record_swept(*, message_id: uuid.UUID, content: str | None, reasoning: 
                 "cost_usd",
             ]
         )
+        owner_id = (
+            Conversation.objects.filter(pk=message.conversation_id)
+            .values_list("owner_id", flat=True)
+            .first()
+        )
         if model is not None:
-            owner_id = (
-                Conversation.objects.filter(pk=message.conversation_id)
-                .values_list("owner_id", flat=True)
-                .first()
-            )
             usage_record(
                 user_id=owner_id,
                 conversation_id=message.conversation_id,
@@ -568,4 +589,6 @@ def turn_record_swept(*, message_id: uuid.UUID, content: str | None, reasoning: 
                 created_at=now,
             )
         budget_release(message_id=message.pk)
+        if owner_id is not None:
+            message_notify(Event.MESSAGE_FAILED, message, user_id=owner_id)
     return True
