@@ -9,7 +9,8 @@ Publishing never fails or slows the request that caused the event: ``event_publi
 for the transaction to commit, then hands the event to the server's event loop, where it is
 sent in a task of its own with a bounded wait. An event that cannot be sent (Redis down or
 hung, too many sends waiting) is dropped, logged and counted; while Redis is down, sends skip
-it for a few seconds at a time (chatapi.redis_breaker).
+it for a few seconds at a time (chatapi.redis_breaker). A process that serves no requests
+(a management command, a shell) publishes nothing.
 
 The open sockets register here, so that a draining process (chatapi.shutdown) closes them
 with 1012 (service restart) and their clients reconnect to another process.
@@ -24,10 +25,8 @@ from typing import Any
 
 import orjson
 import redis
-from asgiref.sync import async_to_sync
 from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -59,6 +58,7 @@ Closer = Callable[[int], Awaitable[None]]
 class _State:
     loop: asyncio.AbstractEventLoop | None = None
     pending: set[asyncio.Task[None]] = set()
+    overflowing = False
     sockets: dict[object, Closer] = {}
     sockets_closed: asyncio.Event | None = None
 
@@ -111,19 +111,18 @@ def _hand_over(group: str, frame: str) -> None:
         _spawn(group, frame)
     elif _state.loop is not None and _state.loop.is_running():
         _state.loop.call_soon_threadsafe(_spawn, group, frame)
-    elif settings.REDIS_URL:
-        # No server loop in this process (a management command): other processes may have
-        # the user's sockets, so send now, bounded.
-        async_to_sync(_send)(group, frame)
     else:
-        metrics.LIVE_EVENTS.labels(outcome="skipped").inc()  # no socket can be listening
+        metrics.LIVE_EVENTS.labels(outcome="skipped").inc()
 
 
 def _spawn(group: str, frame: str) -> None:
     if len(_state.pending) >= MAX_PENDING_SENDS:
         metrics.LIVE_EVENTS.labels(outcome="dropped").inc()
-        logger.warning("live event dropped: %d sends already waiting", len(_state.pending))
+        if not _state.overflowing:  # one warning per overflow, not one per event
+            _state.overflowing = True
+            logger.warning("live events dropped: %d sends already waiting", MAX_PENDING_SENDS)
         return
+    _state.overflowing = False
     task = asyncio.get_running_loop().create_task(_send(group, frame))
     _state.pending.add(task)
     task.add_done_callback(_state.pending.discard)

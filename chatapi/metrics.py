@@ -72,7 +72,7 @@ LIVE_EVENTS = Counter(
     "chatapi_live_events",
     "Live events this process published, by outcome: sent to the channel layer, failed "
     "(Redis refused or timed out), dropped (Redis being skipped after a failure, or too many "
-    "sends waiting), skipped (no server loop and no Redis: no socket could listen).",
+    "sends waiting), skipped (a process without a server loop: a command, a shell).",
     ["outcome"],
 )
 LIVE_CONNECTIONS = Gauge(

@@ -126,7 +126,10 @@ class LiveEventsConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # untyp
         self.user_id = user.pk
         await self.channel_layer.group_add(live_events.user_group(user.pk), self.channel_name)
         loop = asyncio.get_running_loop()
-        expires_at = auth.claims.expires_at if isinstance(auth, ApiKeyCaller) else auth.expires_at
+        if isinstance(auth, ApiKeyCaller):
+            expires_at = auth.claims.expires_at
+        else:  # a token is accepted as long as the REST API accepts it
+            expires_at = auth.expires_at + settings.SUPABASE_JWT_LEEWAY_SECONDS
         if expires_at:
             self.auth_timer = loop.call_later(
                 max(expires_at - time.time(), 0),

@@ -5,14 +5,16 @@ own conversations from any process, the connection cap, and SIGTERM's 1012."""
 import json
 import os
 import signal
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Origin
 
 from accounts.models import User
 from accounts.services import api_key_create
@@ -43,6 +45,7 @@ def _server(upstream: FakeGroq, log_path: Path, **env: str) -> LiveServer:
             "RATE_LIMIT_SENDS_PER_MINUTE": "0",
             "LIVE_EVENTS_AUTH_TIMEOUT_SECONDS": "1",
             "LIVE_EVENTS_MAX_CONNECTIONS_PER_USER": "2",
+            "SUPABASE_JWT_LEEWAY_SECONDS": "0",
             "LOG_LEVEL": "INFO",
         }
         | ({"REDIS_URL": REDIS_URL} if REDIS_URL else {})
@@ -246,8 +249,7 @@ def test_a_user_has_at_most_the_configured_connections(
     server: LiveServer, user: User, make_token: Any
 ) -> None:
     token = make_token(user)
-    first, second = _open(server), _open(server)
-    try:
+    with _open(server) as first, _open(server) as second:
         _authenticate(first, token)
         _authenticate(second, token)
         with _open(server) as third:
@@ -265,21 +267,31 @@ def test_a_user_has_at_most_the_configured_connections(
                     return False
 
         accepted = eventually(fourth_accepted, wait=WAIT)
-    finally:
-        first.close()
-        second.close()
 
     assert over == 4429
     assert accepted
 
 
+def test_a_socket_is_closed_with_4401_when_its_token_expires(
+    server: LiveServer, user: User, make_token: Any
+) -> None:
+    with _open(server) as ws:
+        welcome = _authenticate(ws, make_token(user, exp=int(time.time()) + 2))
+        code = _close_code(ws)
+
+    assert welcome["type"] == "authenticated"
+    assert code == 4401
+
+
 def test_a_browser_page_of_another_origin_is_refused(server: LiveServer) -> None:
-    with pytest.raises(Exception, match="403"):
+    with pytest.raises(InvalidStatus) as refused:
         connect(
             f"ws://127.0.0.1:{server.port}/ws/v1/events",
-            origin="https://evil.example",  # type: ignore[arg-type]
+            origin=Origin("https://elsewhere.example"),
             open_timeout=WAIT,
         )
+
+    assert refused.value.response.status_code == 403
 
 
 @pytest.mark.skipif(not REDIS_URL, reason="events cross processes through Redis (REDIS_URL)")

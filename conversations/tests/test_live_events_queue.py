@@ -26,6 +26,7 @@ class StalledClient:
         self.incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.frames: list[dict[str, Any]] = []
         self.closed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.authenticated = asyncio.Event()
         self.never = asyncio.Event()
 
     async def receive(self) -> dict[str, Any]:
@@ -38,11 +39,13 @@ class StalledClient:
             if self.frames:
                 await self.never.wait()  # the client stopped reading
             self.frames.append(json.loads(message["text"]))
+            self.authenticated.set()
 
 
 async def test_a_client_that_stops_reading_is_closed_with_1013_once_its_queue_is_full(
     settings: Any, user: User, make_token: Any
 ) -> None:
+    # given: an authenticated socket whose client has stopped reading
     settings.LIVE_EVENTS_QUEUE_SIZE = QUEUE_SIZE
     token = make_token(user)
     client = StalledClient()
@@ -52,9 +55,7 @@ async def test_a_client_that_stops_reading_is_closed_with_1013_once_its_queue_is
     await client.incoming.put(
         {"type": "websocket.receive", "text": json.dumps({"type": "authenticate", "token": token})}
     )
-    async with asyncio.timeout(WAIT):
-        while not client.frames:
-            await asyncio.sleep(0.05)
+    await asyncio.wait_for(client.authenticated.wait(), WAIT)
 
     # when: more events than the queue holds, while the client reads none
     for number in range(QUEUE_SIZE + 2):
@@ -63,5 +64,7 @@ async def test_a_client_that_stops_reading_is_closed_with_1013_once_its_queue_is
 
     await client.incoming.put({"type": "websocket.disconnect", "code": code})
     await asyncio.wait_for(app, WAIT)
+
+    # then: closed with 1013, having been sent nothing more than it read
     assert client.frames == [{"type": "authenticated", "user_id": str(user.pk)}]
     assert code == 1013
