@@ -90,6 +90,8 @@ class LiveEventsConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # untyp
         )
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.closed:
+            return  # what a client sends after its socket was closed is not read
         try:
             message = orjson.loads(text_data if text_data is not None else bytes_data or b"")
         except orjson.JSONDecodeError:

@@ -18,13 +18,14 @@ from websockets.typing import Origin
 
 from accounts.models import User
 from accounts.services import api_key_create
-from testsupport.fake_groq import FakeGroq
+from testsupport.fake_groq import FakeGroq, Reply
 from testsupport.helpers import eventually
 from testsupport.servers import LiveServer
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live_database]
 
 REDIS_URL = os.environ.get("REDIS_URL")
+MODEL = "openai/gpt-oss-20b"
 WAIT = 15.0  # seconds: an upper bound on a busy machine, never the expected time
 
 
@@ -326,3 +327,96 @@ def test_sigterm_closes_open_sockets_with_1012(
         stopping.stop()
 
     assert code == 1012
+
+
+def test_forks_regenerations_compatible_routes_and_cancels_are_told(
+    server: LiveServer, upstream: FakeGroq, user: User, make_token: Any
+) -> None:
+    auth = {"Authorization": f"Bearer {make_token(user)}"}
+    _, key = api_key_create(
+        user=user, name="k", scopes=["conversations:read", "conversations:write"]
+    )
+    with _open(server) as ws:
+        _authenticate(ws, make_token(user))
+        conversation_id, answer_id = _create_and_send(server, auth)
+        _events(ws, _has("message.completed"))
+        base = f"{server.url}/api/v1/conversations/{conversation_id}"
+
+        # a fork
+        fork = httpx.post(f"{base}/fork", headers=auth, json={"message_id": answer_id}).json()
+        forked = _events(ws, _has("conversation.created"))
+
+        # a regeneration: one new message, the answer
+        regenerated = httpx.post(
+            f"{base}/messages/{answer_id}/regenerate", headers=auth, json={}, timeout=WAIT
+        ).json()
+        regeneration = _events(ws, _has("message.completed"))
+
+        # the Anthropic-compatible route, with an API key
+        httpx.post(
+            f"{server.url}/v1/messages",
+            headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
+            json={
+                "model": MODEL,
+                "max_tokens": 50,
+                "messages": [{"role": "user", "content": "Hi"}],
+            },
+            timeout=WAIT,
+        )
+        compatible = _events(ws, _has("message.completed"))
+
+        # a cancel, while the answer is held upstream
+        upstream.replies.append(Reply(hold_at=1))
+        with httpx.stream(
+            "POST", f"{base}/messages", headers=auth, json={"content": "More", "stream": True}
+        ) as stream:
+            held = _events(ws, lambda frames: len(frames) == 2)  # the two new messages
+            held_id = held[1]["data"]["id"]
+            upstream.wait_for_hold()
+            httpx.post(f"{base}/messages/{held_id}/cancel", headers=auth, timeout=WAIT)
+            cancelled = _events(ws, _has("message.cancelled"))
+            stream.close()
+
+    assert [(e["type"], e["data"]["id"]) for e in forked] == [("conversation.created", fork["id"])]
+    assert [e["type"] for e in regeneration] == ["message.created", "message.completed"]
+    assert regeneration[-1]["data"]["id"] == regenerated["id"]
+    assert [e["type"] for e in compatible][0] == "conversation.created"
+    assert [e["type"] for e in compatible].count("message.created") == 2
+    assert cancelled[-1]["data"]["id"] == held_id
+    assert cancelled[-1]["data"]["status"] == "cancelled"
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="events cross processes through Redis (REDIS_URL)")
+def test_an_answer_whose_process_died_is_told_failed_by_the_process_that_sweeps_it(
+    upstream: FakeGroq, user: User, make_token: Any, tmp_path: Path
+) -> None:
+    beat = {"GENERATION_HEARTBEAT_SECONDS": "0.2", "GENERATION_STALE_SECONDS": "2"}
+    dying = _server(upstream, tmp_path / "dying.log", **beat)
+    sweeping = _server(upstream, tmp_path / "sweeping.log", **beat)
+    auth = {"Authorization": f"Bearer {make_token(user)}"}
+    try:
+        with _open(sweeping) as ws:
+            _authenticate(ws, make_token(user))
+            conversation_id = httpx.post(
+                f"{dying.url}/api/v1/conversations", headers=auth, json={}
+            ).json()["id"]
+            upstream.replies.append(Reply(hold_at=1))
+            with httpx.stream(
+                "POST",
+                f"{dying.url}/api/v1/conversations/{conversation_id}/messages",
+                headers=auth,
+                json={"content": "Hi", "stream": True},
+            ) as stream:
+                upstream.wait_for_hold()
+                dying.kill()
+                stream.close()
+            events = _events(ws, _has("message.failed"))
+    finally:
+        dying.stop()
+        sweeping.stop()
+
+    assistant = [e["data"] for e in events if e["type"] == "message.created"][-1]
+    failed = events[-1]["data"]
+    assert failed["id"] == assistant["id"]
+    assert failed["status"] == "incomplete"
+    assert failed["usage"]["estimated"] is True
