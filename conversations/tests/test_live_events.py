@@ -20,7 +20,7 @@ from accounts.models import User
 from accounts.services import api_key_create
 from testsupport.fake_groq import FakeGroq, Reply
 from testsupport.helpers import eventually
-from testsupport.servers import LiveServer
+from testsupport.servers import LiveServer, PrivateRedis
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live_database]
 
@@ -74,11 +74,14 @@ def _authenticate(ws: ClientConnection, token: str) -> dict[str, Any]:
     return answer
 
 
-def _events(ws: ClientConnection, until: Callable[[list[dict[str, Any]]], bool]) -> list[Any]:
-    """The frames received (pings left out) until ``until(frames)`` holds."""
+def _events(
+    ws: ClientConnection, until: Callable[[list[dict[str, Any]]], bool], wait: float = WAIT
+) -> list[Any]:
+    """The frames received (pings left out) until ``until(frames)`` holds; TimeoutError when
+    none comes for ``wait`` seconds."""
     frames: list[dict[str, Any]] = []
     while not until(frames):
-        frame = json.loads(ws.recv(timeout=WAIT))
+        frame = json.loads(ws.recv(timeout=wait))
         if frame["type"] != "ping":
             frames.append(frame)
     return frames
@@ -380,7 +383,7 @@ def test_forks_regenerations_compatible_routes_and_cancels_are_told(
     assert [(e["type"], e["data"]["id"]) for e in forked] == [("conversation.created", fork["id"])]
     assert [e["type"] for e in regeneration] == ["message.created", "message.completed"]
     assert regeneration[-1]["data"]["id"] == regenerated["id"]
-    assert [e["type"] for e in compatible][0] == "conversation.created"
+    assert compatible[0]["type"] == "conversation.created"
     assert [e["type"] for e in compatible].count("message.created") == 2
     assert cancelled[-1]["data"]["id"] == held_id
     assert cancelled[-1]["data"]["status"] == "cancelled"
@@ -420,3 +423,49 @@ def test_an_answer_whose_process_died_is_told_failed_by_the_process_that_sweeps_
     assert failed["id"] == assistant["id"]
     assert failed["status"] == "incomplete"
     assert failed["usage"]["estimated"] is True
+
+
+def test_a_dead_redis_costs_the_sends_nothing_and_events_flow_again_once_it_is_back(
+    upstream: FakeGroq, user: User, make_token: Any, tmp_path: Path
+) -> None:
+    redis = PrivateRedis(log_path=tmp_path / "redis.log")
+    server = _server(upstream, tmp_path / "server.log", REDIS_URL=redis.url)
+    auth = {"Authorization": f"Bearer {make_token(user)}"}
+    try:
+        with _open(server) as ws:
+            _authenticate(ws, make_token(user))
+
+            # when: Redis dies; then: sends answer in full all the same
+            redis.kill()
+            conversation_id, answer_id = _create_and_send(server, auth)
+            listed = httpx.get(
+                f"{server.url}/api/v1/conversations/{conversation_id}/messages", headers=auth
+            ).json()["data"]
+
+        # when: Redis is back; then: a new socket hears events again
+        redis.start()
+
+        def heard() -> bool:
+            with _open(server) as ws:
+                _authenticate(ws, make_token(user))
+                httpx.patch(
+                    f"{server.url}/api/v1/conversations/{conversation_id}",
+                    headers=auth,
+                    json={"title": "Back"},
+                )
+                try:
+                    return bool(_events(ws, _has("conversation.updated"), wait=2.0))
+                except TimeoutError:
+                    return False
+
+        back = eventually(heard, wait=WAIT * 2, every=0.5)
+        log = server.log()
+    finally:
+        server.stop()
+        redis.kill()
+
+    assert [(m["id"], m["status"]) for m in listed if m["role"] == "assistant"] == [
+        (answer_id, "complete")
+    ]
+    assert back
+    assert log.count("live events: Redis failed") == 1, log
