@@ -9,7 +9,6 @@ a client that falls LIVE_EVENTS_QUEUE_SIZE frames behind is closed instead of bu
 """
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -26,6 +25,7 @@ from django.urls import path
 from accounts.authentication import credential_authenticate
 from accounts.keys import ApiKeyCaller
 from accounts.models import ApiKeyScope, User
+from accounts.selectors import api_key_is_usable
 from chatapi import live_events
 from chatapi.errors import ApiError
 from chatapi.ratelimits import live_slot_acquire, live_slot_release
@@ -65,8 +65,22 @@ def _authenticate(token: str) -> tuple[User, Any]:
         connection.close()
 
 
+@sync_to_async(thread_sensitive=False)
+def _still_authorized(user_id: uuid.UUID, slot: str, api_key_id: uuid.UUID | None) -> bool:
+    """Renew the socket's connection slot; False when its API key no longer authenticates
+    (revoked, expired, its owner disabled)."""
+    live_slot_acquire(user_id, slot)
+    if api_key_id is None:
+        return True
+    try:
+        return api_key_is_usable(api_key_id=api_key_id)
+    finally:
+        connection.close()
+
+
 class LiveEventsConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # untyped
     user_id: uuid.UUID | None = None
+    api_key_id: uuid.UUID | None = None
 
     async def connect(self) -> None:
         if not _origin_allowed(self.scope):
@@ -126,6 +140,7 @@ class LiveEventsConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # untyp
             await self._close(CLOSE_TOO_MANY, f"At most {limit} live event connections per user.")
             return
         self.user_id = user.pk
+        self.api_key_id = auth.key_id if isinstance(auth, ApiKeyCaller) else None
         await self.channel_layer.group_add(live_events.user_group(user.pk), self.channel_name)
         loop = asyncio.get_running_loop()
         if isinstance(auth, ApiKeyCaller):
@@ -157,13 +172,14 @@ class LiveEventsConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # untyp
             await self.send(text_data=await self.queue.get())
 
     async def _heartbeat(self) -> None:
-        """A ping every LIVE_EVENTS_PING_SECONDS, which also renews the socket's slot."""
-        renew = sync_to_async(live_slot_acquire, thread_sensitive=False)
-        while True:
+        """A ping every LIVE_EVENTS_PING_SECONDS, which also renews the socket's slot and
+        closes the socket of an API key revoked meanwhile."""
+        while self.user_id is not None:
             await asyncio.sleep(settings.LIVE_EVENTS_PING_SECONDS)
             self._enqueue(_PING)
-            if self.user_id is not None:
-                await renew(self.user_id, self.slot)
+            if not await _still_authorized(self.user_id, self.slot, self.api_key_id):
+                await self._close(CLOSE_UNAUTHENTICATED, "The API key no longer authenticates.")
+                return
 
     def _close_soon(self, code: int, reason: str) -> None:
         asyncio.get_running_loop().create_task(self._close(code, reason))
@@ -183,9 +199,8 @@ class LiveEventsConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # untyp
         self.auth_timer.cancel()
         for task in self.tasks:
             task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # A writer whose socket went away may have ended with an error of its own.
+        await asyncio.gather(*self.tasks, return_exceptions=True)
         if self.user_id is not None:
             await self.channel_layer.group_discard(
                 live_events.user_group(self.user_id), self.channel_name

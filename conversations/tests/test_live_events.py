@@ -469,3 +469,25 @@ def test_a_dead_redis_costs_the_sends_nothing_and_events_flow_again_once_it_is_b
     ]
     assert back
     assert log.count("live events: Redis failed") == 1, log
+
+
+def test_the_server_pings_and_closes_the_socket_of_a_revoked_key_with_4401(
+    upstream: FakeGroq, user: User, make_token: Any, tmp_path: Path
+) -> None:
+    pinging = _server(upstream, tmp_path / "pinging.log", LIVE_EVENTS_PING_SECONDS="0.5")
+    api_key, secret = api_key_create(user=user, name="r", scopes=["conversations:read"])
+    try:
+        with _open(pinging) as ws:
+            _authenticate(ws, secret)
+            ping = json.loads(ws.recv(timeout=WAIT))
+
+            httpx.delete(
+                f"{pinging.url}/api/v1/api-keys/{api_key.pk}",
+                headers={"Authorization": f"Bearer {make_token(user)}"},
+            ).raise_for_status()
+            code = _close_code(ws)
+    finally:
+        pinging.stop()
+
+    assert ping == {"type": "ping"}
+    assert code == 4401
