@@ -2,6 +2,7 @@
 when the answer ends (``turn_record``). Both are synchronous and each runs in one thread hop.
 """
 
+import copy
 import time
 import uuid
 from dataclasses import dataclass
@@ -393,9 +394,10 @@ def _turn_prepare(
             if store_question:
                 message_notify(Event.MESSAGE_CREATED, question, user_id=conversation.owner_id)
             message_notify(Event.MESSAGE_CREATED, assistant, user_id=conversation.owner_id)
-            if title and not conversation.title:
-                conversation.title = title
-                conversation_notify(Event.CONVERSATION_UPDATED, conversation)
+            if title and not conversation.title:  # its first words became its title
+                titled = copy.copy(conversation)  # the caller's stays as it was read
+                titled.title = title
+                conversation_notify(Event.CONVERSATION_UPDATED, titled)
     except IntegrityError as exc:
         if idempotency is not None and IDEMPOTENCY_CONSTRAINT in str(exc):
             record = idempotency_find(idempotency)

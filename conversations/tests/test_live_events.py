@@ -149,6 +149,8 @@ def test_a_session_sees_its_own_conversations_events_and_never_another_users(
         ("assistant", "in_progress"),
     ]
     assert {m["conversation_id"] for m in created} == {conversation_id}
+    titled = [e["data"] for e in events if e["type"] == "conversation.updated"]
+    assert [(c["id"], c["title"]) for c in titled] == [(conversation_id, "Hi")]
     completed = events[-1]
     assert completed["type"] == "message.completed"
     assert completed["data"]["id"] == answer
