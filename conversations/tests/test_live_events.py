@@ -36,6 +36,11 @@ def upstream() -> Iterator[FakeGroq]:
     fake.stop()
 
 
+@pytest.fixture(autouse=True)
+def fresh_upstream(upstream: FakeGroq) -> None:
+    upstream.replies.clear()
+
+
 def _server(upstream: FakeGroq, log_path: Path, **env: str) -> LiveServer:
     return LiveServer(
         env={
@@ -493,3 +498,31 @@ def test_the_server_pings_and_closes_the_socket_of_a_revoked_key_with_4401(
 
     assert ping == {"type": "ping"}
     assert code == 4401
+
+
+def test_the_title_model_s_title_is_told(
+    upstream: FakeGroq, user: User, make_token: Any, tmp_path: Path
+) -> None:
+    titling = _server(upstream, tmp_path / "titling.log", TITLE_MODEL=MODEL)
+    upstream.replies.extend([Reply(), Reply(text=["Lisbon", " trip"])])
+    try:
+        with _open(titling) as ws:
+            _authenticate(ws, make_token(user))
+            conversation_id, _ = _create_and_send(
+                titling, {"Authorization": f"Bearer {make_token(user)}"}
+            )
+            events = _events(
+                ws,
+                lambda frames: any(
+                    e["type"] == "conversation.updated" and e["data"]["title"] == "Lisbon trip"
+                    for e in frames
+                ),
+            )
+    finally:
+        titling.stop()
+
+    titles = [e["data"]["title"] for e in events if e["type"] == "conversation.updated"]
+    assert titles == ["Hi", "Lisbon trip"]
+    assert {e["data"]["id"] for e in events if e["type"] == "conversation.updated"} == {
+        conversation_id
+    }
