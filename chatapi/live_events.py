@@ -6,11 +6,11 @@ layer is Redis pub/sub (``channels_redis``), so an event published by one proces
 the sockets of every process; without it, the in-memory layer reaches this process's only.
 
 Publishing never fails or slows the request that caused the event: ``event_publish`` waits
-for the transaction to commit, then hands the event to the server's event loop, where it is
-sent in a task of its own with a bounded wait. An event that cannot be sent (Redis down or
-hung, too many sends waiting) is dropped, logged and counted; while Redis is down, sends skip
-it for a few seconds at a time (chatapi.redis_breaker). A process that serves no requests
-(a management command, a shell) publishes nothing.
+for the transaction to commit, then hands the event to the server's event loop, where the
+process's one publisher task sends the events in order, each with a bounded wait. An event
+that cannot be sent (Redis down or hung, too many waiting) is dropped, logged and counted;
+while Redis is down, sends skip it for a few seconds at a time (chatapi.redis_breaker). A
+process that serves no requests (a management command, a shell) publishes nothing.
 
 The open sockets register here, so that a draining process (chatapi.shutdown) closes them
 with 1012 (service restart) and their clients reconnect to another process.
@@ -40,8 +40,8 @@ logger = logging.getLogger(__name__)
 MESSAGE_TYPE = "live.event"
 # How long one send may wait on the channel layer before it is given up.
 SEND_TIMEOUT_SECONDS = 1.0
-# Sends waiting at once in this process; past that, new events are dropped (a hung Redis
-# must not pile up tasks).
+# Events waiting to be sent in this process; past that, new ones are dropped (a hung Redis
+# must not pile them up).
 MAX_PENDING_SENDS = 1000
 # Close code of every socket of a process that shuts down: reconnect (to another process).
 CLOSE_SERVICE_RESTART = 1012
@@ -57,7 +57,8 @@ Closer = Callable[[int], Awaitable[None]]
 
 class _State:
     loop: asyncio.AbstractEventLoop | None = None
-    pending: set[asyncio.Task[None]] = set()
+    outbox: asyncio.Queue[tuple[str, str]] | None = None
+    publisher: asyncio.Task[None] | None = None
     overflowing = False
     sockets: dict[object, Closer] = {}
     sockets_closed: asyncio.Event | None = None
@@ -116,16 +117,29 @@ def _hand_over(group: str, frame: str) -> None:
 
 
 def _spawn(group: str, frame: str) -> None:
-    if len(_state.pending) >= MAX_PENDING_SENDS:
+    """Queue the event for this loop's publisher (started on first use)."""
+    loop = asyncio.get_running_loop()
+    if _state.outbox is None or _state.publisher is None or _state.publisher.get_loop() is not loop:
+        _state.outbox = asyncio.Queue(maxsize=MAX_PENDING_SENDS)
+        _state.publisher = loop.create_task(_publish_forever(_state.outbox))
+    try:
+        _state.outbox.put_nowait((group, frame))
+    except asyncio.QueueFull:
         metrics.LIVE_EVENTS.labels(outcome="dropped").inc()
         if not _state.overflowing:  # one warning per overflow, not one per event
             _state.overflowing = True
             logger.warning("live events dropped: %d sends already waiting", MAX_PENDING_SENDS)
         return
     _state.overflowing = False
-    task = asyncio.get_running_loop().create_task(_send(group, frame))
-    _state.pending.add(task)
-    task.add_done_callback(_state.pending.discard)
+
+
+async def _publish_forever(outbox: asyncio.Queue[tuple[str, str]]) -> None:
+    """The process's one publisher: events leave in the order they were caused, one send
+    in flight at a time (the pub/sub layer sends on one connection anyway), so a busy loop
+    delays them without piling up sends that time out together."""
+    while True:
+        group, frame = await outbox.get()
+        await _send(group, frame)
 
 
 async def _send(group: str, frame: str) -> None:
