@@ -22,7 +22,7 @@ from accounts.tokens import (
     TokenVerifier,
     VerifierConfig,
 )
-from chatapi.errors import BEARER_CHALLENGE, ServiceUnavailableError
+from chatapi.errors import BEARER_CHALLENGE, AuthenticationError, ServiceUnavailableError
 
 
 @cache
@@ -49,6 +49,31 @@ def _reset_verifier(*, setting: str, **kwargs: Any) -> None:
 
 
 setting_changed.connect(_reset_verifier)
+
+
+def session_authenticate(token: str) -> tuple[User, Claims]:
+    """The user of a Supabase access token (created at its first visit):
+    AuthenticationError for a bad token or a disabled account, ServiceUnavailableError when
+    the signing keys cannot be fetched."""
+    try:
+        claims = token_verifier().verify(token)
+    except InvalidTokenError as exc:
+        raise AuthenticationError(exc.message) from None
+    except KeysUnavailableError as exc:
+        raise ServiceUnavailableError(exc.message) from None
+    user = user_get_or_create_from_claims(claims=claims)
+    if not user.is_active:
+        raise AuthenticationError("This account is disabled.")
+    return user, claims
+
+
+def credential_authenticate(credential: str) -> tuple[User, Claims | ApiKeyCaller]:
+    """The caller of a credential given outside the headers (the live events' first
+    message): an API key or a Supabase access token, checked as the REST API checks them."""
+    credential = credential.strip()
+    if looks_like_api_key(credential):
+        return api_key_authenticate(secret=credential)
+    return session_authenticate(credential)
 
 
 class ApiKeyAuthentication(BaseAuthentication):
@@ -87,15 +112,9 @@ class SupabaseJWTAuthentication(BaseAuthentication):
         except UnicodeDecodeError:
             raise AuthenticationFailed("Token is malformed.") from None
         try:
-            claims = token_verifier().verify(token)
-        except InvalidTokenError as exc:
-            raise AuthenticationFailed(exc.message) from None
-        except KeysUnavailableError as exc:
-            raise ServiceUnavailableError(exc.message) from None
-        user = user_get_or_create_from_claims(claims=claims)
-        if not user.is_active:
-            raise AuthenticationFailed("This account is disabled.")
-        return user, claims
+            return session_authenticate(token)
+        except AuthenticationError as exc:
+            raise AuthenticationFailed(exc.detail) from None
 
     def authenticate_header(self, request: Request) -> str:
         return BEARER_CHALLENGE

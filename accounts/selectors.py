@@ -33,6 +33,16 @@ def api_key_get_for_user(*, user: User, api_key_id: str | UUID) -> ApiKey:
     return api_key
 
 
+def api_key_is_usable(*, api_key_id: UUID) -> bool:
+    """Whether the key still authenticates: not revoked, not expired, its owner active (for
+    a connection it opened earlier)."""
+    return (
+        ApiKey.objects.filter(pk=api_key_id, revoked_at__isnull=True, user__is_active=True)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
+        .exists()
+    )
+
+
 def api_key_authenticate(*, secret: str, now: datetime | None = None) -> tuple[User, ApiKeyCaller]:
     """The owner of the key ``secret`` and what the key may do; AuthenticationError for an
     unknown, revoked or expired key, or a disabled owner.

@@ -7,15 +7,21 @@ from typing import Any
 
 import django
 from asgiref.sync import ThreadSensitiveContext
-from channels.routing import ProtocolTypeRouter
+from channels.routing import ProtocolTypeRouter, URLRouter
 from django.core.handlers.asgi import ASGIHandler
+from django.utils.module_loading import import_string
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatapi.settings")
 django.setup(set_prefix=False)
 
-from chatapi import daphne_headers, request_signals  # noqa: E402 - needs the settings above
+from chatapi import (  # noqa: E402 - needs the settings above
+    daphne_headers,
+    daphne_websocket,
+    live_events,
+    request_signals,
+)
 from chatapi.dispatch import offloaded  # noqa: E402
-from chatapi.startup import startup_hooks_run  # noqa: E402
+from chatapi.startup import startup_hook_register, startup_hooks_run  # noqa: E402
 
 
 class OneThreadASGIHandler(ASGIHandler):
@@ -69,8 +75,19 @@ def _start_with_daphne() -> None:
 
 request_signals.install()
 daphne_headers.install()
+daphne_websocket.install()
+startup_hook_register(live_events.loop_capture)
 _start_with_daphne()
-_router = ProtocolTypeRouter({"http": OneThreadASGIHandler(), "lifespan": lifespan})
+_router = ProtocolTypeRouter(
+    {
+        "http": OneThreadASGIHandler(),
+        # The live events' socket (GET /ws/v1/events), named as chatapi.urls names the apps'
+        # URL modules (chatapi imports no app). It checks the Origin itself: API clients
+        # send none, browsers must come from the API's origin or CORS_ALLOWED_ORIGINS.
+        "websocket": URLRouter(import_string("conversations.consumers.websocket_urlpatterns")),
+        "lifespan": lifespan,
+    }
+)
 
 
 async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:

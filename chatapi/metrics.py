@@ -68,6 +68,19 @@ COST_USD = Counter(
 )
 
 
+LIVE_EVENTS = Counter(
+    "chatapi_live_events",
+    "Live events this process published, by outcome: sent to the channel layer, failed "
+    "(Redis refused or timed out), dropped (Redis being skipped after a failure, or too many "
+    "sends waiting), skipped (a process without a server loop: a command, a shell).",
+    ["outcome"],
+)
+LIVE_CONNECTIONS = Gauge(
+    "chatapi_live_connections",
+    "Live event WebSockets open on this process.",
+)
+
+
 def turn_observe(
     *, model: str, input_tokens: int, output_tokens: int, cost_usd: Decimal | None
 ) -> None:

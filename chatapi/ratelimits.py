@@ -49,11 +49,13 @@ if ttl < 0 then
 end
 return {count, ttl}
 """
-# Take a slot if fewer than the limit are held. KEYS[1]: a sorted set of slot ids scored by
-# expiry (ms). ARGV: now, the new slot's expiry, the limit, the slot id, the key's lifetime.
+# Take a slot if fewer than the limit are held, or renew it if held. KEYS[1]: a sorted set of
+# slot ids scored by expiry (ms). ARGV: now, the new slot's expiry, the limit, the slot id,
+# the key's lifetime.
 _ACQUIRE_SCRIPT = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+if not redis.call('ZSCORE', KEYS[1], ARGV[4])
+        and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
     return 0
 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
@@ -71,7 +73,8 @@ class _Store(Protocol):
         ...
 
     def acquire(self, key: str, slot: str, *, limit: int, ttl: float) -> bool:
-        """Hold ``slot`` for ``ttl`` seconds if fewer than ``limit`` slots of ``key`` are."""
+        """Hold ``slot`` for ``ttl`` seconds if fewer than ``limit`` slots of ``key`` are,
+        or if it is already held (a renewal)."""
         ...
 
     def release(self, key: str, slot: str) -> None:
@@ -107,7 +110,7 @@ class _MemoryStore:
         now = time.monotonic()
         with self.lock:
             held = {s: t for s, t in self.slots.get(key, {}).items() if t > now}
-            taken = len(held) < limit
+            taken = slot in held or len(held) < limit
             if taken:
                 held[slot] = now + ttl
             self.slots[key] = held
@@ -233,6 +236,33 @@ def stream_slot_acquire(user_id: uuid.UUID | str) -> str | None:
 def stream_slot_release(user_id: uuid.UUID | str, slot: str) -> None:
     """Give ``slot`` back (idempotent)."""
     _store().release(_slots_key(user_id), slot)
+
+
+# --- live event sockets ----------------------------------------------------------------------
+
+# A socket renews its slot with every heartbeat; the slot of one whose process died frees
+# itself after this many heartbeats.
+_LIVE_SLOT_HEARTBEATS = 3
+
+
+def _live_key(user_id: uuid.UUID | str) -> str:
+    return _key("live", user_id)
+
+
+def live_slot_acquire(user_id: uuid.UUID | str, slot: str) -> bool:
+    """Hold (or renew) ``slot``, one of ``user_id``'s LIVE_EVENTS_MAX_CONNECTIONS_PER_USER
+    open live event sockets; False when all are held. It lasts a few heartbeats
+    (LIVE_EVENTS_PING_SECONDS) unless renewed."""
+    limit: int = settings.LIVE_EVENTS_MAX_CONNECTIONS_PER_USER
+    if limit == 0:
+        return True
+    ttl = max(settings.LIVE_EVENTS_PING_SECONDS * _LIVE_SLOT_HEARTBEATS, 1.0)
+    return _store().acquire(_live_key(user_id), slot, limit=limit, ttl=ttl)
+
+
+def live_slot_release(user_id: uuid.UUID | str, slot: str) -> None:
+    """Give ``slot`` back (idempotent)."""
+    _store().release(_live_key(user_id), slot)
 
 
 # --- throttles -------------------------------------------------------------------------------

@@ -390,6 +390,34 @@ SSE_PING_SECONDS = env_float("SSE_PING_SECONDS", 15.0, minimum=0.01)
 # each process keeps that state in its own memory, which is right for a single process.
 REDIS_URL = env_str("REDIS_URL")
 
+# --- Live events (GET /ws/v1/events, chatapi/live_events.py) ---------------------------------
+# Redis pub/sub carries each event to the sockets of every server process; without REDIS_URL
+# the in-memory layer reaches this process's sockets only (one process).
+CHANNEL_LAYERS = {
+    "default": (
+        {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_connect_timeout": 1.0}],
+                "prefix": "chatapi:live:",
+            },
+        }
+        if REDIS_URL
+        else {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+    )
+}
+# A socket that has not sent its `authenticate` message this long after opening is closed (4401).
+LIVE_EVENTS_AUTH_TIMEOUT_SECONDS = env_float("LIVE_EVENTS_AUTH_TIMEOUT_SECONDS", 5.0, minimum=0.1)
+# The server sends {"type": "ping"} this often on every socket.
+LIVE_EVENTS_PING_SECONDS = env_float("LIVE_EVENTS_PING_SECONDS", 25.0, minimum=0.1)
+# Frames waiting to be written to one socket; a client that falls this far behind is closed
+# (1013) rather than buffered for.
+LIVE_EVENTS_QUEUE_SIZE = env_int("LIVE_EVENTS_QUEUE_SIZE", 100, minimum=1)
+# Open sockets per user across every process (0: no limit); one more is closed with 4429.
+LIVE_EVENTS_MAX_CONNECTIONS_PER_USER = env_int(
+    "LIVE_EVENTS_MAX_CONNECTIONS_PER_USER", 10, minimum=0
+)
+
 # --- Generations --------------------------------------------------------------------------------
 # Keep generating (and storing the answer) when the client that started a stream goes away;
 # the client can resume it. Off: a disconnect stops the generation, as the Stop button does.

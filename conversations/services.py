@@ -12,8 +12,11 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.rls import service_role
 from chatapi.errors import ConflictError
+from chatapi.live_events import event_publish
 from conversations.blocks import text_blocks
+from conversations.events import Event, conversation_event_data
 from conversations.models import Conversation, Message, Share
+from conversations.notify import conversation_notify
 from conversations.selectors import message_branch
 
 # 256 random bits (the issue asks for at least 128), 43 URL-safe characters.
@@ -57,7 +60,7 @@ def conversation_create(
     metadata: dict[str, Any] | None = None,
 ) -> Conversation:
     now = timezone.now()
-    return Conversation.objects.create(
+    conversation = Conversation.objects.create(
         owner=owner,
         created_at=now,
         activity_at=now,
@@ -74,6 +77,8 @@ def conversation_create(
         fallback_models=fallback_models or [],
         metadata={} if metadata is None else metadata,
     )
+    conversation_notify(Event.CONVERSATION_CREATED, conversation)
+    return conversation
 
 
 def conversation_create_with_history(
@@ -152,6 +157,7 @@ def conversation_update(*, conversation: Conversation, data: dict[str, Any]) -> 
     for field, value in data.items():
         setattr(conversation, field, value)
     conversation.save(update_fields=[*data, "updated_at"])
+    conversation_notify(Event.CONVERSATION_UPDATED, conversation)
     return conversation
 
 
@@ -163,8 +169,10 @@ def conversation_delete(*, conversation: Conversation) -> None:
     of its turns do go with it, and they are the service's own (users may only read theirs):
     the delete runs as the service, on a conversation the caller's lookup resolved.
     """
+    data = conversation_event_data(conversation)  # the row's id is gone once deleted
     with service_role():
         conversation.delete()  # one transaction: Django's deletion collector opens it
+    event_publish(user_id=conversation.owner_id, event=Event.CONVERSATION_DELETED, data=data)
 
 
 # What a fork's copies keep of each message: the text and how it ended. Token counts and cost
@@ -232,6 +240,7 @@ def conversation_fork(*, conversation: Conversation, message_id: uuid.UUID) -> C
             fork.current_leaf = copies[-1]
             fork.last_message_at = copies[-1].created_at
             fork.save(update_fields=["current_leaf", "last_message_at", "updated_at"])
+        conversation_notify(Event.CONVERSATION_CREATED, fork)
     return fork
 
 

@@ -20,7 +20,9 @@ from accounts.models import User
 from chatapi.errors import ApiError, ConflictError, RateLimitedError
 from chatapi.ratelimits import stream_slot_acquire, stream_slot_release
 from conversations.blocks import Block, text_blocks
+from conversations.events import Event
 from conversations.models import Conversation, Message
+from conversations.notify import message_notify
 from conversations.selectors import Parent, message_with_siblings
 from messaging.generation import Generation
 from messaging.idempotency import (
@@ -292,7 +294,9 @@ def _cancel_orphan(message: Message) -> Message:
                     orphan.status = Message.Status.CANCELLED
                     orphan.completed_at = timezone.now()
                     orphan.save(update_fields=["status", "completed_at"])
-                    webhook_outbox_write(owner_id=orphan.conversation.owner_id, message=orphan)
+                    owner_id = orphan.conversation.owner_id
+                    webhook_outbox_write(owner_id=owner_id, message=orphan)
+                    message_notify(Event.MESSAGE_CANCELLED, orphan, user_id=owner_id)
         message.refresh_from_db()
         return message
     finally:

@@ -16,7 +16,9 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection, transaction
 
+from conversations.events import Event
 from conversations.models import Conversation
+from conversations.notify import conversation_notify
 from messaging.llm.base import ChatMessage, ChatRequest, ProviderError, TextDelta, Usage
 from messaging.llm.registry import provider_get
 from messaging.llm.token_estimates import estimate_messages_tokens, estimate_tokens
@@ -129,9 +131,13 @@ def _store(
         with transaction.atomic():
             if title:
                 # Only over the automatic title: a rename in the meantime wins.
-                Conversation.objects.filter(pk=conversation_id, title=auto_title).update(
+                renamed = Conversation.objects.filter(pk=conversation_id, title=auto_title).update(
                     title=title
                 )
+                if renamed:
+                    conversation_notify(
+                        Event.CONVERSATION_UPDATED, Conversation.objects.get(pk=conversation_id)
+                    )
             usage_record(
                 user_id=user_id,
                 conversation_id=conversation_id,

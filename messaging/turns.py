@@ -2,6 +2,7 @@
 when the answer ends (``turn_record``). Both are synchronous and each runs in one thread hop.
 """
 
+import copy
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,7 +23,9 @@ from conversations.blocks import (
     tool_results_problem,
     tool_uses,
 )
+from conversations.events import Event, message_ended_event
 from conversations.models import Conversation, Message, ReasoningEffort, ServiceTier
+from conversations.notify import conversation_notify, message_notify
 from conversations.selectors import (
     Parent,
     conversation_leaf_id,
@@ -98,12 +101,11 @@ class TurnPlan:
     conversation_id: uuid.UUID
     user_message: Message
     assistant_message_id: uuid.UUID
+    assistant_created_at: datetime
     model: ChatModel
     request: ChatRequest
     estimated_input_tokens: int
     started_at: float  # time.perf_counter() when the request arrived
-    # When the assistant message was created (what its events tell).
-    assistant_created_at: datetime
     # The conversation's owner, whose ledger and budgets the turn counts against.
     user_id: uuid.UUID | None = None
     # The title this turn gave an untitled conversation (its first words), else None.
@@ -428,6 +430,13 @@ def _turn_prepare(
             question.sibling_count, question.sibling_index = message_sibling_position(  # type: ignore[attr-defined]
                 message=question
             )
+            if store_question:
+                message_notify(Event.MESSAGE_CREATED, question, user_id=conversation.owner_id)
+            message_notify(Event.MESSAGE_CREATED, assistant, user_id=conversation.owner_id)
+            if title and not conversation.title:  # its first words became its title
+                titled = copy.copy(conversation)  # the caller's stays as it was read
+                titled.title = title
+                conversation_notify(Event.CONVERSATION_UPDATED, titled)
     except IntegrityError as exc:
         if idempotency is not None and IDEMPOTENCY_CONSTRAINT in str(exc):
             record = idempotency_find(idempotency)
@@ -441,6 +450,7 @@ def _turn_prepare(
         conversation_id=conversation.pk,
         user_message=question,
         assistant_message_id=assistant.pk,
+        assistant_created_at=assistant.created_at,
         model=model,
         request=ChatRequest(
             model=model.id,
@@ -464,7 +474,6 @@ def _turn_prepare(
             for fallback in map(chat_model_get, generation.fallback_models)
             if fallback is not None and fallback.id != model.id
         ),
-        assistant_created_at=assistant.created_at,
     )
 
 
@@ -551,7 +560,11 @@ def turn_record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
             api_key_id=plan.api_key_id,
         )
         budget_release(message_id=plan.assistant_message_id)
-        webhook_outbox_write(owner_id=user_id, message=_ended_message(plan, fields))
+        answer = _ended_message(plan, fields)
+        webhook_outbox_write(owner_id=user_id, message=answer)
+        ended = message_ended_event(outcome.status)
+        if ended is not None and user_id is not None:
+            message_notify(ended, answer, user_id=user_id)
     metrics.turn_observe(
         model=(outcome.answered_by or plan.model).id,
         input_tokens=outcome.usage.input_tokens,
@@ -625,4 +638,6 @@ def turn_record_swept(*, message_id: uuid.UUID, content: str | None, reasoning: 
             )
         budget_release(message_id=message.pk)
         webhook_outbox_write(owner_id=owner_id, message=message)
+        if owner_id is not None:
+            message_notify(Event.MESSAGE_FAILED, message, user_id=owner_id)
     return True
