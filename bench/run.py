@@ -175,6 +175,19 @@ DEFAULT_APPLICATION = "chatapi.asgi:application"
 SERVERS = {
     # As documented (docs/deployment.md): -v 0, the app writes its own access log.
     "daphne": ["-m", "daphne", "--fd", "{fd}", "-v", "0", "chatapi.asgi:application"],
+    # The same daphne with uvloop as the event loop under Twisted's asyncio reactor.
+    "daphne-uvloop": [
+        "-c",
+        (
+            "import uvloop; uvloop.install(); from daphne.cli import CommandLineInterface; "
+            "CommandLineInterface.entrypoint()"
+        ),
+        "--fd",
+        "{fd}",
+        "-v",
+        "0",
+        "chatapi.asgi:application",
+    ],
     "uvicorn": [
         "-m",
         "uvicorn",

@@ -20,15 +20,17 @@ from conversations.models import Conversation, Message, Share
 PREVIEW_CHARS = 100
 
 # The branch that ends at a message: from the leaf up to its root, one primary-key lookup per
-# level, whatever the depth. The walk follows parent_id alone (a condition on the conversation
-# at every level makes the planner scan the conversation's messages at each level when its
-# statistics are stale); the query using these ids keeps only the conversation's own messages.
-# Parameters: leaf id, conversation id.
+# level, whatever the depth. Each level is a LATERAL lookup with LIMIT 1, which PostgreSQL
+# cannot turn into a join: a plain join let the planner, with a table's statistics stale or
+# small, hash-join a sequential scan of the whole table at every level (14.6 ms against 0.8 ms
+# for a 100-message branch). The walk follows parent_id alone; the query using these ids keeps
+# only the conversation's own messages. Parameters: leaf id, conversation id.
 _BRANCH_IDS = """
 WITH RECURSIVE branch (id, parent_id) AS (
     SELECT id, parent_id FROM {table} WHERE id = %s AND conversation_id = %s
   UNION ALL
-    SELECT m.id, m.parent_id FROM {table} m JOIN branch b ON m.id = b.parent_id
+    SELECT p.id, p.parent_id FROM branch b
+    CROSS JOIN LATERAL (SELECT id, parent_id FROM {table} WHERE id = b.parent_id LIMIT 1) p
 )
 SELECT id FROM branch
 """

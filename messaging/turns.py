@@ -63,10 +63,10 @@ ONE_IN_PROGRESS_CONSTRAINT = "message_one_in_progress_per_conversation"
 
 # The branch that ends at a message, newest first, with what the context needs of each
 # message: one statement whatever the depth. The recursion follows parent_id by primary key
-# alone (a condition on the conversation there makes the planner scan the conversation's
-# messages at every level when its statistics are stale); only the conversation's own
-# messages are kept, so a parent_id pointing elsewhere (written outside the API) brings in
-# nothing of another conversation.
+# alone, one LATERAL lookup per level as in conversations.selectors._BRANCH_IDS (a join there
+# lets stale statistics pick a scan per level); only the conversation's own messages are kept,
+# so a parent_id pointing elsewhere (written outside the API) brings in nothing of another
+# conversation.
 # `before` is the UTF-8 size of the newer texts: a message whose newer texts alone exceed the
 # budget (at BYTES_PER_TOKEN bytes a token at least) can never fit, so it is not sent. The
 # blocks come only for messages with tool blocks: the others are their text (`content` is
@@ -76,9 +76,10 @@ WITH RECURSIVE branch AS (
     SELECT id, parent_id, conversation_id, role, status, content, blocks, created_at
     FROM {Message._meta.db_table} WHERE id = %(leaf)s AND conversation_id = %(conversation)s
   UNION ALL
-    SELECT m.id, m.parent_id, m.conversation_id, m.role, m.status, m.content, m.blocks,
-        m.created_at
-    FROM branch b JOIN {Message._meta.db_table} m ON m.id = b.parent_id
+    SELECT m.* FROM branch b CROSS JOIN LATERAL (
+        SELECT id, parent_id, conversation_id, role, status, content, blocks, created_at
+        FROM {Message._meta.db_table} WHERE id = b.parent_id LIMIT 1
+    ) m
 ), sized AS (
     SELECT id, role, status, content, blocks, created_at, octet_length(content) AS size,
         coalesce(sum(octet_length(content)) OVER (
