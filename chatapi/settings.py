@@ -521,6 +521,9 @@ USAGE_DAILY_USD_LIMIT = env_optional_decimal("USAGE_DAILY_USD_LIMIT", minimum=De
 USAGE_MONTHLY_USD_LIMIT = env_optional_decimal("USAGE_MONTHLY_USD_LIMIT", minimum=Decimal(0))
 # A reservation whose turn never settles (its process died) stops counting after this long.
 USAGE_RESERVATION_TTL_SECONDS = env_int("USAGE_RESERVATION_TTL_SECONDS", 1800, minimum=1)
+# How long a process reuses a user's limits it read (0: read them on every send). An override
+# saved in the admin applies at once in the process that saved it, within this in the others.
+USAGE_BUDGET_CACHE_SECONDS = env_float("USAGE_BUDGET_CACHE_SECONDS", 5.0, minimum=0)
 
 # Rate limits (0 turns one off). Counters live in Redis when REDIS_URL is set, so every server
 # process shares them; in process memory otherwise.

@@ -115,6 +115,9 @@ class TurnPlan:
     api_key_id: uuid.UUID | None = None
     # The models to try, in order, when ``model`` fails before its first token.
     fallbacks: tuple[ChatModel, ...] = ()
+    # Whether the turn holds a budget reservation (none when no limit applies to its owner),
+    # which its record ends.
+    reserved: bool = True
 
 
 @dataclass(frozen=True)
@@ -415,7 +418,7 @@ def _turn_prepare(
                     user_message_id=question.pk,
                     assistant_message_id=assistant.pk,
                 )
-            budget_reserve(
+            reservation = budget_reserve(
                 user_id=conversation.owner_id,
                 message_id=assistant.pk,
                 tokens=estimated_input + output_budget,
@@ -475,6 +478,7 @@ def _turn_prepare(
             for fallback in map(chat_model_get, generation.fallback_models)
             if fallback is not None and fallback.id != model.id
         ),
+        reserved=reservation is not None,
     )
 
 
@@ -560,7 +564,8 @@ def turn_record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
             created_at=now,
             api_key_id=plan.api_key_id,
         )
-        budget_release(message_id=plan.assistant_message_id)
+        if plan.reserved:
+            budget_release(message_id=plan.assistant_message_id)
         answer = _ended_message(plan, fields)
         webhook_outbox_write(owner_id=user_id, message=answer)
         ended = message_ended_event(outcome.status)

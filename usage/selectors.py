@@ -13,13 +13,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from time import monotonic as time_monotonic
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.db import connection
 from django.db.models import Count, OuterRef, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncDate
+from django.db.models.signals import post_delete, post_save
 
 from accounts.models import User
 from usage.models import (
@@ -427,8 +430,53 @@ class BudgetLimits:
         )
 
 
+# Per process, the limits of the users who sent lately: every send reads its owner's limits,
+# which change only when an admin edits an override or the settings change. Kept for
+# USAGE_BUDGET_CACHE_SECONDS; an override saved or deleted in this process, or a change of
+# settings, clears the copy at once, and the other processes see it within that time. What
+# was spent and what is held are never cached.
+_limits: dict[uuid.UUID, tuple[float, BudgetLimits]] = {}
+_LIMITS_KEPT = 10_000
+
+
 def budget_limits_get(*, user_id: uuid.UUID) -> BudgetLimits:
-    """The user's overrides (admin) over the defaults (settings), in one query."""
+    """The user's overrides (admin) over the defaults (settings): one query, or none while
+    this process's copy is fresh."""
+    now = time_monotonic()
+    kept = _limits.get(user_id)
+    if kept is not None and now - kept[0] < settings.USAGE_BUDGET_CACHE_SECONDS:
+        return kept[1]
+    limits = _budget_limits_read(user_id=user_id)
+    if settings.USAGE_BUDGET_CACHE_SECONDS > 0:
+        if len(_limits) >= _LIMITS_KEPT:
+            _limits.clear()
+        _limits[user_id] = (now, limits)
+    return limits
+
+
+def budget_limits_forget(*, user_id: uuid.UUID | None = None) -> None:
+    """Drop this process's copy of a user's limits (every user's with None)."""
+    if user_id is None:
+        _limits.clear()
+    else:
+        _limits.pop(user_id, None)
+
+
+def _forget_override(*, instance: UsageBudget, **kwargs: Any) -> None:
+    budget_limits_forget(user_id=instance.user_id)
+
+
+def _forget_on_setting(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith("USAGE_"):
+        budget_limits_forget()
+
+
+post_save.connect(_forget_override, sender=UsageBudget, dispatch_uid="usage_limits_saved")
+post_delete.connect(_forget_override, sender=UsageBudget, dispatch_uid="usage_limits_deleted")
+setting_changed.connect(_forget_on_setting, dispatch_uid="usage_limits_settings")
+
+
+def _budget_limits_read(*, user_id: uuid.UUID) -> BudgetLimits:
     override = UsageBudget.objects.filter(user_id=user_id).first()
     if override is None:
         override = UsageBudget()  # every field empty: the defaults

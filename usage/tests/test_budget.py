@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from pytest_django import Settings
 from rest_framework.test import APIClient
@@ -19,6 +20,7 @@ from conversations.services import conversation_create
 from messaging.turns import GenerationSettings
 from testsupport.assertions import assert_error
 from testsupport.factories import make_usage
+from testsupport.helpers import eventually
 from testsupport.turns import turn_finish, turn_start
 from usage.models import BudgetReservation, UsageBudget, UsageRecord
 from usage.selectors import BudgetLimits, budget_limits_get
@@ -247,3 +249,66 @@ def test_concurrent_turns_near_the_limit_end_at_most_one_estimate_over(
     assert sorted(outcomes) == ["402"] * 6 + ["admitted"] * 2
     held = sum(BudgetReservation.objects.values_list("tokens", flat=True))
     assert 800 + held == 1100
+
+
+def test_a_users_limits_are_read_once_while_the_copy_is_fresh(
+    settings: Settings, user: User
+) -> None:
+    # given
+    settings.USAGE_BUDGET_CACHE_SECONDS = 60
+    budget_limits_get(user_id=user.pk)
+
+    # when
+    with CaptureQueriesContext(connection) as queries:
+        limits = budget_limits_get(user_id=user.pk)
+
+    # then
+    assert limits == BudgetLimits()
+    assert len(queries) == 0
+
+
+def test_an_override_written_elsewhere_applies_once_the_copy_is_stale(
+    settings: Settings, user: User
+) -> None:
+    # given: this process's copy, then an override written without this process's signals
+    # (as another server process's admin writes it)
+    settings.USAGE_BUDGET_CACHE_SECONDS = 0.3
+    assert budget_limits_get(user_id=user.pk) == BudgetLimits()
+    UsageBudget.objects.bulk_create([UsageBudget(user=user, daily_token_limit=10)])
+
+    # when
+    stale = budget_limits_get(user_id=user.pk)
+
+    # then: the copy until it is 0.3 s old, the override after
+    assert stale == BudgetLimits()
+    eventually(lambda: budget_limits_get(user_id=user.pk) == BudgetLimits(daily_tokens=10), wait=5)
+
+
+def test_a_turn_with_no_limit_holds_no_reservation_and_deletes_none(user: User) -> None:
+    # given: no limit applies
+    conversation = conversation_create(owner=user, model="openai/gpt-oss-20b")
+    plan = turn_start(conversation)
+
+    # when
+    with CaptureQueriesContext(connection) as queries:
+        turn_finish(plan, input_tokens=10, output_tokens=5)
+
+    # then
+    assert plan.reserved is False
+    reservations = BudgetReservation._meta.db_table
+    assert not [q["sql"] for q in queries if reservations in q["sql"]]
+
+
+def test_a_turn_under_a_limit_ends_its_reservation(settings: Settings, user: User) -> None:
+    # given
+    settings.USAGE_DAILY_TOKEN_LIMIT = 1_000_000
+    conversation = conversation_create(owner=user, model="openai/gpt-oss-20b")
+    plan = turn_start(conversation)
+    assert plan.reserved is True
+    assert BudgetReservation.objects.filter(message_id=plan.assistant_message_id).exists()
+
+    # when
+    turn_finish(plan, input_tokens=10, output_tokens=5)
+
+    # then
+    assert not BudgetReservation.objects.filter(message_id=plan.assistant_message_id).exists()
