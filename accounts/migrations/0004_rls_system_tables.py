@@ -28,6 +28,10 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') THEN
         CREATE ROLE anon NOLOGIN;
     END IF;
+-- Roles belong to the cluster: two databases migrated at once (the test databases of two
+-- pytest-xdist workers on a new cluster) both see it missing, and the second CREATE fails.
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+    NULL;
 END
 $$;
 """
