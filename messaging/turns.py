@@ -2,7 +2,9 @@
 when the answer ends (``turn_record``). Both are synchronous and each runs in one thread hop.
 """
 
+import contextlib
 import copy
+import functools
 import time
 import uuid
 from dataclasses import dataclass
@@ -16,10 +18,18 @@ from django.utils import timezone
 
 from chatapi import metrics
 from chatapi.errors import ApiError, ConflictError
+from chatapi.rows import (
+    insert_columns,
+    insert_placeholders,
+    insert_values,
+    update_assignments,
+    update_values,
+)
 from conversations.blocks import (
     Block,
     blocks_text,
     text_blocks,
+    tool_results,
     tool_results_problem,
     tool_uses,
 )
@@ -29,9 +39,7 @@ from conversations.notify import conversation_notify, message_notify
 from conversations.selectors import (
     Parent,
     conversation_leaf_id,
-    message_sibling_position,
 )
-from conversations.services import conversation_touch
 from messaging.endings import SWEPT_ERROR
 from messaging.history import chat_messages_from
 from messaging.idempotency import CONSTRAINT as IDEMPOTENCY_CONSTRAINT
@@ -53,6 +61,7 @@ from messaging.process import WORKER_ID
 from messaging.webhooks import webhook_outbox_write
 from usage.catalog import ChatModel, chat_model_get, turn_cost
 from usage.models import UsageKind
+from usage.selectors import budget_limits_get
 from usage.services import budget_release, budget_reserve, ledger_remove, usage_record
 
 TITLE_MAX_CHARS = 60
@@ -71,14 +80,15 @@ ONE_IN_PROGRESS_CONSTRAINT = "message_one_in_progress_per_conversation"
 # budget (at BYTES_PER_TOKEN bytes a token at least) can never fit, so it is not sent. The
 # blocks come only for messages with tool blocks: the others are their text (`content` is
 # their text blocks joined), and their thinking is never sent.
-_CONTEXT_SQL = f"""
-WITH RECURSIVE branch AS (
+_MESSAGES = Message._meta.db_table
+_CONTEXT_CTES = f"""
+branch AS (
     SELECT id, parent_id, conversation_id, role, status, content, blocks, created_at
-    FROM {Message._meta.db_table} WHERE id = %(leaf)s AND conversation_id = %(conversation)s
+    FROM {_MESSAGES} WHERE id = %(leaf)s AND conversation_id = %(conversation)s
   UNION ALL
     SELECT m.* FROM branch b CROSS JOIN LATERAL (
         SELECT id, parent_id, conversation_id, role, status, content, blocks, created_at
-        FROM {Message._meta.db_table} WHERE id = b.parent_id LIMIT 1
+        FROM {_MESSAGES} WHERE id = b.parent_id LIMIT 1
     ) m
 ), sized AS (
     SELECT id, role, status, content, blocks, created_at, octet_length(content) AS size,
@@ -88,12 +98,65 @@ WITH RECURSIVE branch AS (
     FROM branch
     WHERE conversation_id = %(conversation)s AND status = ANY(%(statuses)s)
         AND role <> %(system)s
-)
-SELECT id, role, status, size, content,
-    CASE WHEN jsonb_path_exists(blocks, '$[*] ? (@.type == "tool_use" || @.type == "tool_result")')
-        THEN blocks END
-FROM sized WHERE before <= %(max_bytes)s ORDER BY created_at DESC, id DESC
+), context AS (
+    SELECT id, role, status, size, content, created_at,
+        CASE WHEN jsonb_path_exists(
+            blocks, '$[*] ? (@.type == "tool_use" || @.type == "tool_result")'
+        ) THEN blocks END AS blocks
+    FROM sized WHERE before <= %(max_bytes)s
+)"""  # noqa: S608 (constant SQL: the table name; the values are parameters)
+_CONTEXT_SQL = f"""WITH RECURSIVE {_CONTEXT_CTES}
+SELECT id, role, status, size, content, blocks FROM context ORDER BY created_at DESC, id DESC
 """  # noqa: S608 (constant SQL: the table name; the values are parameters)
+
+
+# A turn before its first byte, in one statement: the history window above (read from the
+# snapshot the statement started with, so without the new messages), the user message (unless
+# regenerating: then it is stored already) and the in-progress answer, the conversation's new
+# leaf, activity and first-words title, and the user message's place among its siblings
+# (counted in the same snapshot: the new message itself is added by the caller).
+# With `guard` on, nothing is written when the parent is a finished answer that called tools
+# (a message with no tool results cannot follow it): `stored` says so, and the caller
+# answers with the open calls it read in the context. (The statement's own writes are the
+# one exception to "the snapshot": the UPDATE waits for, and sees, a concurrent writer of
+# the conversation row.)
+@functools.cache
+def _prepare_sql(*, root: bool) -> str:
+    siblings = "parent_id IS NULL" if root else "parent_id = %(leaf)s"
+    conversations = Conversation._meta.db_table
+    return f"""WITH RECURSIVE {_CONTEXT_CTES}, guard AS (
+    SELECT NOT (%(guard)s AND EXISTS (
+        SELECT FROM {_MESSAGES} WHERE id = %(leaf)s AND conversation_id = %(conversation)s
+            AND role = %(assistant)s AND status = %(complete)s
+            AND jsonb_path_exists(blocks, '$[*] ? (@.type == "tool_use")')
+    )) AS ok
+), question AS (
+    INSERT INTO {_MESSAGES} ({insert_columns(Message)})
+    SELECT {insert_placeholders(Message, "q")} FROM guard WHERE ok AND %(store_question)s
+), answer AS (
+    INSERT INTO {_MESSAGES} ({insert_columns(Message)})
+    SELECT {insert_placeholders(Message, "a")} FROM guard WHERE ok
+), touched AS (
+    UPDATE {conversations} SET
+        last_message_at = GREATEST(last_message_at, %(now)s),
+        activity_at = GREATEST(activity_at, %(now)s),
+        current_leaf_id = %(a_id)s::uuid,
+        title = CASE WHEN title = '' THEN %(title)s::varchar ELSE title END
+    WHERE id = %(conversation)s AND (SELECT ok FROM guard)
+), siblings AS (
+    SELECT count(*) AS n,
+        count(*) FILTER (
+            WHERE (created_at, id) <= (%(q_created_at)s::timestamptz, %(q_id)s::uuid)
+        ) AS i
+    FROM {_MESSAGES} WHERE {siblings} AND conversation_id = %(conversation)s
+)
+SELECT (SELECT ok FROM guard), siblings.n, siblings.i,
+    context.id, context.role, context.status, context.size, context.content, context.blocks
+FROM siblings LEFT JOIN context ON true
+ORDER BY context.created_at DESC, context.id DESC
+"""  # noqa: S608 (constant SQL: table and column names; the values are parameters)
+
+
 _TOOL_BLOCK_TYPES = frozenset({"tool_use", "tool_result"})
 
 
@@ -175,6 +238,18 @@ def context_messages(
     return messages, used
 
 
+def _context_params(
+    *, conversation: Conversation, parent_id: uuid.UUID | None, budget: int
+) -> dict[str, Any]:
+    return {
+        "leaf": parent_id,
+        "conversation": conversation.pk,
+        "statuses": list(_CONTEXT_STATUSES),
+        "system": Message.Role.SYSTEM,
+        "max_bytes": budget * BYTES_PER_TOKEN,
+    }
+
+
 def _context(
     *, conversation: Conversation, parent_id: uuid.UUID | None, budget: int
 ) -> tuple[list[ChatMessage], int, list[str]]:
@@ -185,15 +260,17 @@ def _context(
     with connection.cursor() as cursor:
         cursor.execute(
             _CONTEXT_SQL,
-            {
-                "leaf": parent_id,
-                "conversation": conversation.pk,
-                "statuses": list(_CONTEXT_STATUSES),
-                "system": Message.Role.SYSTEM,
-                "max_bytes": budget * BYTES_PER_TOKEN,
-            },
+            _context_params(conversation=conversation, parent_id=parent_id, budget=budget),
         )
         rows = cursor.fetchall()
+    return _context_from(rows, parent_id=parent_id, budget=budget)
+
+
+def _context_from(
+    rows: list[tuple[Any, ...]], *, parent_id: uuid.UUID | None, budget: int
+) -> tuple[list[ChatMessage], int, list[str]]:
+    """The context and the parent's open tool calls from the context's rows (id, role,
+    status, size, content, blocks), newest first."""
     picked: list[list[ChatMessage]] = []
     used = 0
     # The parent is the newest row, when it is part of a context at all.
@@ -381,35 +458,41 @@ def _turn_prepare(
             f"{model.context_window} tokens and {output_budget} are reserved for the answer.",
             details={"fields": {"content": ["Too long for the model's context window."]}},
         )
-    history, history_tokens, open_ids = _context(
-        conversation=conversation, parent_id=question.parent_id, budget=budget
-    )
-    if store_question:
-        # A new message must answer the tool calls of the answer it follows, if it made any.
-        problem = tool_results_problem(open_ids=open_ids, blocks=question.blocks)
-        if problem:
-            raise ApiError(
-                problem,
-                details={"fields": {"content": [problem]}, "open_tool_use_ids": open_ids},
-            )
-    messages = (*system, *history, *new_messages)
-    estimated_input = (
-        estimate_messages_tokens(system) + history_tokens + estimate_messages_tokens(new_messages)
-    )
-
     assistant = Message(
         conversation=conversation,
         parent_id=question.pk,
         role=Message.Role.ASSISTANT,
         status=Message.Status.IN_PROGRESS,
         model=model.id,
+        stop_sequence="",
         # Strictly after the user message, so (created_at, id) order never swaps them.
         created_at=now + timedelta(microseconds=1),
         worker_id=WORKER_ID,
     )
     title = _title_from(content) if store_question else None
+    has_results = bool(tool_results(question.blocks))
+    # Without an idempotency key, tool results to check or budget limits, the turn is the
+    # one statement in autocommit: one round trip before the upstream call.
+    limits = budget_limits_get(user_id=conversation.owner_id)
+    # (Inside a caller's transaction, DB_RLS_PER_REQUEST's, a savepoint keeps a refused
+    # insert from aborting it.)
+    in_transaction = (
+        idempotency is not None or has_results or limits.any or connection.in_atomic_block
+    )
+    params = {
+        **_context_params(conversation=conversation, parent_id=question.parent_id, budget=budget),
+        **insert_values(question, "q"),
+        **insert_values(assistant, "a"),
+        # Checked by the statement when nothing else checks it (see _prepare_sql).
+        "guard": store_question and not in_transaction,
+        "store_question": store_question,
+        "assistant": Message.Role.ASSISTANT,
+        "complete": Message.Status.COMPLETE,
+        "now": now,
+        "title": title or "",
+    }
     try:
-        with transaction.atomic():
+        with transaction.atomic() if in_transaction else contextlib.nullcontext():
             if idempotency is not None:
                 # First: a concurrent retry waits here on the key, then replays this turn.
                 idempotency_record(
@@ -418,22 +501,46 @@ def _turn_prepare(
                     user_message_id=question.pk,
                     assistant_message_id=assistant.pk,
                 )
-            reservation = budget_reserve(
-                user_id=conversation.owner_id,
-                message_id=assistant.pk,
-                tokens=estimated_input + output_budget,
-                cost_usd=turn_cost(
-                    model=model,
-                    usage=Usage(input_tokens=estimated_input, output_tokens=output_budget),
-                ),
+            with connection.cursor() as cursor:
+                cursor.execute(_prepare_sql(root=question.parent_id is None), params)
+                rows = cursor.fetchall()
+            stored, siblings, position = rows[0][:3]
+            history, history_tokens, open_ids = _context_from(
+                [row[3:] for row in rows if row[3] is not None],
+                parent_id=question.parent_id,
+                budget=budget,
             )
-            Message.objects.bulk_create([question, assistant] if store_question else [assistant])
-            conversation_touch(
-                conversation_id=conversation.pk, at=now, title=title, current_leaf_id=assistant.pk
+            if store_question:
+                # A new message must answer the tool calls of the answer it follows, if it
+                # made any (a problem here rolls the transaction back).
+                problem = tool_results_problem(open_ids=open_ids, blocks=question.blocks)
+                if problem:
+                    raise ApiError(
+                        problem,
+                        details={"fields": {"content": [problem]}, "open_tool_use_ids": open_ids},
+                    )
+            if not stored:  # the guard found open tool calls: the problem was raised above
+                raise RuntimeError("The turn's statement stored nothing.")
+            estimated_input = (
+                estimate_messages_tokens(system)
+                + history_tokens
+                + estimate_messages_tokens(new_messages)
             )
-            question.sibling_count, question.sibling_index = message_sibling_position(  # type: ignore[attr-defined]
-                message=question
+            reservation = (
+                budget_reserve(
+                    user_id=conversation.owner_id,
+                    message_id=assistant.pk,
+                    tokens=estimated_input + output_budget,
+                    cost_usd=turn_cost(
+                        model=model,
+                        usage=Usage(input_tokens=estimated_input, output_tokens=output_budget),
+                    ),
+                )
+                if limits.any
+                else None
             )
+            question.sibling_count = siblings + store_question  # type: ignore[attr-defined]
+            question.sibling_index = position + store_question  # type: ignore[attr-defined]
             if store_question:
                 message_notify(Event.MESSAGE_CREATED, question, user_id=conversation.owner_id)
             message_notify(Event.MESSAGE_CREATED, assistant, user_id=conversation.owner_id)
@@ -449,6 +556,7 @@ def _turn_prepare(
         if ONE_IN_PROGRESS_CONSTRAINT not in str(exc):
             raise
         raise _in_progress_conflict(conversation) from None
+    messages = (*system, *history, *new_messages)
     conversation.current_leaf_id = assistant.pk
     return TurnPlan(
         conversation_id=conversation.pk,
@@ -507,6 +615,44 @@ def _ended_message(plan: TurnPlan, fields: dict[str, Any]) -> Message:
     )
 
 
+# The end of an answer: the message (while still in progress) and its conversation's
+# activity, in one statement; `ended` is 0 when the message was finished meanwhile.
+@functools.cache
+def _record_sql() -> str:
+    return f"""WITH ended AS (
+    UPDATE {_MESSAGES} SET {update_assignments(Message, _RECORDED_FIELDS, "m")}
+    WHERE id = %(id)s AND status = %(in_progress)s RETURNING 1
+), touched AS (
+    UPDATE {Conversation._meta.db_table} SET
+        last_message_at = GREATEST(last_message_at, %(now)s),
+        activity_at = GREATEST(activity_at, %(now)s)
+    WHERE id = %(conversation)s
+)
+SELECT count(*) FROM ended
+"""  # noqa: S608 (constant SQL: table and column names; the values are parameters)
+
+
+_RECORDED_FIELDS = (
+    "status",
+    "content",
+    "reasoning",
+    "blocks",
+    "model",
+    "stop_reason",
+    "stop_sequence",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "provider_timings",
+    "usage_estimated",
+    "latency_ms",
+    "ttft_ms",
+    "cost_usd",
+    "error",
+    "completed_at",
+)
+
+
 def turn_record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
     """Store how the turn ended: the assistant message with everything measured, its row in
     the usage ledger (none when it consumed no tokens: refused before any output), and the
@@ -540,15 +686,25 @@ def turn_record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
             "error": outcome.error,
             "completed_at": now,
         }
-        message = Message.objects.filter(pk=plan.assistant_message_id)
-        if not message.filter(status=Message.Status.IN_PROGRESS).update(**fields):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _record_sql(),
+                {
+                    **update_values(Message, fields, "m"),
+                    "id": plan.assistant_message_id,
+                    "in_progress": Message.Status.IN_PROGRESS,
+                    "conversation": plan.conversation_id,
+                    "now": now,
+                },
+            )
+            (ended,) = cursor.fetchone()
+        if not ended:
             # Finished meanwhile by a sweeper or a cancel that took this process for dead
             # (its heartbeat could not reach the database): the real outcome replaces
             # theirs, and its ledger row their estimated one (the update above waited for
             # the sweeper's transaction, row and all, so this statement sees its row).
             ledger_remove(message_id=plan.assistant_message_id, kind=UsageKind.CHAT)
-            message.update(**fields)
-        conversation_touch(conversation_id=plan.conversation_id, at=now)
+            Message.objects.filter(pk=plan.assistant_message_id).update(**fields)
         usage_record(
             user_id=user_id,
             conversation_id=plan.conversation_id,

@@ -1,5 +1,6 @@
 """Writes of the usage app: the ledger, budget reservations, and the model catalog."""
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from django.utils import timezone
 
 from accounts.rls import service_role
 from chatapi.errors import BillingError
+from chatapi.rows import insert_columns, insert_placeholders, insert_values
 from usage.catalog import ChatModel, catalog_cache_clear
 from usage.models import BudgetReservation, LanguageModel, ModelPrice, UsageKind, UsageRecord
 from usage.selectors import BudgetLimits, BudgetSpend, budget_limits_get, budget_spend_get
@@ -67,13 +69,14 @@ def usage_record(
         )
 
 
-# The ledger rows matching {where}, added to the rollups (UsageDaily, UsageHourly,
-# UsageConversationDay) in one statement. Upserts: concurrent writers of the same key add up,
+# The ledger rows `added` ({added}: the rows matching a condition, or the row an INSERT
+# adds), added to the rollups (UsageDaily, UsageHourly, UsageConversationDay) in one
+# statement, which then selects {result}. Upserts: concurrent writers of the same key add up,
 # the second waiting for the first's commit. Each statement inserts its keys in one order, so
 # two of them cannot deadlock each other. The same SQL backfills in migration 0004.
 _ROLLUP_ADD = """
 WITH added AS (
-    SELECT * FROM usage_usagerecord WHERE {where}
+    {added}
 ),
 daily AS (
     INSERT INTO usage_usagedaily AS d (user_id, day, kind, model, requests, input_tokens,
@@ -110,28 +113,43 @@ hourly AS (
         input_tokens = h.input_tokens + EXCLUDED.input_tokens,
         output_tokens = h.output_tokens + EXCLUDED.output_tokens,
         cost_usd = COALESCE(h.cost_usd + EXCLUDED.cost_usd, h.cost_usd, EXCLUDED.cost_usd)
+),
+conversation_days AS (
+    INSERT INTO usage_usageconversationday (user_id, day, conversation_id)
+    SELECT DISTINCT user_id, (created_at AT TIME ZONE 'UTC')::date, conversation_id
+    FROM added
+    WHERE user_id IS NOT NULL AND conversation_id IS NOT NULL
+    ORDER BY 1, 2, 3
+    ON CONFLICT (user_id, day, conversation_id) DO NOTHING
 )
-INSERT INTO usage_usageconversationday (user_id, day, conversation_id)
-SELECT DISTINCT user_id, (created_at AT TIME ZONE 'UTC')::date, conversation_id
-FROM added
-WHERE user_id IS NOT NULL AND conversation_id IS NOT NULL
-ORDER BY 1, 2, 3
-ON CONFLICT (user_id, day, conversation_id) DO NOTHING
+SELECT {result}
 """
+_LEDGER = UsageRecord._meta.db_table
 
 
 def _rollup_add(where: str, params: list[Any]) -> None:
+    added = f"SELECT * FROM {_LEDGER} WHERE {where}"  # noqa: S608 - constant conditions
     with connection.cursor() as cursor:
-        cursor.execute(_ROLLUP_ADD.format(where=where), params)
+        cursor.execute(_ROLLUP_ADD.format(added=added, result="1"), params)
+
+
+@functools.cache
+def _ledger_append_sql() -> str:
+    added = (
+        f"INSERT INTO {_LEDGER} ({insert_columns(UsageRecord)}) "  # noqa: S608 - constant
+        f"VALUES ({insert_placeholders(UsageRecord, 'r')}) RETURNING *"
+    )
+    return _ROLLUP_ADD.format(added=added, result="id FROM added")
 
 
 def ledger_append(record: UsageRecord) -> UsageRecord:
-    """Insert ``record`` (a new ledger row) and add it to the rollups, in one transaction.
+    """Insert ``record`` (a new ledger row) and add it to the rollups, in one statement.
     The one way rows enter the ledger: the statistics read the rollups, so a row written
     otherwise would be missing from them until ``usage_rollup_rebuild``."""
-    with transaction.atomic():
-        record.save(force_insert=True)
-        _rollup_add("id = %s", [record.pk])
+    with connection.cursor() as cursor:
+        cursor.execute(_ledger_append_sql(), insert_values(record, "r"))
+        (record.pk,) = cursor.fetchone()
+    record._state.adding, record._state.db = False, connection.alias
     return record
 
 

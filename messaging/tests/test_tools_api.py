@@ -267,12 +267,14 @@ async def test_results_that_do_not_answer_the_open_calls_are_a_400_naming_them(
         Reply(text=[], tool_calls=[weather_call("{}"), weather_call("{}", call_id="call_2")])
     )
     await (await send(conversation, auth, {"content": "Weather?"}).start()).read()
+    await settled(conversation)
+    before = await Conversation.objects.aget(pk=conversation.pk)
 
     # when
     response = await send(conversation, auth, {"content": content}).start()
     body = await response.json()
 
-    # then: nothing was stored or sent upstream
+    # then: nothing was stored or sent upstream, and the conversation is as it was
     assert response.status == 400
     assert body["error"]["type"] == "invalid_request_error"
     assert body["error"]["message"] == message
@@ -282,6 +284,13 @@ async def test_results_that_do_not_answer_the_open_calls_are_a_400_naming_them(
     }
     assert len(await settled(conversation)) == 2
     assert len(fake_groq.received) == 1
+    after = await Conversation.objects.aget(pk=conversation.pk)
+    assert (after.current_leaf_id, after.activity_at, after.last_message_at, after.title) == (
+        before.current_leaf_id,
+        before.activity_at,
+        before.last_message_at,
+        before.title,
+    )
 
 
 async def test_tool_results_without_open_calls_are_a_400(
