@@ -13,6 +13,7 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from accounts.models import User
+from accounts.services import user_cache_forget
 from chatapi.ratelimits import memory_state_clear
 from usage.catalog import catalog_cache_clear
 from usage.models import LanguageModel
@@ -26,8 +27,9 @@ _seed_catalog = importlib.import_module("usage.migrations.0002_seed_catalog").se
 
 @pytest.fixture(autouse=True)
 def usage_state(request: pytest.FixtureRequest, settings: Any) -> Iterator[None]:
-    """Each test starts with the seeded model catalog, an empty catalog cache, and rate-limit
-    counters of its own: in memory, and under a key prefix of its own in Redis (shared by
+    """Each test starts with the seeded model catalog, empty catalog and user caches (a test
+    may reuse a user id another test's rolled-back rows had), and rate-limit counters of its
+    own: in memory, and under a key prefix of its own in Redis (shared by
     every test process, so never flushed).
 
     A transactional test empties every table when it ends, the data migration's rows too:
@@ -35,6 +37,7 @@ def usage_state(request: pytest.FixtureRequest, settings: Any) -> Iterator[None]
     settings.RATE_LIMIT_KEY_PREFIX = f"chatapi-test:{uuid.uuid4().hex}:"
     memory_state_clear()
     catalog_cache_clear()
+    user_cache_forget()
     if request.node.get_closest_marker("django_db") or "db" in request.fixturenames:
         from django.apps import apps
 

@@ -346,6 +346,9 @@ if "HS256" in SUPABASE_JWT_ALGORITHMS and not SUPABASE_JWT_SECRET:
     )
 SUPABASE_JWT_LEEWAY_SECONDS = env_int("SUPABASE_JWT_LEEWAY_SECONDS", 10, minimum=0)
 SUPABASE_JWKS_CACHE_SECONDS = env_int("SUPABASE_JWKS_CACHE_SECONDS", 600, minimum=1)
+# How long a process reuses a token's user row it read (0: read it on every request). A user
+# disabled or deleted in another process is refused within this; in the same process at once.
+AUTH_USER_CACHE_SECONDS = env_float("AUTH_USER_CACHE_SECONDS", 5.0, minimum=0)
 SUPABASE_JWKS_MIN_REFRESH_SECONDS = env_int("SUPABASE_JWKS_MIN_REFRESH_SECONDS", 30, minimum=0)
 SUPABASE_HTTP_TIMEOUT_SECONDS = env_float("SUPABASE_HTTP_TIMEOUT_SECONDS", 10.0, minimum=0.1)
 

@@ -2,6 +2,7 @@
 conftest loads this module as a plugin)."""
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -24,3 +25,10 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
     receiver = WebhookReceiver().start()
     yield receiver
     receiver.stop()
+
+
+@pytest.fixture
+def user_read_every_request(settings: Any) -> None:
+    """No per-process copy of the caller's user row (AUTH_USER_CACHE_SECONDS=0): for tests
+    that count or compare the statements of requests, the caller's read among them."""
+    settings.AUTH_USER_CACHE_SECONDS = 0

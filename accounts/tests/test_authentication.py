@@ -15,6 +15,7 @@ from accounts.tokens import MAX_TOKEN_BYTES
 from conftest import TokenFactory
 from testsupport.assertions import app_queries, assert_error
 from testsupport.fake_supabase import FakeSupabase, unsigned_token
+from testsupport.helpers import eventually
 
 pytestmark = pytest.mark.django_db
 
@@ -334,6 +335,90 @@ def test_inactive_user_is_401(anon_client, make_token, user) -> None:
     body = assert_error(response, 401, "authentication_error")
     assert body["error"]["message"] == "This account is disabled."
     assert response["WWW-Authenticate"] == CHALLENGE
+
+
+def test_a_known_user_is_read_once_while_the_copy_is_fresh(
+    anon_client, make_token, user, settings
+) -> None:
+    # given: a first request read the user
+    settings.AUTH_USER_CACHE_SECONDS = 60
+    token = make_token(user)
+    assert me_as(anon_client, f"Bearer {token}").status_code == 200
+
+    # when
+    with CaptureQueriesContext(connection) as captured:
+        response = me_as(anon_client, f"Bearer {token}")
+
+    # then
+    assert response.status_code == 200
+    assert response.json()["email"] == "ada@example.com"
+    assert app_queries(captured) == []
+
+
+def test_a_user_disabled_in_this_process_is_refused_at_once(
+    anon_client, make_token, user, settings
+) -> None:
+    # given
+    settings.AUTH_USER_CACHE_SECONDS = 60
+    token = make_token(user)
+    assert me_as(anon_client, f"Bearer {token}").status_code == 200
+
+    # when: the admin's save
+    user.is_active = False
+    user.save()
+
+    # then
+    assert_error(me_as(anon_client, f"Bearer {token}"), 401, "authentication_error")
+
+
+def test_a_user_disabled_elsewhere_is_refused_once_the_copy_is_stale(
+    anon_client, make_token, user, settings
+) -> None:
+    # given: this process's copy, then the user disabled without this process's signals
+    # (as another server process's admin saves it)
+    settings.AUTH_USER_CACHE_SECONDS = 0.3
+    token = make_token(user)
+    assert me_as(anon_client, f"Bearer {token}").status_code == 200
+    User.objects.filter(pk=user.pk).update(is_active=False)
+
+    # when
+    served = me_as(anon_client, f"Bearer {token}")
+
+    # then: the copy until it is 0.3 s old, the refusal after
+    assert served.status_code == 200
+    eventually(lambda: me_as(anon_client, f"Bearer {token}").status_code == 401, wait=5)
+
+
+def test_a_new_email_in_the_claims_is_stored_whatever_the_copy(
+    anon_client, make_token, user, settings
+) -> None:
+    # given
+    settings.AUTH_USER_CACHE_SECONDS = 60
+    assert me_as(anon_client, f"Bearer {make_token(user)}").status_code == 200
+
+    # when
+    response = me_as(anon_client, f"Bearer {make_token(user, email='ada.l@example.com')}")
+
+    # then
+    assert response.json()["email"] == "ada.l@example.com"
+    user.refresh_from_db()
+    assert user.email == "ada.l@example.com"
+
+
+def test_without_the_cache_every_request_reads_the_user(
+    anon_client, make_token, user, settings
+) -> None:
+    # given
+    settings.AUTH_USER_CACHE_SECONDS = 0
+    token = make_token(user)
+    assert me_as(anon_client, f"Bearer {token}").status_code == 200
+
+    # when
+    with CaptureQueriesContext(connection) as captured:
+        me_as(anon_client, f"Bearer {token}")
+
+    # then
+    assert len(app_queries(captured)) == 1
 
 
 def test_public_routes_ignore_a_bad_token(anon_client) -> None:

@@ -13,7 +13,7 @@ from conversations.models import Conversation, Message
 from testsupport.assertions import app_queries, assert_error
 from testsupport.factories import at, make_conversation, make_message
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("user_read_every_request")]
 
 URL = "/api/v1/conversations"
 

@@ -17,7 +17,7 @@ from testsupport.assertions import app_queries, assert_error
 from testsupport.factories import make_conversation, make_message, make_usage
 from usage.models import UsageRecord
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("user_read_every_request")]
 
 Call = Callable[[APIClient, str], Any]
 PRIVATE_MESSAGE_ID = uuid.UUID("5f0a2c1e-3b4d-4e6f-8a9b-0c1d2e3f4a5b")

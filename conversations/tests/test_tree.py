@@ -20,7 +20,7 @@ from testsupport.assertions import app_queries, assert_error
 from testsupport.factories import at, make_conversation, make_message, make_usage
 from usage.models import UsageRecord
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("user_read_every_request")]
 
 USER, ASSISTANT = Message.Role.USER, Message.Role.ASSISTANT
 
