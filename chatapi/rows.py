@@ -6,10 +6,14 @@ so they also hold in ``INSERT ... SELECT``, where PostgreSQL would take a NULL o
 parameter for text."""
 
 import functools
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection, models
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+    from django.db.models.sql.compiler import SQLCompiler
 
 type Field = models.Field[Any, Any]
 
@@ -82,3 +86,44 @@ def update_values(model: type[models.Model], values: dict[str, Any], prefix: str
         field = _field(model, name)
         prepared[f"{prefix}_{field.attname}"] = field.get_db_prep_save(value, connection)
     return prepared
+
+
+class CompiledQuery[M: models.Model]:
+    """A queryset's SQL compiled once, run again with other values: for the reads every
+    request makes (the caller's conversation), where building and compiling the queryset
+    costs more than the database's answer. ``build`` makes the queryset from keyword
+    arguments; it is called once, with a distinct probe value per argument (``probes``),
+    and each probe's place among the SQL's parameters is where that argument goes. Rows
+    become instances as the ORM makes them (the fields' converters applied)."""
+
+    def __init__(self, build: Callable[..., "QuerySet[M]"], **probes: Any) -> None:
+        self._build = build
+        self._probes = probes
+
+    @functools.cached_property
+    def _compiled(self) -> tuple[str, list[str], "SQLCompiler", Any, type[M], list[str]]:
+        queryset = self._build(**self._probes)
+        compiler = queryset.query.get_compiler(using=queryset.db)
+        sql, params = compiler.as_sql()
+        order = []
+        for param in params:
+            names = [name for name, probe in self._probes.items() if probe == param]
+            if len(names) != 1:
+                raise ValueError(f"A parameter of the query is no probe's: {param!r}.")
+            order.append(names[0])
+        selected = [column for column, _, _ in compiler.select]
+        converters = compiler.get_converters(selected)
+        names = [column.target.attname for column in selected]
+        return sql, order, compiler, converters, queryset.model, names
+
+    def first(self, **values: Any) -> M | None:
+        """The first row for these values, as an instance, or None."""
+        sql, order, compiler, converters, model, names = self._compiled
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [values[name] for name in order])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        if converters:
+            row = next(iter(compiler.apply_converters([list(row)], converters)))
+        return model.from_db(connection.alias, names, row)

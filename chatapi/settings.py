@@ -136,6 +136,13 @@ _default_db.setdefault("OPTIONS", {})["pool"] = {
     "max_size": env_int("DATABASE_POOL_MAX_SIZE", 20, minimum=1),
     "timeout": env_float("DATABASE_POOL_TIMEOUT_SECONDS", 10.0, minimum=0.1),
 }
+# Parameters bound by the server (psycopg's Cursor) instead of quoted into the SQL by the
+# client, and a statement run DATABASE_PREPARE_THRESHOLD times on a connection prepared there
+# (planned once); 0 prepares nothing, for a transaction-mode pooler without prepared-statement
+# support (docs/scaling.md).
+_default_db["OPTIONS"]["server_side_binding"] = env_bool("DATABASE_SERVER_SIDE_BINDING", True)
+_prepare_threshold = env_int("DATABASE_PREPARE_THRESHOLD", 5, minimum=0)
+_default_db["OPTIONS"]["prepare_threshold"] = _prepare_threshold or None
 DATABASES = {"default": _default_db}
 # Defence in depth: run each authenticated API request's queries as Supabase's
 # `authenticated` role with the caller's JWT claims, in one transaction, so the Row Level

@@ -15,6 +15,7 @@ from django.utils import timezone
 from accounts.models import User
 from chatapi.errors import ApiError, NotFoundError
 from chatapi.pagination import Page, PageParams, keyset_page
+from chatapi.rows import CompiledQuery
 from conversations.models import Conversation, Message, Share
 
 PREVIEW_CHARS = 100
@@ -97,11 +98,22 @@ def conversation_get_for_user(*, user: User, conversation_id: str) -> Conversati
     and a malformed id get the same error; the first two run the same single query, so
     neither the body nor the time taken tells them apart.
     """
-    return _owned_or_404(
-        Conversation.objects.filter(owner=user),
-        pk=conversation_id,
-        not_found="Conversation not found.",
-    )
+    try:
+        pk = UUID(conversation_id)
+    except ValueError:
+        raise NotFoundError("Conversation not found.") from None
+    conversation = _OWNED_CONVERSATION.first(owner=user.pk, pk=pk)
+    if conversation is None:
+        raise NotFoundError("Conversation not found.")
+    return conversation
+
+
+# Compiled once: every conversation route runs it.
+_OWNED_CONVERSATION = CompiledQuery(
+    lambda owner, pk: Conversation.objects.filter(owner_id=owner).filter(pk=pk)[:1],
+    owner=UUID(int=1),
+    pk=UUID(int=2),
+)
 
 
 def conversation_list(

@@ -1,3 +1,4 @@
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +50,31 @@ class RegenerateSerializer(GenerationSettingsSerializer):
                 {"background": ["A background send does not stream: leave stream out."]}
             )
         return super().validate(attrs)
+
+
+# What DRF's CharField refuses besides length: NUL and lone surrogates (not storable).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def simple_message_data(data: Any) -> dict[str, Any] | None:
+    """The validated data of the commonest send, ``{"content": "<text>"}`` with an optional
+    boolean ``stream``, checked by hand: what ``MessageCreateSerializer`` returns for such a
+    body (the tests compare the two), without building the serializer. None for any other
+    body, and for one the serializer would refuse: the serializer judges those."""
+    if type(data) is not dict or not 1 <= len(data) <= 2:
+        return None
+    content = data.get("content")
+    stream = data.get("stream", False)
+    if (
+        type(content) is not str
+        or type(stream) is not bool
+        or len(data) != 1 + ("stream" in data)
+        or len(content) > MESSAGE_MAX_CHARS
+        or not content.strip()
+        or _UNSTORABLE.search(content)
+    ):
+        return None
+    return {"stream": stream, "background": False, "content": [{"type": "text", "text": content}]}
 
 
 class MessageCreateSerializer(RegenerateSerializer):

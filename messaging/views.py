@@ -45,6 +45,7 @@ from messaging.serializers import (
     BackgroundAcceptedSerializer,
     MessageCreateSerializer,
     RegenerateSerializer,
+    simple_message_data,
 )
 from messaging.services import (
     NewTurn,
@@ -211,9 +212,11 @@ class ConversationMessageSendMixin:
 
     def send(self, request: Request, *, always_stream: bool) -> HttpResponseBase:
         started_at = time.perf_counter()
-        serializer = MessageCreateSerializer(instance=self.conversation, data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = simple_message_data(request.data)
+        if data is None:
+            serializer = MessageCreateSerializer(instance=self.conversation, data=request.data)
+            serializer.is_valid(raise_exception=True)
+            data = serializer.validated_data
         try:
             turn = message_send(
                 conversation=self.conversation,
