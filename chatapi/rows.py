@@ -1,14 +1,17 @@
-"""Model instances as the values of hand-written INSERTs and UPDATEs, for the hot paths that
-write in one statement what the ORM would write in several (a turn's two messages and its
-conversation, a ledger row and its rollups). The values are prepared by the model's own
-fields, exactly as ``save()`` prepares them; the placeholders are cast to the columns' types,
-so they also hold in ``INSERT ... SELECT``, where PostgreSQL would take a NULL or a string
-parameter for text."""
+"""Hand-written INSERTs and UPDATEs with the ORM's values, and queries compiled once: for the
+hot paths that do in one statement what the ORM would do in several (a turn's two messages
+and its conversation, a ledger row and its rollups), or that run the same read on every
+request (the caller's conversation). Values are prepared by the models' own fields, as
+``save()`` prepares them. Inserted rows travel as one JSON parameter (``json_rows``) that
+PostgreSQL turns into rows of the table's type; an UPDATE's placeholders are cast to their
+columns' types."""
 
 import functools
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from django.db import connection, models
 
 if TYPE_CHECKING:
@@ -39,7 +42,7 @@ def _column(field: Field) -> str:
     return connection.ops.quote_name(field.column or field.attname)
 
 
-def _placeholder(field: Field, prefix: str) -> str:
+def _placeholder(field: Field, prefix: str) -> str:  # a parameter cast to the column's type
     return f"%({prefix}_{field.attname})s::{field.db_type(connection)}"
 
 
@@ -50,23 +53,43 @@ def insert_columns(model: type[models.Model]) -> str:
 
 
 @functools.cache
-def insert_placeholders(model: type[models.Model], prefix: str) -> str:
-    """``%(<prefix>_<field>)s::<type>, ...`` for ``insert_columns(model)``: the named
-    parameters ``insert_values(instance, prefix)`` fills."""
-    return ", ".join(_placeholder(field, prefix) for field in _fields(model))
+def insert_rows_sql(model: type[models.Model], param: str) -> str:
+    """An INSERT of the rows ``json_rows`` wrote into the named parameter ``param``: one
+    parameter whatever the rows and columns, so the statement stays short and psycopg
+    converts it once (it re-parses statements longer than 4 kB or with more than 50
+    parameters on every execution). PostgreSQL casts each value to its column's type.
+    A WHERE may follow, to insert conditionally."""
+    table = connection.ops.quote_name(model._meta.db_table)
+    columns = insert_columns(model)
+    return (
+        f"INSERT INTO {table} ({columns}) SELECT {columns} "  # noqa: S608 - names only
+        f"FROM jsonb_populate_recordset(NULL::{table}, %({param})s::jsonb)"
+    )
 
 
-def insert_values(instance: models.Model, prefix: str) -> dict[str, Any]:
-    """The parameters of ``insert_placeholders(type(instance), prefix)``: every column's
-    value as ``save()`` would send it. A field left to its database default (``db_default``)
-    must be given a value instead: the statement names every column."""
-    values = {}
-    for field in _fields(type(instance)):
-        value = getattr(instance, field.attname)
-        if isinstance(value, models.expressions.DatabaseDefault):
-            raise ValueError(f"{field.name} needs a value: the INSERT names every column.")
-        values[f"{prefix}_{field.attname}"] = field.get_db_prep_save(value, connection)
-    return values
+def json_rows(*instances: models.Model) -> str:
+    """``instances`` (of one model) as the JSON array ``insert_rows_sql`` reads: each column's
+    value as ``save()`` would send it, a JSON field's value as JSON. A field left to its
+    database default (``db_default``) must be given a value instead: the statement names
+    every column."""
+    rows = []
+    for instance in instances:
+        row = {}
+        for field in _fields(type(instance)):
+            value = getattr(instance, field.attname)
+            if isinstance(value, models.expressions.DatabaseDefault):
+                raise ValueError(f"{field.name} needs a value: the INSERT names every column.")
+            if value is not None and not isinstance(field, models.JSONField):
+                value = field.get_db_prep_save(value, connection)
+            row[field.column] = value
+        rows.append(row)
+    return orjson.dumps(rows, default=_json_default).decode()
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} has no JSON form for a row.")
 
 
 def update_assignments(model: type[models.Model], names: Iterable[str], prefix: str) -> str:

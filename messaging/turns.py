@@ -19,9 +19,8 @@ from django.utils import timezone
 from chatapi import metrics
 from chatapi.errors import ApiError, ConflictError
 from chatapi.rows import (
-    insert_columns,
-    insert_placeholders,
-    insert_values,
+    insert_rows_sql,
+    json_rows,
     update_assignments,
     update_values,
 )
@@ -130,23 +129,19 @@ def _prepare_sql(*, root: bool) -> str:
             AND role = %(assistant)s AND status = %(complete)s
             AND jsonb_path_exists(blocks, '$[*] ? (@.type == "tool_use")')
     )) AS ok
-), question AS (
-    INSERT INTO {_MESSAGES} ({insert_columns(Message)})
-    SELECT {insert_placeholders(Message, "q")} FROM guard WHERE ok AND %(store_question)s
-), answer AS (
-    INSERT INTO {_MESSAGES} ({insert_columns(Message)})
-    SELECT {insert_placeholders(Message, "a")} FROM guard WHERE ok
+), stored AS (
+    {insert_rows_sql(Message, "rows")} WHERE (SELECT ok FROM guard)
 ), touched AS (
     UPDATE {conversations} SET
         last_message_at = GREATEST(last_message_at, %(now)s),
         activity_at = GREATEST(activity_at, %(now)s),
-        current_leaf_id = %(a_id)s::uuid,
+        current_leaf_id = %(answer)s::uuid,
         title = CASE WHEN title = '' THEN %(title)s::varchar ELSE title END
     WHERE id = %(conversation)s AND (SELECT ok FROM guard)
 ), siblings AS (
     SELECT count(*) AS n,
         count(*) FILTER (
-            WHERE (created_at, id) <= (%(q_created_at)s::timestamptz, %(q_id)s::uuid)
+            WHERE (created_at, id) <= (%(question_created_at)s::timestamptz, %(question)s::uuid)
         ) AS i
     FROM {_MESSAGES} WHERE {siblings} AND conversation_id = %(conversation)s
 )
@@ -481,11 +476,13 @@ def _turn_prepare(
     )
     params = {
         **_context_params(conversation=conversation, parent_id=question.parent_id, budget=budget),
-        **insert_values(question, "q"),
-        **insert_values(assistant, "a"),
+        # Both messages, or the answer alone when the question is stored already.
+        "rows": json_rows(question, assistant) if store_question else json_rows(assistant),
+        "question": question.pk,
+        "question_created_at": question.created_at,
+        "answer": assistant.pk,
         # Checked by the statement when nothing else checks it (see _prepare_sql).
         "guard": store_question and not in_transaction,
-        "store_question": store_question,
         "assistant": Message.Role.ASSISTANT,
         "complete": Message.Status.COMPLETE,
         "now": now,

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from accounts.rls import service_role
 from chatapi.errors import BillingError
-from chatapi.rows import insert_columns, insert_placeholders, insert_values
+from chatapi.rows import insert_rows_sql, json_rows
 from usage.catalog import ChatModel, catalog_cache_clear
 from usage.models import BudgetReservation, LanguageModel, ModelPrice, UsageKind, UsageRecord
 from usage.selectors import BudgetLimits, BudgetSpend, budget_limits_get, budget_spend_get
@@ -135,10 +135,7 @@ def _rollup_add(where: str, params: list[Any]) -> None:
 
 @functools.cache
 def _ledger_append_sql() -> str:
-    added = (
-        f"INSERT INTO {_LEDGER} ({insert_columns(UsageRecord)}) "  # noqa: S608 - constant
-        f"VALUES ({insert_placeholders(UsageRecord, 'r')}) RETURNING *"
-    )
+    added = f"{insert_rows_sql(UsageRecord, 'rows')} RETURNING *"
     return _ROLLUP_ADD.format(added=added, result="id FROM added")
 
 
@@ -147,7 +144,7 @@ def ledger_append(record: UsageRecord) -> UsageRecord:
     The one way rows enter the ledger: the statistics read the rollups, so a row written
     otherwise would be missing from them until ``usage_rollup_rebuild``."""
     with connection.cursor() as cursor:
-        cursor.execute(_ledger_append_sql(), insert_values(record, "r"))
+        cursor.execute(_ledger_append_sql(), {"rows": json_rows(record)})
         (record.pk,) = cursor.fetchone()
     record._state.adding, record._state.db = False, connection.alias
     return record
