@@ -16,6 +16,7 @@ import orjson
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from accounts.rls import service_role
 from chatapi import metrics
 from chatapi.errors import ApiError, ConflictError
 from chatapi.rows import (
@@ -57,11 +58,25 @@ from messaging.llm.token_estimates import (
     estimate_tokens_of_size,
 )
 from messaging.process import WORKER_ID
-from messaging.webhooks import webhook_outbox_write
+from messaging.webhooks import (
+    OUTBOX_INSERT,
+    webhook_outbox_params,
+    webhook_outbox_write,
+    webhook_outbox_written,
+)
 from usage.catalog import ChatModel, chat_model_get, turn_cost
-from usage.models import UsageKind
+from usage.models import UsageKind, UsageRecord
 from usage.selectors import budget_limits_get
-from usage.services import budget_release, budget_reserve, ledger_remove, usage_record
+from usage.services import (
+    budget_release,
+    budget_release_sql,
+    budget_reserve,
+    ledger_append,
+    ledger_append_ctes,
+    ledger_remove,
+    ledger_row,
+    usage_record,
+)
 
 TITLE_MAX_CHARS = 60
 # Statuses whose content is part of the conversation the model sees next time.
@@ -612,23 +627,6 @@ def _ended_message(plan: TurnPlan, fields: dict[str, Any]) -> Message:
     )
 
 
-# The end of an answer: the message (while still in progress) and its conversation's
-# activity, in one statement; `ended` is 0 when the message was finished meanwhile.
-@functools.cache
-def _record_sql() -> str:
-    return f"""WITH ended AS (
-    UPDATE {_MESSAGES} SET {update_assignments(Message, _RECORDED_FIELDS, "m")}
-    WHERE id = %(id)s AND status = %(in_progress)s RETURNING 1
-), touched AS (
-    UPDATE {Conversation._meta.db_table} SET
-        last_message_at = GREATEST(last_message_at, %(now)s),
-        activity_at = GREATEST(activity_at, %(now)s)
-    WHERE id = %(conversation)s
-)
-SELECT count(*) FROM ended
-"""  # noqa: S608 (constant SQL: table and column names; the values are parameters)
-
-
 _RECORDED_FIELDS = (
     "status",
     "content",
@@ -649,12 +647,45 @@ _RECORDED_FIELDS = (
     "completed_at",
 )
 
+# The end of an answer: the message (while still in progress) and its conversation's
+# activity; `ended` is 0 when the message was finished meanwhile.
+_ENDED_CTES = f"""ended AS (
+    UPDATE {_MESSAGES} SET {{assignments}}
+    WHERE id = %(id)s AND status = %(in_progress)s RETURNING 1
+), touched AS (
+    UPDATE {Conversation._meta.db_table} SET
+        last_message_at = GREATEST(last_message_at, %(now)s),
+        activity_at = GREATEST(activity_at, %(now)s)
+    WHERE id = %(conversation)s
+)"""  # noqa: S608 (constant SQL: table and column names; the values are parameters)
+
+
+@functools.cache
+def _ended_sql() -> str:
+    ctes = _ENDED_CTES.format(assignments=update_assignments(Message, _RECORDED_FIELDS, "m"))
+    return f"WITH {ctes} SELECT count(*) FROM ended"  # noqa: S608 - constant SQL
+
+
+# The whole record in one statement (autocommit: one round trip): the end above and, only if
+# the message was still in progress, its ledger row with the rollups, the end of its budget
+# reservation and its webhook outbox rows. Counts the messages ended and the outbox rows.
+@functools.cache
+def _recorded_sql() -> str:
+    ctes = _ENDED_CTES.format(assignments=update_assignments(Message, _RECORDED_FIELDS, "m"))
+    when = "EXISTS (SELECT FROM ended)"
+    return f"""WITH {ctes},
+{ledger_append_ctes(param="ledger", condition=when)},
+released AS ({budget_release_sql(message_param="id")} AND %(reserved)s AND {when}),
+outbox AS ({OUTBOX_INSERT} AND %(outbox)s AND {when} RETURNING 1)
+SELECT (SELECT count(*) FROM ended), (SELECT count(*) FROM outbox)"""  # noqa: S608 - constant SQL
+
 
 def turn_record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
     """Store how the turn ended: the assistant message with everything measured, its row in
-    the usage ledger (none when it consumed no tokens: refused before any output), and the
-    end of its budget reservation, in one transaction. Called once per prepared turn,
-    whatever its status."""
+    the usage ledger (none when it consumed no tokens: refused before any output), the end
+    of its budget reservation and its webhook outbox rows, all or nothing: one statement
+    outside a transaction, else in the caller's. Called once per prepared turn, whatever its
+    status."""
     now = timezone.now()
     user_id = plan.user_id
     if user_id is None:
@@ -663,37 +694,108 @@ def turn_record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
             .values_list("owner_id", flat=True)
             .first()
         )
+    fields = {
+        "status": outcome.status,
+        "content": outcome.content,
+        "reasoning": outcome.reasoning,
+        "blocks": outcome.blocks,
+        "model": outcome.model,
+        "stop_reason": outcome.stop_reason,
+        "stop_sequence": outcome.stop_sequence or "",
+        "input_tokens": outcome.usage.input_tokens,
+        "output_tokens": outcome.usage.output_tokens,
+        "cached_input_tokens": outcome.usage.cached_input_tokens,
+        "provider_timings": provider_timings_json(outcome.usage),
+        "usage_estimated": outcome.usage_estimated,
+        "latency_ms": outcome.latency_ms,
+        "ttft_ms": outcome.ttft_ms,
+        "cost_usd": outcome.cost_usd,
+        "error": outcome.error,
+        "completed_at": now,
+    }
+    answer = _ended_message(plan, fields)
+    ledger = ledger_row(
+        user_id=user_id,
+        conversation_id=plan.conversation_id,
+        message_id=plan.assistant_message_id,
+        kind=UsageKind.CHAT,
+        model=outcome.answered_by or plan.model,
+        input_tokens=outcome.usage.input_tokens,
+        output_tokens=outcome.usage.output_tokens,
+        reasoning_tokens=outcome.usage.reasoning_tokens,
+        cached_input_tokens=outcome.usage.cached_input_tokens,
+        usage_estimated=outcome.usage_estimated,
+        cost_usd=outcome.cost_usd,
+        created_at=now,
+        api_key_id=plan.api_key_id,
+    )
+    outbox = webhook_outbox_params(owner_id=user_id, message=answer)
+    params = {
+        **update_values(Message, fields, "m"),
+        "id": plan.assistant_message_id,
+        "in_progress": Message.Status.IN_PROGRESS,
+        "conversation": plan.conversation_id,
+        "now": now,
+    }
+    if connection.in_atomic_block or not _record_at_once(
+        params, ledger=ledger, outbox=outbox, reserved=plan.reserved
+    ):
+        _record_in_transaction(plan, params, fields, ledger=ledger, answer=answer, owner=user_id)
+    ended = message_ended_event(outcome.status)
+    if ended is not None and user_id is not None:
+        message_notify(ended, answer, user_id=user_id)
+    metrics.turn_observe(
+        model=(outcome.answered_by or plan.model).id,
+        input_tokens=outcome.usage.input_tokens,
+        output_tokens=outcome.usage.output_tokens,
+        cost_usd=outcome.cost_usd,
+    )
+
+
+def _record_at_once(
+    params: dict[str, Any], *, ledger: UsageRecord | None, outbox: dict[str, Any], reserved: bool
+) -> bool:
+    """``turn_record`` in one autocommitted statement; False, with only the conversation's
+    activity changed, when the message was no longer in progress."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _recorded_sql(),
+            {
+                **params,
+                "ledger": json_rows(ledger) if ledger is not None else "[]",
+                "reserved": reserved,
+                "outbox": bool(outbox),
+                **(outbox or _NO_OUTBOX),
+            },
+        )
+        ended, written = cursor.fetchone()
+    if written:
+        webhook_outbox_written()
+    return bool(ended)
+
+
+# The outbox's parameters when the end tells no one (the statement still names them).
+_NO_OUTBOX = {
+    "outbox_event": "",
+    "outbox_payload": "null",
+    "outbox_status": "",
+    "outbox_now": None,
+    "outbox_owner": None,
+}
+
+
+def _record_in_transaction(
+    plan: TurnPlan,
+    params: dict[str, Any],
+    fields: dict[str, Any],
+    *,
+    ledger: UsageRecord | None,
+    answer: Message,
+    owner: uuid.UUID | None,
+) -> None:
     with transaction.atomic():
-        fields = {
-            "status": outcome.status,
-            "content": outcome.content,
-            "reasoning": outcome.reasoning,
-            "blocks": outcome.blocks,
-            "model": outcome.model,
-            "stop_reason": outcome.stop_reason,
-            "stop_sequence": outcome.stop_sequence or "",
-            "input_tokens": outcome.usage.input_tokens,
-            "output_tokens": outcome.usage.output_tokens,
-            "cached_input_tokens": outcome.usage.cached_input_tokens,
-            "provider_timings": provider_timings_json(outcome.usage),
-            "usage_estimated": outcome.usage_estimated,
-            "latency_ms": outcome.latency_ms,
-            "ttft_ms": outcome.ttft_ms,
-            "cost_usd": outcome.cost_usd,
-            "error": outcome.error,
-            "completed_at": now,
-        }
         with connection.cursor() as cursor:
-            cursor.execute(
-                _record_sql(),
-                {
-                    **update_values(Message, fields, "m"),
-                    "id": plan.assistant_message_id,
-                    "in_progress": Message.Status.IN_PROGRESS,
-                    "conversation": plan.conversation_id,
-                    "now": now,
-                },
-            )
+            cursor.execute(_ended_sql(), params)
             (ended,) = cursor.fetchone()
         if not ended:
             # Finished meanwhile by a sweeper or a cancel that took this process for dead
@@ -702,34 +804,12 @@ def turn_record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
             # the sweeper's transaction, row and all, so this statement sees its row).
             ledger_remove(message_id=plan.assistant_message_id, kind=UsageKind.CHAT)
             Message.objects.filter(pk=plan.assistant_message_id).update(**fields)
-        usage_record(
-            user_id=user_id,
-            conversation_id=plan.conversation_id,
-            message_id=plan.assistant_message_id,
-            kind=UsageKind.CHAT,
-            model=outcome.answered_by or plan.model,
-            input_tokens=outcome.usage.input_tokens,
-            output_tokens=outcome.usage.output_tokens,
-            reasoning_tokens=outcome.usage.reasoning_tokens,
-            cached_input_tokens=outcome.usage.cached_input_tokens,
-            usage_estimated=outcome.usage_estimated,
-            cost_usd=outcome.cost_usd,
-            created_at=now,
-            api_key_id=plan.api_key_id,
-        )
+        if ledger is not None:
+            with service_role():  # the ledger and its rollups are the service's to write
+                ledger_append(ledger)
         if plan.reserved:
             budget_release(message_id=plan.assistant_message_id)
-        answer = _ended_message(plan, fields)
-        webhook_outbox_write(owner_id=user_id, message=answer)
-        ended = message_ended_event(outcome.status)
-        if ended is not None and user_id is not None:
-            message_notify(ended, answer, user_id=user_id)
-    metrics.turn_observe(
-        model=(outcome.answered_by or plan.model).id,
-        input_tokens=outcome.usage.input_tokens,
-        output_tokens=outcome.usage.output_tokens,
-        cost_usd=outcome.cost_usd,
-    )
+        webhook_outbox_write(owner_id=owner, message=answer)
 
 
 def turn_record_swept(*, message_id: uuid.UUID, content: str | None, reasoning: str) -> bool:

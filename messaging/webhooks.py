@@ -221,14 +221,15 @@ def webhook_delivery_list(*, endpoint: WebhookEndpoint, page: PageParams) -> Pag
 
 # --- the outbox ---------------------------------------------------------------------------------
 
-_OUTBOX_INSERT = f"""
+# The outbox rows of one event: one per endpoint of the owner subscribed to it.
+OUTBOX_INSERT = f"""
 INSERT INTO {WebhookDelivery._meta.db_table}
     (id, endpoint_id, event_type, payload, status, attempts, next_attempt_at, last_error,
      created_at)
-SELECT gen_random_uuid(), e.id, %s, %s::jsonb, %s, 0, %s, '', %s
+SELECT gen_random_uuid(), e.id, %(outbox_event)s::text, %(outbox_payload)s::jsonb,
+    %(outbox_status)s::text, 0, %(outbox_now)s::timestamptz, '', %(outbox_now)s::timestamptz
 FROM {WebhookEndpoint._meta.db_table} e
-WHERE e.owner_id = %s AND %s = ANY(e.events)
-"""  # noqa: S608 (our own table names; the values are parameters)
+WHERE e.owner_id = %(outbox_owner)s::uuid AND %(outbox_event)s::text = ANY(e.events)"""  # noqa: S608 (our own table names; the values are parameters)
 
 # The event loops whose delivery worker waits for new rows, woken when a write commits.
 _wakers: dict[asyncio.AbstractEventLoop, asyncio.Event] = {}
@@ -246,32 +247,42 @@ def _wake() -> None:
             loop.call_soon_threadsafe(event.set)
 
 
-def webhook_outbox_write(*, owner_id: uuid.UUID | None, message: Message) -> None:
-    """Write the event telling how ``message`` ended for each of ``owner_id``'s endpoints
-    subscribed to it: one statement, no row when there is none. Call it inside the
-    transaction that stores the end; this process's delivery worker wakes when it commits."""
+def webhook_outbox_params(*, owner_id: uuid.UUID | None, message: Message) -> dict[str, Any]:
+    """The parameters of ``OUTBOX_INSERT`` for the event telling how ``message`` ended; empty
+    when it tells nothing (still in progress) or has no owner to tell."""
     event = message_ended_event(message.status)
     if event is None or owner_id is None:
-        return
+        return {}
     now = timezone.now()
     payload = {
         "type": str(event),
         "timestamp": now.isoformat(),
         "data": {"message": message_event_data(message)},
     }
+    return {
+        "outbox_event": str(event),
+        "outbox_payload": orjson.dumps(payload).decode(),
+        "outbox_status": WebhookDelivery.Status.PENDING,
+        "outbox_now": now,
+        "outbox_owner": owner_id,
+    }
+
+
+def webhook_outbox_written() -> None:
+    """Rows were written to the outbox: this process's delivery worker wakes when they
+    commit (at once outside a transaction)."""
+    transaction.on_commit(_wake)
+
+
+def webhook_outbox_write(*, owner_id: uuid.UUID | None, message: Message) -> None:
+    """Write the event telling how ``message`` ended for each of ``owner_id``'s endpoints
+    subscribed to it: one statement, no row when there is none. Call it inside the
+    transaction that stores the end; this process's delivery worker wakes when it commits."""
+    params = webhook_outbox_params(owner_id=owner_id, message=message)
+    if not params:
+        return
     with service_role(), connection.cursor() as cursor:  # the outbox is the service's
-        cursor.execute(
-            _OUTBOX_INSERT,
-            [
-                str(event),
-                orjson.dumps(payload).decode(),
-                WebhookDelivery.Status.PENDING,
-                now,
-                now,
-                owner_id,
-                str(event),
-            ],
-        )
+        cursor.execute(OUTBOX_INSERT, params)
         written = cursor.rowcount
     if written:
-        transaction.on_commit(_wake)
+        webhook_outbox_written()

@@ -44,40 +44,33 @@ def usage_record(
     A call that consumed no tokens (refused before any output) is not billable and writes no
     row: returns None.
     """
-    if input_tokens == 0 and output_tokens == 0:
+    record = ledger_row(
+        user_id=user_id,
+        conversation_id=conversation_id,
+        message_id=message_id,
+        kind=kind,
+        model=model,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        reasoning_tokens=reasoning_tokens,
+        cached_input_tokens=cached_input_tokens,
+        usage_estimated=usage_estimated,
+        cost_usd=cost_usd,
+        created_at=created_at,
+        api_key_id=api_key_id,
+    )
+    if record is None:
         return None
     with service_role():  # the ledger and its rollups are the service's to write
-        return ledger_append(
-            UsageRecord(
-                user_id=user_id,
-                conversation_id=conversation_id,
-                message_id=message_id,
-                kind=kind,
-                provider=model.provider,
-                model=model.id,
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                reasoning_tokens=reasoning_tokens,
-                cached_input_tokens=cached_input_tokens,
-                usage_estimated=usage_estimated,
-                price_id=model.price_id if cost_usd is not None else None,
-                cost_usd=cost_usd,
-                price_unknown=cost_usd is None,
-                created_at=created_at or timezone.now(),
-                api_key_id=api_key_id,
-            )
-        )
+        return ledger_append(record)
 
 
-# The ledger rows `added` ({added}: the rows matching a condition, or the row an INSERT
-# adds), added to the rollups (UsageDaily, UsageHourly, UsageConversationDay) in one
-# statement, which then selects {result}. Upserts: concurrent writers of the same key add up,
-# the second waiting for the first's commit. Each statement inserts its keys in one order, so
-# two of them cannot deadlock each other. The same SQL backfills in migration 0004.
-_ROLLUP_ADD = """
-WITH added AS (
-    {added}
-),
+# The ledger rows `added` (a CTE before these: the rows matching a condition, or the rows an
+# INSERT adds), added to the rollups (UsageDaily, UsageHourly, UsageConversationDay) in the
+# same statement. Upserts: concurrent writers of the same key add up, the second waiting for
+# the first's commit. Each statement inserts its keys in one order, so two of them cannot
+# deadlock each other. The same SQL backfills in migration 0004.
+_ROLLUP_CTES = """
 daily AS (
     INSERT INTO usage_usagedaily AS d (user_id, day, kind, model, requests, input_tokens,
         output_tokens, reasoning_tokens, cached_input_tokens, cost_usd, unpriced_requests,
@@ -121,22 +114,73 @@ conversation_days AS (
     WHERE user_id IS NOT NULL AND conversation_id IS NOT NULL
     ORDER BY 1, 2, 3
     ON CONFLICT (user_id, day, conversation_id) DO NOTHING
-)
-SELECT {result}
-"""
+)"""
 _LEDGER = UsageRecord._meta.db_table
 
 
 def _rollup_add(where: str, params: list[Any]) -> None:
-    added = f"SELECT * FROM {_LEDGER} WHERE {where}"  # noqa: S608 - constant conditions
     with connection.cursor() as cursor:
-        cursor.execute(_ROLLUP_ADD.format(added=added, result="1"), params)
+        cursor.execute(
+            f"WITH added AS (SELECT * FROM {_LEDGER} WHERE {where}), {_ROLLUP_CTES} SELECT 1",  # noqa: S608 - constant conditions
+            params,
+        )
+
+
+@functools.cache
+def ledger_append_ctes(*, param: str, condition: str = "TRUE") -> str:
+    """The CTEs (``added`` and the rollups') of a statement that appends the ledger rows in
+    the JSON parameter ``param`` (``chatapi.rows.json_rows``; ``[]`` for none) when
+    ``condition`` holds: for a statement that stores more than the ledger in one round trip
+    (``messaging.turns.turn_record``). ``ledger_append`` is the same statement alone."""
+    return (
+        f"added AS ({insert_rows_sql(UsageRecord, param)} WHERE {condition} RETURNING *), "
+        f"{_ROLLUP_CTES}"
+    )
 
 
 @functools.cache
 def _ledger_append_sql() -> str:
-    added = f"{insert_rows_sql(UsageRecord, 'rows')} RETURNING *"
-    return _ROLLUP_ADD.format(added=added, result="id FROM added")
+    return f"WITH {ledger_append_ctes(param='rows')} SELECT id FROM added"  # noqa: S608 - constant
+
+
+def ledger_row(
+    *,
+    user_id: uuid.UUID | None,
+    conversation_id: uuid.UUID | None,
+    message_id: uuid.UUID | None,
+    kind: UsageKind,
+    model: ChatModel,
+    input_tokens: int,
+    output_tokens: int,
+    reasoning_tokens: int | None = None,
+    cached_input_tokens: int | None = None,
+    usage_estimated: bool,
+    cost_usd: Decimal | None,
+    created_at: datetime | None = None,
+    api_key_id: uuid.UUID | None = None,
+) -> UsageRecord | None:
+    """The ledger row of one upstream call, not yet stored (``usage_record`` stores it), or
+    None when the call consumed no tokens (refused before any output): not billable."""
+    if input_tokens == 0 and output_tokens == 0:
+        return None
+    return UsageRecord(
+        user_id=user_id,
+        conversation_id=conversation_id,
+        message_id=message_id,
+        kind=kind,
+        provider=model.provider,
+        model=model.id,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        reasoning_tokens=reasoning_tokens,
+        cached_input_tokens=cached_input_tokens,
+        usage_estimated=usage_estimated,
+        price_id=model.price_id if cost_usd is not None else None,
+        cost_usd=cost_usd,
+        price_unknown=cost_usd is None,
+        created_at=created_at or timezone.now(),
+        api_key_id=api_key_id,
+    )
 
 
 def ledger_append(record: UsageRecord) -> UsageRecord:
@@ -367,6 +411,13 @@ def budget_reserve(
             created_at=now,
             expires_at=now + timedelta(seconds=settings.USAGE_RESERVATION_TTL_SECONDS),
         )
+
+
+def budget_release_sql(*, message_param: str) -> str:
+    """``budget_release`` as a DELETE of the reservation of the message in the named
+    parameter ``message_param``, for a statement that stores more (a condition may follow)."""
+    table = BudgetReservation._meta.db_table
+    return f"DELETE FROM {table} WHERE message_id = %({message_param})s"  # noqa: S608 - names
 
 
 def budget_release(*, message_id: uuid.UUID) -> None:
