@@ -24,7 +24,7 @@ from messaging.llm.registry import provider_get
 from messaging.llm.token_estimates import estimate_messages_tokens, estimate_tokens
 from usage.catalog import ChatModel, chat_model_get, turn_cost
 from usage.models import UsageKind
-from usage.services import usage_record
+from usage.services import ledger_row, usage_record
 
 logger = logging.getLogger(__name__)
 
@@ -139,16 +139,18 @@ def _store(
                         Event.CONVERSATION_UPDATED, Conversation.objects.get(pk=conversation_id)
                     )
             usage_record(
-                user_id=user_id,
-                conversation_id=conversation_id,
-                message_id=None,
-                kind=UsageKind.TITLE,
-                model=model,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                reasoning_tokens=usage.reasoning_tokens,
-                usage_estimated=estimated,
-                cost_usd=turn_cost(model=model, usage=usage),
+                ledger_row(
+                    user_id=user_id,
+                    conversation_id=conversation_id,
+                    message_id=None,
+                    kind=UsageKind.TITLE,
+                    model=model,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    reasoning_tokens=usage.reasoning_tokens,
+                    usage_estimated=estimated,
+                    cost_usd=turn_cost(model=model, usage=usage),
+                )
             )
     finally:
         connection.close()

@@ -16,7 +16,6 @@ import orjson
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from accounts.rls import service_role
 from chatapi import metrics
 from chatapi.errors import ApiError, ConflictError
 from chatapi.rows import (
@@ -71,7 +70,6 @@ from usage.services import (
     budget_release,
     budget_release_sql,
     budget_reserve,
-    ledger_append,
     ledger_append_ctes,
     ledger_remove,
     ledger_row,
@@ -804,9 +802,7 @@ def _record_in_transaction(
             # the sweeper's transaction, row and all, so this statement sees its row).
             ledger_remove(message_id=plan.assistant_message_id, kind=UsageKind.CHAT)
             Message.objects.filter(pk=plan.assistant_message_id).update(**fields)
-        if ledger is not None:
-            with service_role():  # the ledger and its rollups are the service's to write
-                ledger_append(ledger)
+        usage_record(ledger)
         if plan.reserved:
             budget_release(message_id=plan.assistant_message_id)
         webhook_outbox_write(owner_id=owner, message=answer)
@@ -864,16 +860,18 @@ def turn_record_swept(*, message_id: uuid.UUID, content: str | None, reasoning: 
         )
         if model is not None:
             usage_record(
-                user_id=owner_id,
-                conversation_id=message.conversation_id,
-                message_id=message.pk,
-                kind=UsageKind.CHAT,
-                model=model,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                usage_estimated=True,
-                cost_usd=cost,
-                created_at=now,
+                ledger_row(
+                    user_id=owner_id,
+                    conversation_id=message.conversation_id,
+                    message_id=message.pk,
+                    kind=UsageKind.CHAT,
+                    model=model,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    usage_estimated=True,
+                    cost_usd=cost,
+                    created_at=now,
+                )
             )
         budget_release(message_id=message.pk)
         webhook_outbox_write(owner_id=owner_id, message=message)

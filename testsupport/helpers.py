@@ -1,7 +1,9 @@
 """Helpers shared by the tests: waiting for what happens in other tasks, threads and processes."""
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -44,3 +46,23 @@ def eventually(check: Any, *, wait: float, every: float = 0.2) -> Any:
             return value
         assert time.monotonic() < deadline, "never happened"
         time.sleep(every)
+
+
+@contextlib.contextmanager
+def outbox_refusing_writes() -> Iterator[None]:
+    """The webhook outbox refuses every insert ('outbox down') while the block runs: to show
+    that what is written with it rolls back with it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'outbox down'; END $$;"
+            "CREATE TRIGGER refuse BEFORE INSERT ON messaging_webhookdelivery "
+            "FOR EACH ROW EXECUTE FUNCTION refuse();"
+        )
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "DROP TRIGGER refuse ON messaging_webhookdelivery; DROP FUNCTION refuse()"
+            )

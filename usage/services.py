@@ -22,43 +22,10 @@ from usage.selectors import BudgetLimits, BudgetSpend, budget_limits_get, budget
 # --- the ledger ----------------------------------------------------------------------------
 
 
-def usage_record(
-    *,
-    user_id: uuid.UUID | None,
-    conversation_id: uuid.UUID | None,
-    message_id: uuid.UUID | None,
-    kind: UsageKind,
-    model: ChatModel,
-    input_tokens: int,
-    output_tokens: int,
-    reasoning_tokens: int | None = None,
-    cached_input_tokens: int | None = None,
-    usage_estimated: bool,
-    cost_usd: Decimal | None,
-    created_at: datetime | None = None,
-    api_key_id: uuid.UUID | None = None,
-) -> UsageRecord | None:
-    """Add one upstream call to the ledger. ``cost_usd`` is the call's cost at the prices
-    ``model`` carries (the ones in force at the call), None when they are unknown.
-
-    A call that consumed no tokens (refused before any output) is not billable and writes no
-    row: returns None.
-    """
-    record = ledger_row(
-        user_id=user_id,
-        conversation_id=conversation_id,
-        message_id=message_id,
-        kind=kind,
-        model=model,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        reasoning_tokens=reasoning_tokens,
-        cached_input_tokens=cached_input_tokens,
-        usage_estimated=usage_estimated,
-        cost_usd=cost_usd,
-        created_at=created_at,
-        api_key_id=api_key_id,
-    )
+def usage_record(record: UsageRecord | None) -> UsageRecord | None:
+    """Add one upstream call's row (``ledger_row``) to the ledger, as the service (the
+    policies keep the ledger from users); None, for a call that consumed no tokens, adds
+    nothing."""
     if record is None:
         return None
     with service_role():  # the ledger and its rollups are the service's to write

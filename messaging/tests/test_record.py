@@ -14,6 +14,7 @@ from conversations.models import Conversation, Message
 from messaging.models import WebhookDelivery, WebhookEndpoint
 from messaging.turns import TurnPlan, turn_record_swept
 from testsupport.factories import make_conversation
+from testsupport.helpers import outbox_refusing_writes
 from testsupport.turns import turn_finish, turn_start
 from usage.models import BudgetReservation, UsageDaily, UsageHourly, UsageRecord
 
@@ -63,29 +64,15 @@ def test_the_whole_end_is_one_statement(plan: TurnPlan) -> None:
 
 
 def test_a_failing_part_leaves_everything_as_it_was(plan: TurnPlan) -> None:
-    # given: an outbox that refuses writes
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'outbox down'; END $$;"
-            "CREATE TRIGGER refuse BEFORE INSERT ON messaging_webhookdelivery "
-            "FOR EACH ROW EXECUTE FUNCTION refuse();"
-        )
-    try:
-        # when
-        with pytest.raises(DatabaseError, match="outbox down"):
-            turn_finish(plan, input_tokens=40, output_tokens=10)
+    # when: the outbox refuses writes
+    with outbox_refusing_writes(), pytest.raises(DatabaseError, match="outbox down"):
+        turn_finish(plan, input_tokens=40, output_tokens=10)
 
-        # then
-        assert Message.objects.get(pk=plan.assistant_message_id).status == "in_progress"
-        assert not UsageRecord.objects.exists()
-        assert not UsageDaily.objects.exists()
-        assert BudgetReservation.objects.filter(message_id=plan.assistant_message_id).exists()
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "DROP TRIGGER refuse ON messaging_webhookdelivery; DROP FUNCTION refuse()"
-            )
+    # then
+    assert Message.objects.get(pk=plan.assistant_message_id).status == "in_progress"
+    assert not UsageRecord.objects.exists()
+    assert not UsageDaily.objects.exists()
+    assert BudgetReservation.objects.filter(message_id=plan.assistant_message_id).exists()
 
 
 def test_an_end_after_a_sweep_replaces_the_sweeps_books(plan: TurnPlan) -> None:

@@ -29,7 +29,7 @@ from testsupport.fake_groq import FakeGroq, Reply
 from testsupport.helpers import MODEL, settled
 from usage.catalog import chat_model_get
 from usage.models import UsageKind, UsageRecord
-from usage.services import usage_record
+from usage.services import ledger_row, usage_record
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -253,15 +253,17 @@ def test_service_role_elevates_and_then_runs_as_the_caller_again(user: User) -> 
         with service_role():
             elevated = _current_user()
             record = usage_record(
-                user_id=user.pk,
-                conversation_id=None,
-                message_id=None,
-                kind=UsageKind.CHAT,
-                model=chat_model_get(MODEL),  # type: ignore[arg-type]
-                input_tokens=1,
-                output_tokens=1,
-                usage_estimated=False,
-                cost_usd=None,
+                ledger_row(
+                    user_id=user.pk,
+                    conversation_id=None,
+                    message_id=None,
+                    kind=UsageKind.CHAT,
+                    model=chat_model_get(MODEL),  # type: ignore[arg-type]
+                    input_tokens=1,
+                    output_tokens=1,
+                    usage_estimated=False,
+                    cost_usd=None,
+                )
             )
         after = _current_user()
     finally:
@@ -288,15 +290,17 @@ def test_the_ledger_is_written_through_service_role_only(user: User) -> None:
             error = str(exc)
         # and through the service function
         usage_record(
-            user_id=user.pk,
-            conversation_id=uuid.uuid4(),
-            message_id=None,
-            kind=UsageKind.CHAT,
-            model=chat_model_get(MODEL),  # type: ignore[arg-type]
-            input_tokens=2,
-            output_tokens=3,
-            usage_estimated=False,
-            cost_usd=None,
+            ledger_row(
+                user_id=user.pk,
+                conversation_id=uuid.uuid4(),
+                message_id=None,
+                kind=UsageKind.CHAT,
+                model=chat_model_get(MODEL),  # type: ignore[arg-type]
+                input_tokens=2,
+                output_tokens=3,
+                usage_estimated=False,
+                cost_usd=None,
+            )
         )
     finally:
         caller_transaction_end()

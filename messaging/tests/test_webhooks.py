@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -38,7 +38,7 @@ from messaging.webhooks import address_is_public, webhook_secret_new
 from testsupport.asgi import ASGIRequest
 from testsupport.factories import make_message
 from testsupport.fake_groq import FakeGroq, Reply
-from testsupport.helpers import MODEL, eventually, settled
+from testsupport.helpers import MODEL, eventually, outbox_refusing_writes, settled
 from testsupport.servers import LiveServer
 from testsupport.turns import turn_finish, turn_start
 from testsupport.webhook_receiver import Received, WebhookReceiver
@@ -426,16 +426,9 @@ def test_the_outbox_row_and_the_messages_end_are_one_transaction(
         owner=user, url="https://a.example/h", events=ALL_EVENTS, secret="whsec_AAAA"
     )
     plan = turn_start(conversation)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'outbox down'; END $$;"
-            "CREATE TRIGGER refuse BEFORE INSERT ON messaging_webhookdelivery "
-            "FOR EACH ROW EXECUTE FUNCTION refuse();"
-        )
 
     # when
-    with pytest.raises(DatabaseError, match="outbox down"):
+    with outbox_refusing_writes(), pytest.raises(DatabaseError, match="outbox down"):
         turn_finish(plan, input_tokens=10, output_tokens=5)
 
     # then: the message's end was rolled back with it
