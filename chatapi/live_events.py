@@ -3,7 +3,8 @@ WebSocket that user has open (``GET /ws/v1/events``), on whichever server proces
 
 Each user's sockets join the channel layer group ``user.<id>``. With ``REDIS_URL`` set the
 layer is Redis pub/sub (``channels_redis``), so an event published by one process reaches
-the sockets of every process; without it, the in-memory layer reaches this process's only.
+the sockets of every process; without it, the in-memory layer reaches this process's only,
+and an event is not even built while this process has no socket open (nobody could get it).
 
 Publishing never fails or slows the request that caused the event: ``event_publish`` waits
 for the transaction to commit, then hands the event to the server's event loop, where the
@@ -27,6 +28,7 @@ import orjson
 import redis
 from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -65,6 +67,7 @@ class _State:
 
 
 _state = _State()
+_IN_MEMORY = "channels.layers.InMemoryChannelLayer"
 _breaker = Breaker("live events")
 
 
@@ -79,10 +82,20 @@ def loop_capture() -> None:
     _state.loop = asyncio.get_running_loop()
 
 
+def events_wanted() -> bool:
+    """False when no socket can receive an event published now: the layer is this process's
+    memory (no REDIS_URL) and no socket is open in this process; callers skip building the
+    event. (A socket opened later would not get it anyway: layers deliver to the sockets
+    present.)"""
+    return bool(_state.sockets) or settings.CHANNEL_LAYERS["default"]["BACKEND"] != _IN_MEMORY
+
+
 def event_publish(*, user_id: uuid.UUID | str, event: str, data: dict[str, Any]) -> None:
     """Tell ``user_id``'s open sockets that ``event`` happened, once the current transaction
     commits (at once outside one, and from async code, which holds none open). Never raises
     for the transport, never waits on it."""
+    if not events_wanted():
+        return
     frame = orjson.dumps(
         {
             "type": event,

@@ -4,12 +4,14 @@ transaction commits and never fails the change it reports."""
 
 import uuid
 
-from chatapi.live_events import event_publish
+from chatapi.live_events import event_publish, events_wanted
 from conversations.events import Event, conversation_event_data, message_event_data
 from conversations.models import Conversation, Message
 
 
 def conversation_notify(event: Event, conversation: Conversation) -> None:
+    if not events_wanted():
+        return
     event_publish(
         user_id=conversation.owner_id, event=event, data=conversation_event_data(conversation)
     )
@@ -17,4 +19,6 @@ def conversation_notify(event: Event, conversation: Conversation) -> None:
 
 def message_notify(event: Event, message: Message, *, user_id: uuid.UUID) -> None:
     """``user_id``: the owner of the message's conversation."""
+    if not events_wanted():
+        return
     event_publish(user_id=user_id, event=event, data=message_event_data(message))
