@@ -3,10 +3,12 @@ hot paths that do in one statement what the ORM would do in several (a turn's tw
 and its conversation, a ledger row and its rollups), or that run the same read on every
 request (the caller's conversation). Values are prepared by the models' own fields, as
 ``save()`` prepares them. Inserted rows travel as one JSON parameter (``json_rows``) that
-PostgreSQL turns into rows of the table's type; an UPDATE's placeholders are cast to their
-columns' types."""
+PostgreSQL turns into rows of the table's type, and an UPDATE's values likewise
+(``update_values``)."""
 
+import dataclasses
 import functools
+import re
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -42,8 +44,18 @@ def _column(field: Field) -> str:
     return connection.ops.quote_name(field.column or field.attname)
 
 
-def _placeholder(field: Field, prefix: str) -> str:  # a parameter cast to the column's type
-    return f"%({prefix}_{field.attname})s::{field.db_type(connection)}"
+# A string literal (kept as it is), or a run of white space (one space will do).
+_LITERAL_OR_SPACE = re.compile(r"('(?:[^']|'')*')|\s+")
+
+
+def compact_sql(sql: str) -> str:
+    """``sql`` with each run of white space outside string literals made one space: long
+    hand-written statements kept under psycopg's limit for caching their parsing (it
+    re-parses statements longer than 4 kB, or with more than 50 parameters, on every
+    execution). The SQL must have no ``--`` comments."""
+    if "--" in sql:
+        raise ValueError("compact_sql would join a -- comment with the lines after it.")
+    return _LITERAL_OR_SPACE.sub(lambda match: match.group(1) or " ", sql).strip()
 
 
 @functools.cache
@@ -79,11 +91,15 @@ def json_rows(*instances: models.Model) -> str:
             value = getattr(instance, field.attname)
             if isinstance(value, models.expressions.DatabaseDefault):
                 raise ValueError(f"{field.name} needs a value: the INSERT names every column.")
-            if value is not None and not isinstance(field, models.JSONField):
-                value = field.get_db_prep_save(value, connection)
-            row[field.column] = value
+            row[field.column] = _prepared(field, value)
         rows.append(row)
     return orjson.dumps(rows, default=_json_default).decode()
+
+
+def _prepared(field: Field, value: Any) -> Any:
+    if value is not None and not isinstance(field, models.JSONField):
+        return field.get_db_prep_save(value, connection)
+    return value
 
 
 def _json_default(value: Any) -> str:
@@ -92,61 +108,106 @@ def _json_default(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} has no JSON form for a row.")
 
 
-def update_assignments(model: type[models.Model], names: Iterable[str], prefix: str) -> str:
-    """``<column> = %(<prefix>_<field>)s::<type>, ...`` for the fields ``names`` of
-    ``model``: the SET list of a hand-written UPDATE, filled by ``update_values``."""
-    return ", ".join(
-        f"{_column(field)} = {_placeholder(field, prefix)}"
-        for field in (_field(model, name) for name in names)
+def update_assignments(model: type[models.Model], names: Iterable[str], param: str) -> str:
+    """``(<column>, ...) = (SELECT <column>, ... FROM jsonb_populate_record(...))`` for the
+    fields ``names`` of ``model``: the SET list of a hand-written UPDATE whose values travel
+    as the one JSON parameter ``param``, written by ``update_values`` (as ``insert_rows_sql``
+    does for rows). PostgreSQL casts each value to its column's type."""
+    table = connection.ops.quote_name(model._meta.db_table)
+    columns = ", ".join(_column(_field(model, name)) for name in names)
+    return (
+        f"({columns}) = (SELECT {columns} "  # noqa: S608 - names only
+        f"FROM jsonb_populate_record(NULL::{table}, %({param})s::jsonb))"
     )
 
 
-def update_values(model: type[models.Model], values: dict[str, Any], prefix: str) -> dict[str, Any]:
-    """The parameters of ``update_assignments(model, values, prefix)``: each value as
-    ``save()`` would send it."""
-    prepared = {}
+def update_values(model: type[models.Model], values: dict[str, Any]) -> str:
+    """The JSON parameter of ``update_assignments(model, values, param)``: each value as
+    ``save()`` would send it, a JSON field's value as JSON."""
+    row = {}
     for name, value in values.items():
         field = _field(model, name)
-        prepared[f"{prefix}_{field.attname}"] = field.get_db_prep_save(value, connection)
-    return prepared
+        row[field.column] = _prepared(field, value)
+    return orjson.dumps(row, default=_json_default).decode()
 
 
 class CompiledQuery[M: models.Model]:
     """A queryset's SQL compiled once, run again with other values: for the reads every
-    request makes (the caller's conversation), where building and compiling the queryset
-    costs more than the database's answer. ``build`` makes the queryset from keyword
-    arguments; it is called once, with a distinct probe value per argument (``probes``),
-    and each probe's place among the SQL's parameters is where that argument goes. Rows
-    become instances as the ORM makes them (the fields' converters applied)."""
+    request makes (the caller's conversation, the first page of a list), where building and
+    compiling the queryset costs more than the database's answer. ``build`` makes the
+    queryset from keyword arguments; it is called once, with a distinct probe value per
+    argument (``probes``), and each probe's place among the SQL's parameters is where that
+    argument goes. Rows become instances as the ORM makes them (the fields' converters
+    applied, annotations set as attributes)."""
 
     def __init__(self, build: Callable[..., "QuerySet[M]"], **probes: Any) -> None:
         self._build = build
         self._probes = probes
 
     @functools.cached_property
-    def _compiled(self) -> tuple[str, list[str], "SQLCompiler", Any, type[M], list[str]]:
+    def _compiled(self) -> "_Compiled[M]":
         queryset = self._build(**self._probes)
         compiler = queryset.query.get_compiler(using=queryset.db)
         sql, params = compiler.as_sql()
         order = []
         for param in params:
-            names = [name for name, probe in self._probes.items() if probe == param]
+            names = [
+                name
+                for name, probe in self._probes.items()
+                if type(probe) is type(param) and probe == param
+            ]
             if len(names) != 1:
                 raise ValueError(f"A parameter of the query is no probe's: {param!r}.")
             order.append(names[0])
-        selected = [column for column, _, _ in compiler.select]
-        converters = compiler.get_converters(selected)
-        names = [column.target.attname for column in selected]
-        return sql, order, compiler, converters, queryset.model, names
+        expressions = [column for column, _, _ in compiler.select]
+        klass_info = compiler.klass_info or {}
+        fields = klass_info.get("select_fields", [])
+        if fields != list(range(len(fields))):
+            raise ValueError("The query must select its model's columns first.")
+        return _Compiled(
+            sql=sql,
+            order=order,
+            compiler=compiler,
+            converters=compiler.get_converters(expressions),
+            model=queryset.model,
+            names=[expressions[index].target.attname for index in fields],
+            annotations=list(compiler.annotation_col_map.items()),
+        )
 
     def first(self, **values: Any) -> M | None:
         """The first row for these values, as an instance, or None."""
-        sql, order, compiler, converters, model, names = self._compiled
+        rows = self._rows(values, many=False)
+        return rows[0] if rows else None
+
+    def all(self, **values: Any) -> list[M]:
+        """Every row for these values, as instances."""
+        return self._rows(values, many=True)
+
+    def _rows(self, values: dict[str, Any], *, many: bool) -> list[M]:
+        compiled = self._compiled
         with connection.cursor() as cursor:
-            cursor.execute(sql, [values[name] for name in order])
-            row = cursor.fetchone()
-        if row is None:
-            return None
-        if converters:
-            row = next(iter(compiler.apply_converters([list(row)], converters)))
-        return model.from_db(connection.alias, names, row)
+            cursor.execute(compiled.sql, [values[name] for name in compiled.order])
+            rows = cursor.fetchall() if many else cursor.fetchmany(1)
+        if compiled.converters:
+            rows = compiled.compiler.apply_converters(
+                [list(row) for row in rows], compiled.converters
+            )
+        width = len(compiled.names)
+        instances = []
+        for row in rows:
+            instance = compiled.model.from_db(connection.alias, compiled.names, row[:width])
+            for name, index in compiled.annotations:
+                setattr(instance, name, row[index])
+            instances.append(instance)
+        return instances
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Compiled[M: models.Model]:
+    sql: str
+    order: list[str]  # the argument of each SQL parameter, in order
+    compiler: "SQLCompiler"
+    converters: Any
+    model: type[M]
+    names: list[str]  # the model's columns, first in each row
+    annotations: list[tuple[str, int]]  # (attribute, index in the row)

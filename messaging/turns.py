@@ -19,6 +19,7 @@ from django.utils import timezone
 from chatapi import metrics
 from chatapi.errors import ApiError, ConflictError
 from chatapi.rows import (
+    compact_sql,
     insert_rows_sql,
     json_rows,
     update_assignments,
@@ -666,16 +667,20 @@ def _ended_sql() -> str:
 
 # The whole record in one statement (autocommit: one round trip): the end above and, only if
 # the message was still in progress, its ledger row with the rollups, the end of its budget
-# reservation and its webhook outbox rows. Counts the messages ended and the outbox rows.
+# reservation (when one was held) and its webhook outbox rows. Counts the messages ended and
+# the outbox rows. Compacted: without a reservation it stays under psycopg's 4 kB limit for
+# caching a statement's parsing (chatapi.rows.compact_sql).
 @functools.cache
-def _recorded_sql() -> str:
+def _recorded_sql(*, reserved: bool) -> str:
     ctes = _ENDED_CTES.format(assignments=update_assignments(Message, _RECORDED_FIELDS, "m"))
     when = "EXISTS (SELECT FROM ended)"
-    return f"""WITH {ctes},
+    released = (
+        f"released AS ({budget_release_sql(message_param='id')} AND {when}),\n" if reserved else ""
+    )
+    return compact_sql(f"""WITH {ctes},
 {ledger_append_ctes(param="ledger", condition=when)},
-released AS ({budget_release_sql(message_param="id")} AND %(reserved)s AND {when}),
-outbox AS ({OUTBOX_INSERT} AND %(outbox)s AND {when} RETURNING 1)
-SELECT (SELECT count(*) FROM ended), (SELECT count(*) FROM outbox)"""  # noqa: S608 - constant SQL
+{released}outbox AS ({OUTBOX_INSERT} AND %(outbox)s AND {when} RETURNING 1)
+SELECT (SELECT count(*) FROM ended), (SELECT count(*) FROM outbox)""")  # noqa: S608 - constant SQL
 
 
 def turn_record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
@@ -729,7 +734,7 @@ def turn_record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
     )
     outbox = webhook_outbox_params(owner_id=user_id, message=answer)
     params = {
-        **update_values(Message, fields, "m"),
+        "m": update_values(Message, fields),
         "id": plan.assistant_message_id,
         "in_progress": Message.Status.IN_PROGRESS,
         "conversation": plan.conversation_id,
@@ -757,11 +762,10 @@ def _record_at_once(
     activity changed, when the message was no longer in progress."""
     with connection.cursor() as cursor:
         cursor.execute(
-            _recorded_sql(),
+            _recorded_sql(reserved=reserved),
             {
                 **params,
                 "ledger": json_rows(ledger) if ledger is not None else "[]",
-                "reserved": reserved,
                 "outbox": bool(outbox),
                 **(outbox or _NO_OUTBOX),
             },

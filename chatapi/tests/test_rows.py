@@ -5,7 +5,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from accounts.models import User
-from chatapi.rows import CompiledQuery, json_rows
+from chatapi.rows import CompiledQuery, compact_sql, json_rows
 from conversations.models import Conversation, Message
 from testsupport.factories import make_conversation
 
@@ -62,3 +62,13 @@ def test_json_rows_refuse_a_field_left_to_its_database_default(user: User) -> No
     message = Message(conversation=make_conversation(owner=user), role="user", content="x")
     with pytest.raises(ValueError, match="stop_sequence needs a value"):
         json_rows(message)
+
+
+def test_compact_sql_joins_white_space_and_keeps_literals() -> None:
+    sql = "SELECT  'a  b',\n    'it''s  so'\n  FROM\tt  WHERE x = '' "
+    assert compact_sql(sql) == "SELECT 'a  b', 'it''s  so' FROM t WHERE x = ''"
+
+
+def test_compact_sql_refuses_a_comment() -> None:
+    with pytest.raises(ValueError, match="comment"):
+        compact_sql("SELECT 1 -- one\nFROM t")

@@ -2,17 +2,19 @@
 the message, touches its conversation, appends the ledger row and its rollups, ends the
 budget reservation and writes the webhook outbox, all or nothing."""
 
+import re
 from decimal import Decimal
 
 import pytest
 from django.db import DatabaseError, connection
 from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
+from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH, MAX_CACHED_STATEMENT_PARAMS
 
 from accounts.models import User
 from conversations.models import Conversation, Message
 from messaging.models import WebhookDelivery, WebhookEndpoint
-from messaging.turns import TurnPlan, turn_record_swept
+from messaging.turns import TurnPlan, _recorded_sql, turn_record_swept
 from testsupport.factories import make_conversation
 from testsupport.helpers import outbox_refusing_writes
 from testsupport.turns import turn_finish, turn_start
@@ -112,3 +114,34 @@ def test_an_end_with_no_tokens_writes_no_ledger_row(plan: TurnPlan) -> None:
     assert not UsageDaily.objects.exists()
     assert not BudgetReservation.objects.exists()
     assert WebhookDelivery.objects.get().event_type == "message.failed"
+
+
+def test_an_end_without_a_reservation_is_one_statement_psycopg_parses_once(
+    conversation: Conversation,
+) -> None:
+    # given: a user with no budget limit (no reservation) and a webhook endpoint
+    WebhookEndpoint.objects.create(
+        owner=conversation.owner, url="https://a.example/h", events=EVENTS, secret="whsec_AAAA"
+    )
+    plan = turn_start(conversation)
+    assert not plan.reserved
+
+    # when
+    with CaptureQueriesContext(connection) as queries:
+        outcome = turn_finish(plan, input_tokens=40, output_tokens=10)
+
+    # then: one statement, short enough for psycopg to keep its parsing (4 kB, 50 parameters)
+    assert len(queries) == 1
+    sql = _recorded_sql(reserved=False)
+    assert len(sql.encode()) <= MAX_CACHED_STATEMENT_LENGTH
+    assert len(set(re.findall(r"%\((\w+)\)s", sql))) <= MAX_CACHED_STATEMENT_PARAMS
+    message = Message.objects.get(pk=plan.assistant_message_id)
+    assert (message.status, message.output_tokens, message.cost_usd) == (
+        "complete",
+        10,
+        outcome.cost_usd,
+    )
+    assert UsageRecord.objects.get(message_id=plan.assistant_message_id).cost_usd == (
+        outcome.cost_usd
+    )
+    assert WebhookDelivery.objects.get().event_type == "message.completed"
