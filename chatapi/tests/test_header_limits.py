@@ -1,13 +1,16 @@
-"""Request headers over daphne's 16,384-byte limit, against a real daphne server: the client
-gets 431 in the error envelope and the connection closes (it used to be dropped without a
-response). Under the limit, the request reaches the API as usual."""
+"""What daphne (Twisted) used to answer by itself, against a real daphne server. Request
+headers over its 16,384-byte limit: the client gets 431 in the error envelope and the
+connection closes (it used to be dropped without a response); under the limit, the request
+reaches the API as usual. A malformed form body reaches the API too."""
 
 import json
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from accounts.models import User
 from testsupport.servers import LiveServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -76,3 +79,26 @@ def test_a_malformed_request_line_is_still_twisteds_400(server: LiveServer) -> N
         received = connection.recv(65536)
 
     assert received == b"HTTP/1.1 400 Bad Request\r\n\r\n"
+
+
+def test_a_malformed_form_body_reaches_the_api(
+    server: LiveServer, user: User, make_token: Any
+) -> None:
+    # Twisted's form parsing (off under chatapi) answered a bare 400 and hung up.
+    body = b"--x\r\nnot a part\r\n"
+    request = (
+        b"POST /api/v1/conversations HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        b"Content-Type: multipart/form-data\r\n"
+        + f"Authorization: Bearer {make_token(user)}\r\n".encode()
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
+        connection.sendall(request)
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+
+    head, _, answer = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 415 ")
+    assert json.loads(answer)["error"]["type"] == "invalid_request_error"
