@@ -16,6 +16,7 @@ cursor already names. A row whose sort key changes (a conversation bumped by a n
 moves in the list, as it should.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -26,6 +27,7 @@ from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
 from chatapi.errors import ApiError
+from chatapi.rows import CompiledQuery
 from chatapi.serializers import StrictSerializer
 
 DEFAULT_LIMIT = 20
@@ -118,13 +120,69 @@ def keyset_page[M: models.Model](
             Q(**{f"{sort_field}__{at_or_past}": cursor_key})
             & (Q(**{f"{sort_field}__{past}": cursor_key}) | Q(**{f"pk__{past}": cursor_id}))
         )
-    sign = "-" if walk_descending else ""
-    items = list(rows.order_by(f"{sign}{sort_field}", f"{sign}pk")[: params.limit + 1])
-    has_more = len(items) > params.limit
-    items = items[: params.limit]
+    page = _page_of(list(_page_rows(rows, sort_field, walk_descending, params.limit)), params.limit)
     if not forward:
-        items.reverse()
-    return Page(items=items, has_more=has_more)
+        page.items.reverse()
+    return page
+
+
+def _page_rows[M: models.Model](
+    rows: QuerySet[M], sort_field: str, descending: bool, limit: int
+) -> QuerySet[M]:
+    """The rows of a page and one more (to tell whether more follow), in keyset order."""
+    sign = "-" if descending else ""
+    return rows.order_by(f"{sign}{sort_field}", f"{sign}pk")[: limit + 1]
+
+
+def _page_of[M: models.Model](items: list[M], limit: int) -> Page[M]:
+    return Page(items=items[:limit], has_more=len(items) > limit)
+
+
+class FirstPages[M: models.Model]:
+    """``keyset_page``'s first page (no cursor) of the queryset ``build(**values)`` makes,
+    with the query compiled once per limit (``chatapi.rows.CompiledQuery``): the same rows
+    in the same order, without the ORM building and compiling it on every request. For a
+    list's commonest request, its first page with no filter."""
+
+    def __init__(
+        self,
+        build: Callable[..., QuerySet[M]],
+        *,
+        sort_field: str,
+        descending: bool,
+        **probes: Any,
+    ) -> None:
+        self._build = build
+        self._sort_field = sort_field
+        self._descending = descending
+        self._probes = probes
+        self._queries: dict[int, CompiledQuery[M]] = {}  # at most MAX_LIMIT
+
+    def page(self, limit: int, **values: Any) -> Page[M]:
+        query = self._queries.get(limit)
+        if query is None:
+            query = CompiledQuery(
+                lambda **arguments: _page_rows(
+                    self._build(**arguments), self._sort_field, self._descending, limit
+                ),
+                **self._probes,
+            )
+            self._queries[limit] = query
+        return _page_of(query.all(**values), limit)
+
+
+def simple_page_query(query: dict[str, str]) -> dict[str, Any] | None:
+    """The validated data of a list's commonest query, no parameter or ``limit`` alone as a
+    number in range, checked by hand: what ``PageQuerySerializer`` (and its subclasses)
+    return for it, without building the serializer (the tests compare the two). None for
+    any other query: the serializer judges those."""
+    if not query:
+        return {"limit": DEFAULT_LIMIT}
+    limit = query.get("limit")
+    if len(query) != 1 or limit is None or not (limit.isascii() and limit.isdigit()):
+        return None
+    value = int(limit)
+    return {"limit": value} if 1 <= value <= MAX_LIMIT else None
 
 
 def page_body(page: Page[Any], serializer_class: type[serializers.BaseSerializer[Any]]) -> Any:

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from chatapi.errors import ApiError, NotFoundError
-from chatapi.pagination import Page, PageParams, keyset_page
+from chatapi.pagination import FirstPages, Page, PageParams, keyset_page
 from chatapi.rows import CompiledQuery
 from conversations.models import Conversation, Message, Share
 
@@ -116,11 +116,23 @@ _OWNED_CONVERSATION = CompiledQuery(
 )
 
 
+def _owned(owner: UUID) -> QuerySet[Conversation]:
+    return Conversation.objects.filter(owner_id=owner)
+
+
+# The commonest list, a first page with no filter, compiled once per limit.
+_CONVERSATIONS_FIRST_PAGES = FirstPages(
+    _owned, sort_field="activity_at", descending=True, owner=UUID(int=1)
+)
+
+
 def conversation_list(
     *, user: User, page: PageParams, archived: bool | None = None, q: str = ""
 ) -> Page[Conversation]:
     """The user's conversations, most recent activity first."""
-    owned = Conversation.objects.filter(owner=user)
+    if page.after_id is None and page.before_id is None and archived is None and not q:
+        return _CONVERSATIONS_FIRST_PAGES.page(page.limit, owner=user.pk)
+    owned = _owned(user.pk)
     conversations = owned
     if archived is not None:
         conversations = conversations.filter(archived=archived)
@@ -256,6 +268,22 @@ def message_branch(*, conversation: Conversation, leaf_id: UUID) -> list[Message
     )
 
 
+def _branch_with_siblings(conversation: UUID, leaf: UUID) -> QuerySet[Message]:
+    return messages_with_siblings(
+        message_branch_filter(conversation=Conversation(pk=conversation), leaf_id=leaf)
+    )
+
+
+# A branch's first page (the commonest read of a conversation), compiled once per limit.
+_BRANCH_FIRST_PAGES = FirstPages(
+    _branch_with_siblings,
+    sort_field="created_at",
+    descending=False,
+    conversation=UUID(int=1),
+    leaf=UUID(int=2),
+)
+
+
 def message_list(
     *, conversation: Conversation, page: PageParams, leaf_id: UUID | None = None
 ) -> Page[Message]:
@@ -266,6 +294,8 @@ def message_list(
     leaf_id = leaf_id or conversation_leaf_id(conversation=conversation)
     if leaf_id is None:
         messages = Message.objects.none()
+    elif page.after_id is None and page.before_id is None:
+        return _BRANCH_FIRST_PAGES.page(page.limit, conversation=conversation.pk, leaf=leaf_id)
     else:
         messages = message_branch_filter(conversation=conversation, leaf_id=leaf_id)
     return keyset_page(

@@ -19,7 +19,13 @@ from accounts.permissions import scopes_read_write
 from accounts.rls import CallerAPIView
 from chatapi.dispatch import APIView
 from chatapi.errors import NotFoundError, RateLimitedError
-from chatapi.pagination import PageParams, PageQuerySerializer, page_body, page_schema
+from chatapi.pagination import (
+    PageParams,
+    PageQuerySerializer,
+    page_body,
+    page_schema,
+    simple_page_query,
+)
 from chatapi.ratelimits import SharedReadThrottle
 from conversations.export import (
     ConversationExportQuerySerializer,
@@ -152,13 +158,16 @@ class ConversationListView(CallerAPIView):
         ],
     )
     def get(self, request: Request) -> Response:
-        query = ConversationListQuerySerializer(data=request.query_params.dict())
-        query.is_valid(raise_exception=True)
+        params = simple_page_query(request.query_params.dict())
+        if params is None:
+            query = ConversationListQuerySerializer(data=request.query_params.dict())
+            query.is_valid(raise_exception=True)
+            params = query.validated_data
         page = conversation_list(
             user=request_user(request),
-            page=PageParams.from_query(query.validated_data),
-            archived=query.validated_data.get("archived"),
-            q=query.validated_data.get("q", ""),
+            page=PageParams.from_query(params),
+            archived=params.get("archived"),
+            q=params.get("q", ""),
         )
         return Response(page_body(page, ConversationSerializer))
 

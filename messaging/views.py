@@ -25,7 +25,7 @@ from chatapi import shutdown
 from chatapi.dispatch import ContinueOnLoop
 from chatapi.errors import ApiError, ConflictError, api_error, status_for_error_type
 from chatapi.openapi import sse_schema_response
-from chatapi.pagination import PageParams, page_body, page_schema
+from chatapi.pagination import PageParams, page_body, page_schema, simple_page_query
 from chatapi.ratelimits import SendRateThrottle
 from conversations.models import Conversation, Message
 from conversations.selectors import (
@@ -389,14 +389,17 @@ class ConversationMessagesView(ConversationMessageSendMixin, ConversationScopedV
         ],
     )
     def get(self, request: Request, conversation_id: str) -> Response:
-        query = MessageListQuerySerializer(
-            data=request.query_params.dict(), context={"conversation": self.conversation}
-        )
-        query.is_valid(raise_exception=True)
+        params = simple_page_query(request.query_params.dict())
+        if params is None:
+            query = MessageListQuerySerializer(
+                data=request.query_params.dict(), context={"conversation": self.conversation}
+            )
+            query.is_valid(raise_exception=True)
+            params = query.validated_data
         page = message_list(
             conversation=self.conversation,
-            page=PageParams.from_query(query.validated_data),
-            leaf_id=query.validated_data.get("leaf_id"),
+            page=PageParams.from_query(params),
+            leaf_id=params.get("leaf_id"),
         )
         return Response(page_body(page, MessageSerializer))
 
