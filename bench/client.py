@@ -21,6 +21,7 @@ FIRST_TOKEN_MARKERS = (
 class Result:
     status: int = 0
     ttft: float | None = None  # seconds from sending the request to the first content delta
+    last_token: float | None = None  # seconds from sending the request to the last one
     total: float = 0.0  # seconds until the response ended
     chunks: int = 0  # content deltas received
     body: bytes = b""
@@ -63,7 +64,10 @@ async def request(
             async for data in _body(reader, chunked, result.headers.get("content-length")):
                 if result.ttft is None and any(m in data for m in FIRST_TOKEN_MARKERS):
                     result.ttft = time.perf_counter() - started
-                result.chunks += sum(data.count(m) for m in FIRST_TOKEN_MARKERS)
+                tokens = sum(data.count(m) for m in FIRST_TOKEN_MARKERS)
+                if tokens:
+                    result.chunks += tokens
+                    result.last_token = time.perf_counter() - started
                 if keep_body:
                     kept.append(data)
     except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:

@@ -266,10 +266,15 @@ class FakeGroq:
         try:
             if reply.ttft:
                 await asyncio.sleep(reply.ttft)
+            # Paced by a schedule, as a model emits tokens at its own rate: a late wake-up of
+            # this loop does not push every later chunk back.
+            loop = asyncio.get_running_loop()
+            due = loop.time()
             for index, (kind, data) in enumerate(chunks):
                 if index == reply.hold_at:
                     await self._flush(writer, pending, reply.split)
                     await self._hold(reply)
+                    due = loop.time()
                 if kind == "delta":
                     if reply.drop_after is not None and sent_deltas >= reply.drop_after:
                         await self._flush(writer, pending, reply.split)
@@ -301,7 +306,8 @@ class FakeGroq:
                 if len(pending) >= reply.batch:
                     await self._flush(writer, pending, reply.split)
                     if reply.interval:
-                        await asyncio.sleep(reply.interval)
+                        due += reply.interval
+                        await asyncio.sleep(max(0.0, due - loop.time()))
             await self._flush(writer, pending, reply.split)
             writer.write(b"0\r\n\r\n")
             await writer.drain()
