@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from django.db import connection, models
+from django.db.models import signals
+from django.db.models.base import ModelState
+from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
@@ -164,14 +167,16 @@ class CompiledQuery[M: models.Model]:
         fields = klass_info.get("select_fields", [])
         if fields != list(range(len(fields))):
             raise ValueError("The query must select its model's columns first.")
+        names = [expressions[index].target.attname for index in fields]
         return _Compiled(
             sql=sql,
             order=order,
             compiler=compiler,
             converters=compiler.get_converters(expressions),
             model=queryset.model,
-            names=[expressions[index].target.attname for index in fields],
+            names=names,
             annotations=list(compiler.annotation_col_map.items()),
+            plain=_plainly_made(queryset.model, names),
         )
 
     def first(self, **values: Any) -> M | None:
@@ -192,14 +197,43 @@ class CompiledQuery[M: models.Model]:
             rows = compiled.compiler.apply_converters(
                 [list(row) for row in rows], compiled.converters
             )
-        width = len(compiled.names)
+        model, names, alias = compiled.model, compiled.names, connection.alias
+        width = len(names)
         instances = []
         for row in rows:
-            instance = compiled.model.from_db(connection.alias, compiled.names, row[:width])
+            if compiled.plain:
+                # What from_db makes (its __init__ sets each attribute, as here: see
+                # _plainly_made), without the field-by-field machinery.
+                instance = model.__new__(model)
+                state = instance._state = ModelState()
+                state.adding = False
+                state.db = alias
+                instance.__dict__.update(zip(names, row[:width], strict=True))
+            else:
+                instance = model.from_db(alias, names, row[:width])
             for name, index in compiled.annotations:
                 setattr(instance, name, row[index])
             instances.append(instance)
         return instances
+
+
+def _plainly_made(model: type[models.Model], names: list[str]) -> bool:
+    """Whether an instance of ``model`` with the columns ``names`` can be made by filling
+    its ``__dict__``, as ``from_db`` would fill it: every concrete field selected, nothing
+    listening to its pre_init or post_init, and no column whose attribute does more when set
+    than store the value (a foreign key's id only clears a cached related object, which a
+    new instance has none of; a file field would wrap its value)."""
+    if names != [field.attname for field in model._meta.concrete_fields]:
+        return False
+    if signals.pre_init.has_listeners(model) or signals.post_init.has_listeners(model):
+        return False
+    for name in names:
+        descriptor = getattr(model, name, None)
+        if hasattr(descriptor, "__set__") and not isinstance(
+            descriptor, ForeignKeyDeferredAttribute
+        ):
+            return False
+    return True
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -211,3 +245,4 @@ class _Compiled[M: models.Model]:
     model: type[M]
     names: list[str]  # the model's columns, first in each row
     annotations: list[tuple[str, int]]  # (attribute, index in the row)
+    plain: bool  # instances made by filling __dict__ (_plainly_made)

@@ -1,8 +1,10 @@
 """chatapi.rows: hand-written statements with the ORM's values, and queries compiled once."""
 
+from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+from django.db.models import signals
 
 from accounts.models import User
 from chatapi.rows import CompiledQuery, compact_sql, json_rows
@@ -35,7 +37,33 @@ def test_a_compiled_query_returns_the_row_as_the_orm_does(user: User) -> None:
     for field in Conversation._meta.concrete_fields:
         assert getattr(found, field.attname) == getattr(expected, field.attname), field.name
     assert found.tools == [{"name": "t", "input_schema": {"type": "object"}}]
-    assert found._state.adding is False
+    assert (found._state.adding, found._state.db) == (False, "default")
+    # made without Model.__init__, it behaves as one: its owner loads, a save writes
+    assert found.owner == user
+    found.title = "renamed"
+    found.save(update_fields=["title"])
+    assert Conversation.objects.get(pk=conversation.pk).title == "renamed"
+
+
+def test_a_model_with_init_listeners_is_made_by_the_orm(user: User) -> None:
+    # given: something listening to the instances Conversation makes
+    conversation = make_conversation(owner=user)
+    made: list[object] = []
+
+    def listener(sender: Any, instance: Any, **kwargs: Any) -> None:
+        made.append(instance)
+
+    signals.post_init.connect(listener, sender=Conversation)
+    try:
+        query = CompiledQuery(lambda pk: Conversation.objects.filter(pk=pk)[:1], pk=UUID(int=1))
+
+        # when
+        found = query.first(pk=conversation.pk)
+    finally:
+        signals.post_init.disconnect(listener, sender=Conversation)
+
+    # then: it was told
+    assert made == [found]
 
 
 def test_a_compiled_query_runs_with_each_calls_values(user: User) -> None:
