@@ -39,12 +39,13 @@ def token_verifier() -> TokenVerifier:
             jwks_cache_seconds=settings.SUPABASE_JWKS_CACHE_SECONDS,
             jwks_min_refresh_seconds=settings.SUPABASE_JWKS_MIN_REFRESH_SECONDS,
             http_timeout_seconds=settings.SUPABASE_HTTP_TIMEOUT_SECONDS,
+            verified_keep_seconds=settings.AUTH_USER_CACHE_SECONDS,
         )
     )
 
 
 def _reset_verifier(*, setting: str, **kwargs: Any) -> None:
-    if setting.startswith("SUPABASE_"):
+    if setting.startswith("SUPABASE_") or setting == "AUTH_USER_CACHE_SECONDS":
         token_verifier.cache_clear()
 
 

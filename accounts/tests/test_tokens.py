@@ -7,6 +7,7 @@ from typing import Any
 import jwt
 import pytest
 
+from accounts import tokens
 from accounts.tokens import (
     MAX_TOKEN_BYTES,
     Claims,
@@ -814,3 +815,103 @@ def test_empty_token_is_refused(verifier) -> None:
 
     # then
     assert message == "Token is missing."
+
+
+# --- verified tokens kept ----------------------------------------------------------------
+
+
+def keeping_verifier(fake: FakeSupabase, *, keep: float, leeway: int = 10) -> TokenVerifier:
+    return TokenVerifier(
+        VerifierConfig(
+            algorithms=("HS256",),
+            secret=SECRET,
+            jwks_url=None,
+            audience="authenticated",
+            issuer=fake.issuer,
+            leeway_seconds=leeway,
+            verified_keep_seconds=keep,
+        )
+    )
+
+
+@pytest.fixture
+def decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every signature check the verifier makes (jwt.decode, still run)."""
+    seen: list[str] = []
+    decode = jwt.decode
+
+    def counting(token: str, *args: Any, **kwargs: Any) -> Any:
+        seen.append(token)
+        return decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting)
+    return seen
+
+
+def test_a_verified_token_is_not_checked_again_while_kept(
+    fake_supabase: FakeSupabase, decodes: list[str]
+) -> None:
+    verifier = keeping_verifier(fake_supabase, keep=60)
+    token = hs256_token(fake_supabase)
+
+    first, second = verifier.verify(token), verifier.verify(token)
+
+    assert first == second
+    assert decodes == [token]
+
+
+def test_a_kept_token_is_refused_once_it_expires(fake_supabase: FakeSupabase) -> None:
+    verifier = keeping_verifier(fake_supabase, keep=60, leeway=0)
+    token = hs256_token(fake_supabase, exp=int(time.time()) + 1)
+    verifier.verify(token)
+
+    time.sleep(
+        max(0.0, jwt.decode(token, options={"verify_signature": False})["exp"] - time.time()) + 0.05
+    )
+
+    assert rejection(verifier, token) == "Token has expired."
+
+
+def test_a_kept_token_is_checked_again_after_the_keep_time(
+    fake_supabase: FakeSupabase, decodes: list[str]
+) -> None:
+    verifier = keeping_verifier(fake_supabase, keep=0.2)
+    token = hs256_token(fake_supabase)
+    verifier.verify(token)
+
+    time.sleep(0.25)
+    verifier.verify(token)
+
+    assert decodes == [token, token]
+
+
+def test_without_keeping_every_use_is_checked_and_refusals_are_never_kept(
+    fake_supabase: FakeSupabase, decodes: list[str]
+) -> None:
+    plain = keeping_verifier(fake_supabase, keep=0)
+    keeping = keeping_verifier(fake_supabase, keep=60)
+    good = hs256_token(fake_supabase)
+    forged = hs256_token(fake_supabase, secret="another-secret-0123456789abcdef0123456")
+
+    plain.verify(good)
+    plain.verify(good)
+    for _ in range(2):
+        assert rejection(keeping, forged) == "Token signature is invalid."
+
+    assert decodes == [good, good, forged, forged]
+
+
+def test_the_oldest_kept_token_is_forgotten_first(
+    fake_supabase: FakeSupabase, decodes: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tokens, "MAX_VERIFIED_TOKENS", 2)
+    verifier = keeping_verifier(fake_supabase, keep=60)
+    first, second, third = (hs256_token(fake_supabase) for _ in range(3))
+    for token in (first, second, third):
+        verifier.verify(token)
+    decodes.clear()
+
+    for token in (third, second, first):
+        verifier.verify(token)
+
+    assert decodes == [first]
