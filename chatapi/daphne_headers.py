@@ -16,6 +16,10 @@ CPU per POST, JSON ones included). daphne never reads ``args``: it hands the raw
 application. ``install()`` turns that parsing off for daphne's requests, so a malformed form
 body reaches the API, which answers it in the error envelope, instead of Twisted's bare 400.
 
+Twisted's HTTP factory formats a combined-log-format line for every request and hands it to
+Twisted's log, which daphne sends nowhere (chatapi writes its own access line, with the
+request id and route: ``chatapi.middleware``). ``install()`` turns that line off.
+
 ``install()`` is called by the ASGI entry point (``chatapi.asgi``), which daphne and
 ``runserver`` import before they listen. Under another server (uvicorn) Twisted serves nothing
 and the change is inert; such a server has limits and answers of its own.
@@ -57,8 +61,16 @@ def too_large_response() -> bytes:
 
 
 def install() -> None:
-    from daphne.http_protocol import WebRequest
+    from daphne.http_protocol import HTTPFactory, WebRequest
     from twisted.web.http import HTTPChannel
+
+    start_factory = HTTPFactory.startFactory
+
+    def start_factory_without_access_log(factory: Any) -> None:
+        start_factory(factory)
+        factory._logFile = None  # Twisted's own switch: no log file, no line
+
+    HTTPFactory.startFactory = start_factory_without_access_log
 
     request_init = WebRequest.__init__
 

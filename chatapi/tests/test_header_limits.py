@@ -1,7 +1,8 @@
 """What daphne (Twisted) used to answer by itself, against a real daphne server. Request
 headers over its 16,384-byte limit: the client gets 431 in the error envelope and the
 connection closes (it used to be dropped without a response); under the limit, the request
-reaches the API as usual. A malformed form body reaches the API too."""
+reaches the API as usual. A malformed form body reaches the API too, and Twisted no longer
+formats an access line of its own."""
 
 import json
 import socket
@@ -102,3 +103,16 @@ def test_a_malformed_form_body_reaches_the_api(
     head, _, answer = received.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 415 ")
     assert json.loads(answer)["error"]["type"] == "invalid_request_error"
+
+
+def test_twisteds_own_access_line_is_not_formatted() -> None:
+    # daphne sends Twisted's log nowhere; chatapi's access line is the request's one line.
+    import chatapi.asgi  # noqa: F401 - the entry point daphne imports installs the change
+    from daphne.http_protocol import HTTPFactory
+
+    factory = HTTPFactory(server=None)
+    factory.startFactory()
+    try:
+        assert factory._logFile is None
+    finally:
+        factory.stopFactory()
