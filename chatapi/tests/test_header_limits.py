@@ -107,8 +107,9 @@ def test_a_malformed_form_body_reaches_the_api(
 
 def test_twisteds_own_access_line_is_not_formatted() -> None:
     # daphne sends Twisted's log nowhere; chatapi's access line is the request's one line.
-    import chatapi.asgi  # noqa: F401 - the entry point daphne imports installs the change
     from daphne.http_protocol import HTTPFactory
+
+    import chatapi.asgi  # noqa: F401 - the entry point daphne imports installs the change
 
     factory = HTTPFactory(server=None)
     factory.startFactory()
