@@ -28,12 +28,18 @@ def server(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> I
     live.stop()
 
 
-def exchange(server: LiveServer, headers: dict[str, str]) -> tuple[str, dict[str, str], bytes]:
+def exchange(
+    server: LiveServer,
+    headers: dict[str, str],
+    *,
+    request_line: str = "GET /api/v1/auth/me HTTP/1.1",
+    body: bytes = b"",
+) -> tuple[str, dict[str, str], bytes]:
     """One raw HTTP/1.1 request; the status line, headers and body of what comes back before
     the server closes the connection."""
-    lines = ["GET /api/v1/auth/me HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
+    lines = [request_line, "Host: 127.0.0.1", "Connection: close"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
         connection.sendall(request)
         received = b""
@@ -87,21 +93,17 @@ def test_a_malformed_form_body_reaches_the_api(
 ) -> None:
     # Twisted's form parsing (off under chatapi) answered a bare 400 and hung up.
     body = b"--x\r\nnot a part\r\n"
-    request = (
-        b"POST /api/v1/conversations HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-        b"Content-Type: multipart/form-data\r\n"
-        + f"Authorization: Bearer {make_token(user)}\r\n".encode()
-        + f"Content-Length: {len(body)}\r\n\r\n".encode()
-        + body
-    )
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
-        connection.sendall(request)
-        received = b""
-        while chunk := connection.recv(65536):
-            received += chunk
+    headers = {
+        "Content-Type": "multipart/form-data",
+        "Authorization": f"Bearer {make_token(user)}",
+        "Content-Length": str(len(body)),
+    }
 
-    head, _, answer = received.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 415 ")
+    status_line, _, answer = exchange(
+        server, headers, request_line="POST /api/v1/conversations HTTP/1.1", body=body
+    )
+
+    assert status_line.startswith("HTTP/1.1 415 ")
     assert json.loads(answer)["error"]["type"] == "invalid_request_error"
 
 
