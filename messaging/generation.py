@@ -355,6 +355,7 @@ class Generation:
                 user_id=self.plan.user_id,
                 content=self.plan.user_message.content,
                 auto_title=self.plan.auto_title,
+                api_key_id=self.plan.api_key_id,
             )
         if self._writer is not None:
             self._writer.close()

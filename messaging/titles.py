@@ -41,15 +41,22 @@ _running: set[asyncio.Task[None]] = set()
 
 
 def title_generate_later(
-    *, conversation_id: uuid.UUID, user_id: uuid.UUID | None, content: str, auto_title: str
+    *,
+    conversation_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    content: str,
+    auto_title: str,
+    api_key_id: uuid.UUID | None = None,
 ) -> None:
-    """Start the title call in the background (call on the event loop)."""
+    """Start the title call in the background (call on the event loop). ``api_key_id``: the
+    key that sent the turn, which the call's ledger row names as the turn's does."""
     task = asyncio.get_running_loop().create_task(
         title_generate(
             conversation_id=conversation_id,
             user_id=user_id,
             content=content,
             auto_title=auto_title,
+            api_key_id=api_key_id,
         ),
         context=contextvars.Context(),
     )
@@ -66,7 +73,12 @@ def _title_model() -> ChatModel | None:
 
 
 async def title_generate(
-    *, conversation_id: uuid.UUID, user_id: uuid.UUID | None, content: str, auto_title: str
+    *,
+    conversation_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    content: str,
+    auto_title: str,
+    api_key_id: uuid.UUID | None = None,
 ) -> None:
     model = await _title_model()
     if model is None:
@@ -108,6 +120,7 @@ async def title_generate(
         estimated=estimated,
         title=title,
         auto_title=auto_title,
+        api_key_id=api_key_id,
     )
 
 
@@ -126,6 +139,7 @@ def _store(
     estimated: bool,
     title: str,
     auto_title: str,
+    api_key_id: uuid.UUID | None,
 ) -> None:
     try:
         with transaction.atomic():
@@ -150,6 +164,7 @@ def _store(
                     reasoning_tokens=usage.reasoning_tokens,
                     usage_estimated=estimated,
                     cost_usd=turn_cost(model=model, usage=usage),
+                    api_key_id=api_key_id,
                 )
             )
     finally:

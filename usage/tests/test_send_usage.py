@@ -142,3 +142,42 @@ async def test_a_turn_sent_with_an_api_key_is_billed_to_that_key(
     ledger, _, _ = await _settled(conversation)
     (row,) = ledger
     assert (row.user_id, row.api_key_id, row.input_tokens) == (user.pk, api_key.pk, 30)
+
+
+async def test_the_title_call_of_a_turn_sent_with_an_api_key_is_billed_to_that_key(
+    settings, fake_groq: FakeGroq, conversation: Conversation, user: User
+) -> None:
+    # given: a title model, and an untitled conversation written to with a key
+    settings.TITLE_MODEL = "openai/gpt-oss-20b"
+    fake_groq.replies.extend(
+        [
+            Reply(text=["Hi"], prompt_tokens=30, completion_tokens=9),
+            Reply(text=["Greetings"], prompt_tokens=50, completion_tokens=3),
+        ]
+    )
+    api_key, secret = await sync_to_async(api_key_create)(
+        user=user, name="script", scopes=["conversations:write"]
+    )
+
+    # when
+    response = await ASGIRequest(
+        "POST",
+        f"/api/v1/conversations/{conversation.pk}/messages",
+        headers={"x-api-key": secret},
+        json_body={"content": "Hi", "stream": True},
+    ).start()
+    await response.read()
+
+    # then: both ledger rows, the answer's and the title's, name the key
+    rows: list[UsageRecord] = []
+    for _ in range(250):
+        rows = await sync_to_async(
+            lambda: list(UsageRecord.objects.filter(conversation_id=conversation.pk))
+        )()
+        if len(rows) == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert sorted((row.kind, row.api_key_id, row.input_tokens) for row in rows) == [
+        ("chat", api_key.pk, 30),
+        ("title", api_key.pk, 50),
+    ]
