@@ -170,6 +170,8 @@ class Generation:
             raise error
         if first.model:
             self.model = first.model
+        self.plan = self.plan.started()
+        self._fallbacks = []
         if redis_enabled():
             self._writer = RedisLogWriter(self.plan.assistant_message_id)
         generation_register(self.plan.assistant_message_id, self)

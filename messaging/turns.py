@@ -4,6 +4,7 @@ when the answer ends (``turn_record``). Both are synchronous and each runs in on
 
 import contextlib
 import copy
+import dataclasses
 import functools
 import time
 import uuid
@@ -190,6 +191,14 @@ class TurnPlan:
     # Whether the turn holds a budget reservation (none when no limit applies to its owner),
     # which its record ends.
     reserved: bool = True
+
+    def started(self) -> "TurnPlan":
+        """The plan once the provider has accepted the request: without the request's history
+        and the fallback models, which only a failure before the first token would use. An
+        open stream then holds none of the conversation it answers."""
+        return dataclasses.replace(
+            self, request=dataclasses.replace(self.request, messages=()), fallbacks=()
+        )
 
 
 @dataclass(frozen=True)

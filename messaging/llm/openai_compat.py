@@ -153,12 +153,17 @@ class OpenAICompatibleClient(ChatProvider):
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent]:
         body = self.request_body(request)
+        del request  # the body is what is sent, and sent again by a retry
         attempt = 0
         while True:
             produced = False
             try:
                 async for event in self._attempt(body):
-                    produced = True
+                    if not produced:
+                        produced = True
+                        # No retry once output has started: an open stream need not hold
+                        # the history it sent (the body was encoded when it was sent).
+                        body.clear()
                     yield event
                 return
             except _Retry as retry:

@@ -3,7 +3,9 @@ stored. The model provider is the fake Groq server on loopback; the app runs in-
 ASGI (testsupport/asgi.py), so streams are read chunk by chunk and can be disconnected."""
 
 import asyncio
+import gc
 import json
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +15,7 @@ from asgiref.sync import sync_to_async
 from accounts.models import User
 from conversations.models import Conversation, Message
 from conversations.services import conversation_create
+from messaging.llm.base import ChatMessage
 from testsupport.asgi import ASGIRequest, parse_sse
 from testsupport.factories import make_chat_model, make_message
 from testsupport.fake_groq import ErrorReply, FakeGroq, Reply
@@ -181,6 +184,61 @@ async def test_first_event_arrives_before_the_upstream_finishes(
     assert fake_groq.completed_streams == 0
     rest = b"".join([chunk async for chunk in chunks])
     assert rest.endswith(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
+    await settled(conversation)
+
+
+def _holding(marker: str, *, received: list[Any]) -> list[object]:
+    """Live objects of this process holding history text with ``marker``: chat messages and
+    the provider request's message dicts, apart from what the fake upstream recorded. (The
+    stored messages themselves may be alive: a finished generation keeps its plan a while for
+    same-process resumes.)"""
+    recorded: set[int] = set()
+    pending: list[Any] = list(received)
+    while pending:
+        item = pending.pop()
+        recorded.add(id(item))
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    gc.collect()
+    return [
+        o
+        for o in gc.get_objects()
+        if id(o) not in recorded
+        and (
+            (isinstance(o, ChatMessage) and marker in o.content)
+            or (
+                isinstance(o, dict)
+                and "role" in o
+                and "_state" not in o
+                and marker in str(o.get("content"))
+            )
+        )
+    ]
+
+
+async def test_an_open_stream_holds_none_of_the_history_it_sent(
+    fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    # given: a first turn whose question ends with a marker, then an answer held open
+    marker = f"marker-{uuid.uuid4().hex}"
+    fake_groq.replies.append(Reply(text=["Noted."]))
+    first = await send(conversation, auth, {"content": "Remember this: " + marker}).start()
+    await first.read()
+    held = Reply(text=["a", "b", "c"], hold_at=2)
+    fake_groq.replies.append(held)
+
+    # when: the second answer has started and is held mid-stream
+    response = await send(conversation, auth, {"content": "And now?", "stream": True}).start()
+    assert await asyncio.to_thread(fake_groq.wait_for_hold)
+
+    # then: the history went to the provider, and nothing of it is kept while the stream is open
+    sent = [m["content"] for m in fake_groq.received[-1].body["messages"]]
+    assert any(marker in str(content) for content in sent)
+    assert _holding(marker, received=[r.body for r in fake_groq.received]) == []
+    held.hold.set()
+    await response.read()
     await settled(conversation)
 
 
