@@ -191,7 +191,8 @@ def _holding(marker: str, *, received: list[Any]) -> list[object]:
     """Live objects of this process holding history text with ``marker``: chat messages and
     the provider request's message dicts, apart from what the fake upstream recorded. (The
     stored messages themselves may be alive: a finished generation keeps its plan a while for
-    same-process resumes.)"""
+    same-process resumes.) Matched by exact type: touching a dead weak proxy among the objects
+    would raise."""
     recorded: set[int] = set()
     pending: list[Any] = list(received)
     while pending:
@@ -207,9 +208,9 @@ def _holding(marker: str, *, received: list[Any]) -> list[object]:
         for o in gc.get_objects()
         if id(o) not in recorded
         and (
-            (isinstance(o, ChatMessage) and marker in o.content)
+            (type(o) is ChatMessage and marker in o.content)
             or (
-                isinstance(o, dict)
+                type(o) is dict
                 and "role" in o
                 and "_state" not in o
                 and marker in str(o.get("content"))
