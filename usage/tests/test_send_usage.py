@@ -10,7 +10,7 @@ import pytest_asyncio
 from asgiref.sync import sync_to_async
 from django.db import connection
 
-from accounts.models import User
+from accounts.models import ApiKey, User
 from accounts.services import api_key_create
 from conversations.models import Conversation, Message
 from conversations.services import conversation_create
@@ -119,16 +119,12 @@ async def test_a_refused_request_is_not_billed_and_releases_its_reservation(
     assert (ledger, assistant.status, held) == ([], "error", 0)
 
 
-async def test_a_turn_sent_with_an_api_key_is_billed_to_that_key(
-    fake_groq: FakeGroq, conversation: Conversation, user: User
-) -> None:
-    # given
-    fake_groq.replies.append(Reply(text=["Hi"], prompt_tokens=30, completion_tokens=9))
+async def _send_with_a_new_key(conversation: Conversation, user: User) -> tuple[ApiKey, int]:
+    """A streamed "Hi" sent with a new API key of ``user``'s, read to its end; the key and
+    the response's status."""
     api_key, secret = await sync_to_async(api_key_create)(
         user=user, name="script", scopes=["conversations:write"]
     )
-
-    # when
     response = await ASGIRequest(
         "POST",
         f"/api/v1/conversations/{conversation.pk}/messages",
@@ -136,9 +132,21 @@ async def test_a_turn_sent_with_an_api_key_is_billed_to_that_key(
         json_body={"content": "Hi", "stream": True},
     ).start()
     await response.read()
+    assert response.status is not None
+    return api_key, response.status
+
+
+async def test_a_turn_sent_with_an_api_key_is_billed_to_that_key(
+    fake_groq: FakeGroq, conversation: Conversation, user: User
+) -> None:
+    # given
+    fake_groq.replies.append(Reply(text=["Hi"], prompt_tokens=30, completion_tokens=9))
+
+    # when
+    api_key, status = await _send_with_a_new_key(conversation, user)
 
     # then
-    assert response.status == 200
+    assert status == 200
     ledger, _, _ = await _settled(conversation)
     (row,) = ledger
     assert (row.user_id, row.api_key_id, row.input_tokens) == (user.pk, api_key.pk, 30)
@@ -155,20 +163,12 @@ async def test_the_title_call_of_a_turn_sent_with_an_api_key_is_billed_to_that_k
             Reply(text=["Greetings"], prompt_tokens=50, completion_tokens=3),
         ]
     )
-    api_key, secret = await sync_to_async(api_key_create)(
-        user=user, name="script", scopes=["conversations:write"]
-    )
 
     # when
-    response = await ASGIRequest(
-        "POST",
-        f"/api/v1/conversations/{conversation.pk}/messages",
-        headers={"x-api-key": secret},
-        json_body={"content": "Hi", "stream": True},
-    ).start()
-    await response.read()
+    api_key, status = await _send_with_a_new_key(conversation, user)
 
     # then: both ledger rows, the answer's and the title's, name the key
+    assert status == 200
     rows: list[UsageRecord] = []
     for _ in range(250):
         rows = await sync_to_async(
