@@ -443,7 +443,7 @@ async def relay_cost(
 
 
 async def stream_memory(
-    bench: Bench, env: dict[str, str], workers: int, streams: int
+    bench: Bench, env: dict[str, str], workers: int, streams: int, frames: int = 0
 ) -> dict[str, Any]:
     """Memory per open stream, accounted for by Python's allocator: the API runs with
     tracemalloc (bench/tracing/chatapi_traced.py); each process reports what it has
@@ -457,6 +457,8 @@ async def stream_memory(
         "PYTHONPATH": str(REPO / "bench" / "tracing"),
         "CHATAPI_TRACE_FILE": str(trace),
     }
+    if frames:  # allocation tracebacks and snapshots, for bench.memory
+        traced_env["CHATAPI_TRACE_FRAMES"] = str(frames)
     api = Api(traced_env, workers, application="chatapi_traced:application")
     bench.api, bench.upstream_port = api, upstream.port
 

@@ -12,7 +12,7 @@ import signal
 import tracemalloc
 from typing import Any
 
-tracemalloc.start()
+tracemalloc.start(int(os.environ.get("CHATAPI_TRACE_FRAMES", "1")))
 
 from chatapi.asgi import application as _application  # noqa: E402 - traced from here on
 
@@ -24,6 +24,8 @@ def _report(*_: Any) -> None:
     path = f"{os.environ['CHATAPI_TRACE_FILE']}.{os.getpid()}"
     with open(path, "a") as out:  # noqa: PTH123 - one line, from a signal handler
         out.write(json.dumps({"traced": traced, "open": _open_requests}) + "\n")
+    if os.environ.get("CHATAPI_TRACE_FRAMES"):  # where it was allocated, for bench.memory
+        tracemalloc.take_snapshot().dump(f"{path}.{_open_requests}.snapshot")
 
 
 signal.signal(signal.SIGUSR2, _report)
