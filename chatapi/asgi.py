@@ -1,14 +1,19 @@
 """ASGI entry point: `daphne chatapi.asgi:application` (see docs/deployment.md)."""
 
+import asyncio
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from typing import Any
 
 import django
-from asgiref.sync import ThreadSensitiveContext
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from channels.routing import ProtocolTypeRouter, URLRouter
-from django.core.handlers.asgi import ASGIHandler
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.urls import set_script_prefix
 from django.utils.module_loading import import_string
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatapi.settings")
@@ -44,6 +49,49 @@ class OneThreadASGIHandler(ASGIHandler):
             return
         async with ThreadSensitiveContext(executor=self._sync_thread):
             await self.handle(scope, receive, send)
+
+    async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Django's, with its ``RequestProcessed`` exception class defined once instead of
+        once per request: a class is about 1.5 kB, kept by every open request (an answer's
+        stream) and built by every request. chatapi/tests/test_asgi.py holds the two equal."""
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+
+        with closing(body_file):
+            set_script_prefix(get_script_prefix(scope))
+            await signals.request_started.asend(sender=self.__class__, scope=scope)
+            request, error_response = self.create_request(scope, body_file)
+            if request is None:
+                body_file.close()
+                await self.send_response(error_response, send)  # type: ignore[arg-type]
+                await sync_to_async(error_response.close)()  # type: ignore[union-attr]
+                return
+
+            response = None
+            try:
+                try:
+                    async with asyncio.TaskGroup() as tg:
+                        tg.create_task(self.listen_for_disconnect(receive))
+                        response = await self.run_get_response(request)
+                        await self.send_response(response, send)
+                        raise RequestProcessed
+                except* (RequestProcessed, RequestAborted):
+                    pass
+            except BaseExceptionGroup as exception_group:
+                if len(exception_group.exceptions) == 1:
+                    raise exception_group.exceptions[0]  # noqa: B904 - as Django does
+                raise
+
+            if response is None:
+                await signals.request_finished.asend(sender=self.__class__)
+            else:
+                await sync_to_async(response.close)()
+
+
+class RequestProcessed(Exception):  # noqa: N818 - Django's name
+    """Ends a request's task group (its disconnect listener) once the response is sent."""
 
 
 async def lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -13,11 +13,13 @@ from chatapi.views import ApiIndexView, HealthView, OpenApiSchemaView, PingView,
 api_v1: list[URLPattern | URLResolver] = [
     path("health", HealthView.as_view(), name="health"),
     path("ping", PingView.as_view(), name="ping"),
+    # The busiest routes first: Django tries the patterns in order, and a request keeps the
+    # list of those it tried before its match (ResolverMatch.tried) for as long as it is open.
+    path("", include("messaging.urls")),
+    path("", include("conversations.urls")),
     path("openapi.json", OpenApiSchemaView.as_view(), name="openapi"),
     path("auth/", include("accounts.urls")),
     path("", include("accounts.api_key_urls")),
-    path("", include("conversations.urls")),
-    path("", include("messaging.urls")),
     path("", include("usage.urls")),
 ]
 
