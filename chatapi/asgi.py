@@ -22,6 +22,7 @@ django.setup(set_prefix=False)
 from chatapi import (  # noqa: E402 - needs the settings above
     daphne_headers,
     daphne_websocket,
+    daphne_writes,
     live_events,
     request_signals,
 )
@@ -123,6 +124,7 @@ def _start_with_daphne() -> None:
 
 request_signals.install()
 daphne_headers.install()
+daphne_writes.install()
 daphne_websocket.install()
 startup_hook_register(live_events.loop_capture)
 _start_with_daphne()
