@@ -14,16 +14,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from bench.run import (
-    RESULTS,
-    Bench,
-    Upstream,
-    bench_token,
-    database_url,
-    run_django,
-    server_env,
-    stream_memory,
-)
+from bench import run
 
 
 class _NoApi:
@@ -39,20 +30,20 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args()
-    db_url = database_url()
-    upstream = Upstream(chunks=20)
-    env = server_env(db_url, upstream.port)
-    run_django(env, "manage.py", "migrate", "--no-input", "-v", "0")
+    db_url = run.database_url()
+    upstream = run.Upstream(chunks=20)
+    env = run.server_env(db_url, upstream.port)
+    run.run_django(env, "manage.py", "migrate", "--no-input", "-v", "0")
     data: dict[str, Any] = json.loads(
-        run_django(env, "-m", "bench.seed", str(args.streams + 21), "0")
+        run.run_django(env, "-m", "bench.seed", str(args.streams + 21), "0")
     )
-    bench = Bench(_NoApi(), upstream.port, bench_token(data["user_id"]), data)  # type: ignore[arg-type]
+    bench = run.Bench(_NoApi(), upstream.port, run.bench_token(data["user_id"]), data)  # type: ignore[arg-type]
     try:
-        result = asyncio.run(stream_memory(bench, env, 1, args.streams, args.frames))
+        result = asyncio.run(run.stream_memory(bench, env, 1, args.streams, args.frames))
     finally:
         upstream.stop()
     print(json.dumps(result))  # noqa: T201
-    idle, busy = sorted(RESULTS.glob("trace.*.snapshot"), key=lambda p: p.stat().st_mtime)[-2:]
+    idle, busy = sorted(run.RESULTS.glob("trace.*.snapshot"), key=lambda p: p.stat().st_mtime)[-2:]
     opened = int(busy.name.split(".")[-2]) - int(idle.name.split(".")[-2])
     before = tracemalloc.Snapshot.load(str(idle)).filter_traces(_IGNORED)
     after = tracemalloc.Snapshot.load(str(busy)).filter_traces(_IGNORED)
@@ -64,7 +55,7 @@ def main() -> None:
             where = stat.traceback.format(most_recent_first=True)[: 2 * args.frames]
             text = "\n      ".join(line.strip() for line in where)
             print(f"{stat.size_diff / opened:9.0f} B {stat.count_diff / opened:6.1f}  {text}")  # noqa: T201
-    for path in RESULTS.glob("trace.*"):
+    for path in run.RESULTS.glob("trace.*"):
         Path(path).unlink()
 
 

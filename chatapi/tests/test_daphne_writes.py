@@ -44,6 +44,11 @@ def readable(peer: socket.socket) -> bytes:
         peer.settimeout(5)
 
 
+def assert_nothing_queued(server: Any) -> None:
+    assert not server.dataBuffer
+    assert not server._tempDataBuffer
+
+
 def test_a_write_on_an_idle_connection_is_sent_before_the_reactor_runs(
     connection: tuple[Any, socket.socket],
 ) -> None:
@@ -53,8 +58,7 @@ def test_a_write_on_an_idle_connection_is_sent_before_the_reactor_runs(
     server.writeSequence([b"d\r\n", b"data: {}\n\n", b"\r\n"])
 
     assert readable(peer) == b"event: ping\n\nd\r\ndata: {}\n\n\r\n"
-    assert not server.dataBuffer
-    assert not server._tempDataBuffer
+    assert_nothing_queued(server)
 
 
 def test_what_the_socket_does_not_take_is_queued_and_later_writes_queue_behind_it(
@@ -74,8 +78,7 @@ def test_what_the_socket_does_not_take_is_queued_and_later_writes_queue_behind_i
         server.doWrite()  # what the reactor does when the socket can take more
         received += peer.recv(1 << 20)
     assert received == big + b"afterand last"
-    assert not server.dataBuffer
-    assert not server._tempDataBuffer
+    assert_nothing_queued(server)
 
 
 def test_a_closing_connection_and_non_bytes_take_twisteds_own_path(
