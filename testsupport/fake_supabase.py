@@ -34,6 +34,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 API_KEY = "fake-anon-key-for-tests"
 SESSION_SECONDS = 3600
 
+# A client timeout for the tests of the slow modes, which hold a request far longer.
+SHORT_TIMEOUT = 0.3
+
 JwksMode = Literal["up", "error", "drop", "slow", "not_a_key_set"]
 GoTrueMode = Literal["normal", "rate_limited", "error", "slow", "drop"]
 

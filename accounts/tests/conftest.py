@@ -26,8 +26,9 @@ def supabase(fake_supabase: FakeSupabase, settings: Settings) -> FakeSupabase:
     settings.SUPABASE_JWKS_URL = fake_supabase.jwks_url
     settings.SUPABASE_JWT_ISSUER = fake_supabase.issuer
     settings.SUPABASE_JWT_ALGORITHMS = ["HS256", "ES256", "RS256"]
-    # Short, so the timeout test waits only this long.
-    settings.SUPABASE_HTTP_TIMEOUT_SECONDS = 0.3
+    # Ample for loopback on a loaded machine (a login under CI load once took 0.48 s); the
+    # timeout tests shorten it to SHORT_TIMEOUT.
+    settings.SUPABASE_HTTP_TIMEOUT_SECONDS = 2.0
     return fake_supabase
 
 

@@ -5,7 +5,13 @@ from rest_framework.test import APIClient
 
 from accounts.gotrue import gotrue_client
 from testsupport.assertions import assert_error
-from testsupport.fake_supabase import API_KEY, SESSION_SECONDS, FakeSupabase, FakeUser
+from testsupport.fake_supabase import (
+    API_KEY,
+    SESSION_SECONDS,
+    SHORT_TIMEOUT,
+    FakeSupabase,
+    FakeUser,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -438,8 +444,9 @@ def test_unreachable_supabase_is_502(anon_client, supabase, settings, closed_por
     assert body["error"]["message"] == "Supabase Auth is unreachable."
 
 
-def test_slow_supabase_is_503_timeout(anon_client, supabase: FakeSupabase) -> None:
-    # given: GoTrue holds the request far longer than the 0.3 s timeout
+def test_slow_supabase_is_503_timeout(anon_client, supabase: FakeSupabase, settings) -> None:
+    # given: GoTrue holds the request far longer than the timeout
+    settings.SUPABASE_HTTP_TIMEOUT_SECONDS = SHORT_TIMEOUT
     supabase.gotrue_mode = "slow"
 
     # when

@@ -14,7 +14,7 @@ from accounts.models import User
 from accounts.tokens import MAX_TOKEN_BYTES
 from conftest import TokenFactory
 from testsupport.assertions import app_queries, assert_error
-from testsupport.fake_supabase import FakeSupabase, unsigned_token
+from testsupport.fake_supabase import SHORT_TIMEOUT, FakeSupabase, unsigned_token
 from testsupport.helpers import eventually
 
 pytestmark = pytest.mark.django_db
@@ -218,9 +218,10 @@ def test_wrong_issuer_is_401(anon_client, supabase: FakeSupabase) -> None:
 
 @pytest.mark.parametrize("mode", ["error", "drop", "slow"])
 def test_jwks_down_and_no_cached_keys_is_503_without_challenge(
-    anon_client, supabase: FakeSupabase, mode
+    anon_client, supabase: FakeSupabase, settings, mode
 ) -> None:
     # given
+    settings.SUPABASE_HTTP_TIMEOUT_SECONDS = SHORT_TIMEOUT
     supabase.jwks_mode = mode
 
     # when
