@@ -711,6 +711,10 @@ async def main_async(
         "streams_cut": sum(1 for t in load.turns if t.cut),
         "streams_cut_and_resumed": sum(1 for t in load.turns if t.resumed is not None),
         "sends_refused": dict(refused.most_common()),
+        # When each refused send began (seconds into the load), to set beside the faults'.
+        "sends_refused_at_seconds": sorted(
+            round(t.started, 1) for t in load.turns if t.status != 200
+        ),
         "longest_409_refusal_seconds": round(max(spans), 2) if spans else 0.0,
         "killed_answers_swept": len(swept_after),
         "killed_answers_swept_after_seconds": (
