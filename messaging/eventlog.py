@@ -16,7 +16,7 @@ import weakref
 from typing import Any
 
 from django.conf import settings
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -27,11 +27,17 @@ from messaging.sse import SSEEvent
 logger = logging.getLogger(__name__)
 
 _KEY_PREFIX = "chatapi:gen:"
-_READ_BATCH = 512
+LOG_READ_BATCH = 512
 # How long after the TTL an abandoned log (its process died before closing it) still lives:
 # the longest an answer may take.
 _ABANDONED_LOG_SECONDS = 86400
-_READ_BLOCK_MS = 1000  # a follower's wait for new events, per XREAD
+_READ_BLOCK_MS = 1000  # a follower's longest wait for new events before it checks the log
+# The shared read's BLOCK (``_LogReader``): a follower that starts waiting while it blocks is
+# read from at the next one, this long later at most.
+_SHARED_BLOCK_MS = 100
+# Connections per process. Nothing holds one longer than a command: the followers' waits share
+# one read. A command that finds them all busy waits for one (up to the socket timeout).
+_POOL_SIZE = 100
 # Above the XREAD wait: a hung Redis fails a command after this long instead of never (the
 # cancel listener's pub/sub reads are not bounded by it: they wait for messages).
 _SOCKET_TIMEOUT_SECONDS = _READ_BLOCK_MS / 1000 + 2.0
@@ -48,13 +54,16 @@ def redis_client() -> Redis:
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
-        client = Redis.from_url(
+        pool = BlockingConnectionPool.from_url(
             str(settings.REDIS_URL),
+            max_connections=_POOL_SIZE,
+            timeout=_SOCKET_TIMEOUT_SECONDS,
             decode_responses=False,
             socket_timeout=_SOCKET_TIMEOUT_SECONDS,
             socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
             retry=Retry(NoBackoff(), 1, supported_errors=RETRIED_ERRORS),
         )
+        client = Redis(connection_pool=pool)
         _clients[loop] = client
     return client
 
@@ -211,17 +220,111 @@ async def logs_written() -> None:
         await flusher.idle()
 
 
-async def read_log(message_id: uuid.UUID, *, after: int) -> list[SSEEvent] | None:
-    """The logged events with ids above ``after``, waiting up to a second for one to arrive;
-    ``None`` when there is no log for this message (never written, or expired)."""
-    client = redis_client()
+class _Wait:
+    __slots__ = ("after", "future", "key", "until")
+
+    def __init__(self, key: str, after: int, future: "asyncio.Future[list[SSEEvent]]") -> None:
+        self.key = key
+        self.after = after
+        self.future = future
+        self.until = future.get_loop().time() + _READ_BLOCK_MS / 1000
+
+
+class _LogReader:
+    """Waits for the next events of every log followed in this process with one blocking
+    XREAD over all of them, so a follower holds no Redis connection while it waits. (With a
+    blocking XREAD each, a process following 100 answers of a killed one took every
+    connection of its pool, and the sweeper's reads failed with "Too many connections".)
+
+    A wait ends with the events after its position as soon as any arrive, or empty after
+    ``_READ_BLOCK_MS``; every wait fails with the error when the read fails."""
+
+    def __init__(self) -> None:
+        self._waits: list[_Wait] = []
+        self._wakeup = asyncio.Event()
+        self._task = asyncio.create_task(self._run())
+
+    def wait(self, key: str, after: int) -> "asyncio.Future[list[SSEEvent]]":
+        future: asyncio.Future[list[SSEEvent]] = asyncio.get_running_loop().create_future()
+        self._waits.append(_Wait(key, after, future))
+        self._wakeup.set()
+        return future
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                while self._waits:
+                    await self._read()
+        except Exception:
+            logger.exception("the event log reader failed")  # the next wait starts another
+        finally:
+            # Cancelled with its loop: nobody is left waiting on a read that will not come.
+            _readers.pop(asyncio.get_running_loop(), None)
+            self._fail(self._waits, RedisError("the event log reader stopped"))
+
+    async def _read(self) -> None:
+        waits, self._waits = [w for w in self._waits if not w.future.done()], []
+        if not waits:
+            return
+        positions: dict[str, int] = {}
+        for wait in waits:
+            positions[wait.key] = min(positions.get(wait.key, wait.after), wait.after)
+        try:
+            result: Any = await redis_client().xread(
+                {key: f"{after}-0" for key, after in positions.items()},
+                count=LOG_READ_BATCH,
+                block=_SHARED_BLOCK_MS,
+            )
+        except RedisError as exc:  # every follower is told (and ends as its log was lost)
+            self._fail(waits, exc)
+            return
+        arrived = {
+            key.decode(): [_event_from(entry_id, fields) for entry_id, fields in entries]
+            for key, entries in result or ()
+        }
+        now = asyncio.get_running_loop().time()
+        still: list[_Wait] = []
+        for wait in waits:
+            if wait.future.done():  # its follower went away meanwhile
+                continue
+            events = [event for event in arrived.get(wait.key, ()) if event.id > wait.after]
+            if events or now >= wait.until:
+                wait.future.set_result(events)
+            else:
+                still.append(wait)
+        # The waits that began during the read join the next one.
+        self._waits = still + self._waits
+
+    @staticmethod
+    def _fail(waits: list[_Wait], error: RedisError) -> None:
+        for wait in waits:
+            if not wait.future.done():
+                wait.future.set_exception(error)
+
+
+_readers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LogReader]
+_readers = weakref.WeakKeyDictionary()
+
+
+async def read_log(message_id: uuid.UUID, *, after: int, wait: bool) -> list[SSEEvent]:
+    """The logged events with ids above ``after`` (a batch at most; none when there is no log).
+
+    ``wait``: the follower has read all there was, so this waits up to ``_READ_BLOCK_MS`` for
+    more, in this process's one shared read (``_LogReader``). Otherwise it reads at once what
+    is there (a follower catching up)."""
     key = log_key(message_id)
-    result: Any = await client.xread({key: f"{after}-0"}, count=_READ_BATCH, block=_READ_BLOCK_MS)
-    if result:
+    if not wait:
+        result: Any = await redis_client().xread({key: f"{after}-0"}, count=LOG_READ_BATCH)
+        if not result:
+            return []
         return [_event_from(entry_id, fields) for entry_id, fields in result[0][1]]
-    if not await client.exists(key):
-        return None
-    return []
+    loop = asyncio.get_running_loop()
+    reader = _readers.get(loop)
+    if reader is None:
+        reader = _readers[loop] = _LogReader()
+    return await reader.wait(key, after)
 
 
 async def log_exists(message_id: uuid.UUID) -> bool:

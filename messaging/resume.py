@@ -21,7 +21,7 @@ from conversations.blocks import text_blocks
 from conversations.models import Message
 from messaging import sse
 from messaging.endings import LOG_LOST_ERROR
-from messaging.eventlog import log_exists, log_tail, read_log, redis_enabled
+from messaging.eventlog import LOG_READ_BATCH, log_exists, log_tail, read_log, redis_enabled
 from messaging.live import generation_get
 from messaging.sweeper import worker_ensure_running
 
@@ -143,12 +143,14 @@ async def _follow_redis(message_id: uuid.UUID, *, after: int) -> AsyncIterator[b
     position = after
     loop = asyncio.get_running_loop()
     check_at = loop.time()
+    caught_up = False  # read at once until a read returns less than there could be
     while True:
         tail = None
         abandoned = False
         try:
-            events = await read_log(message_id, after=position)
-            if events == []:  # nothing new yet, or nothing more
+            events = await read_log(message_id, after=position, wait=caught_up)
+            caught_up = len(events) < LOG_READ_BATCH
+            if not events:  # nothing new yet, nothing more, or no log
                 tail = await log_tail(message_id)
                 if tail is not None and not tail.terminal:
                     if loop.time() >= check_at:
@@ -161,7 +163,7 @@ async def _follow_redis(message_id: uuid.UUID, *, after: int) -> AsyncIterator[b
             async for chunk in _log_lost(message_id, position):
                 yield chunk
             return
-        if abandoned or events is None or (not events and (tail is None or tail.id < position)):
+        if abandoned or (not events and (tail is None or tail.id < position)):
             # The log was abandoned unended, vanished, or holds less than the client has:
             # the stored answer.
             async for chunk in _stored_replay(await _load(message_id)):

@@ -17,6 +17,8 @@ from conversations.models import Conversation, Message
 from messaging import live, sse
 from messaging.eventlog import log_key, redis_client
 from messaging.live import generation_get
+from messaging.process import WORKER_ID
+from messaging.resume import message_events
 from messaging.sweeper import sweep_once
 from testsupport.asgi import ASGIRequest, parse_sse
 from testsupport.fake_groq import FakeGroq, Reply
@@ -474,6 +476,62 @@ async def test_a_follower_of_a_log_that_will_never_end_gets_the_stored_answer_re
         (5, "message_delta"),
         (6, "message_stop"),
     ]
+
+
+@pytest.mark.skipif("redis" not in LOG_MODES, reason="needs Redis (set REDIS_URL; CI does)")
+async def test_more_followers_than_the_redis_pool_has_connections_all_follow_to_the_end(
+    settings, conversation: Conversation
+) -> None:
+    # given: an answer in progress on another process (its log in Redis) and 150 followers in
+    # this one, more than the client's pool of 100 connections
+    settings.REDIS_URL = os.environ["REDIS_URL"]
+
+    @sync_to_async
+    def in_progress() -> Message:
+        return Message.objects.create(
+            conversation=conversation,
+            role=Message.Role.ASSISTANT,
+            status=Message.Status.IN_PROGRESS,
+            worker_id=WORKER_ID,
+            model=MODEL,
+        )
+
+    message = await in_progress()
+    events = [
+        sse.SSEEvent.build(
+            1, sse.message_start(message_id=str(message.pk), model=MODEL, input_tokens=3)
+        ),
+        sse.SSEEvent.build(2, sse.content_block_start(index=0, block_type="text")),
+        *(
+            sse.SSEEvent.build(n, sse.content_block_delta(index=0, block_type="text", text=f"{n} "))
+            for n in range(3, 23)
+        ),
+        sse.SSEEvent.build(23, sse.content_block_stop(index=0)),
+        sse.SSEEvent.build(
+            24, sse.message_delta(stop_reason="end_turn", input_tokens=3, output_tokens=20)
+        ),
+        sse.SSEEvent.build(25, sse.message_stop()),
+    ]
+    await write_log(message.pk, events[:2])
+
+    async def follow() -> bytes:
+        return b"".join([chunk async for chunk in message_events(message, after=0)])
+
+    followers = [asyncio.ensure_future(follow()) for _ in range(150)]
+    await asyncio.sleep(0.3)  # all of them caught up and waiting
+    waiting_on = len(redis_client().connection_pool._in_use_connections)
+
+    # when: the rest of the answer arrives, an event every 20 ms
+    for event in events[2:]:
+        await write_log(message.pk, [event])
+        await asyncio.sleep(0.02)
+
+    # then: every follower has the whole answer, byte for byte (none cut off with the log
+    # lost for want of a connection), and their waits held one connection, not one each
+    expected = b"".join(event.raw for event in events)
+    received = await asyncio.wait_for(asyncio.gather(*followers), timeout=10)
+    assert received == [expected] * 150
+    assert waiting_on <= 2  # the shared read and this process's cancel listener
 
 
 async def write_log(message_id: uuid.UUID, events: list[sse.SSEEvent]) -> None:
