@@ -240,9 +240,13 @@ class _LogReader:
     ``_READ_BLOCK_MS``; every wait fails with the error when the read fails."""
 
     def __init__(self) -> None:
-        self._waits: list[_Wait] = []
+        self._waits: list[_Wait] = []  # to join the next read
+        self._reading: list[_Wait] = []  # in the read under way
         self._wakeup = asyncio.Event()
         self._task = asyncio.create_task(self._run())
+
+    def waiting(self) -> int:
+        return sum(not wait.future.done() for wait in (*self._reading, *self._waits))
 
     def wait(self, key: str, after: int) -> "asyncio.Future[list[SSEEvent]]":
         future: asyncio.Future[list[SSEEvent]] = asyncio.get_running_loop().create_future()
@@ -262,12 +266,13 @@ class _LogReader:
         finally:
             # Cancelled with its loop: nobody is left waiting on a read that will not come.
             _readers.pop(asyncio.get_running_loop(), None)
-            self._fail(self._waits, RedisError("the event log reader stopped"))
+            self._fail([*self._reading, *self._waits], RedisError("the event log reader stopped"))
 
     async def _read(self) -> None:
         waits, self._waits = [w for w in self._waits if not w.future.done()], []
         if not waits:
             return
+        self._reading = waits
         positions: dict[str, int] = {}
         for wait in waits:
             positions[wait.key] = min(positions.get(wait.key, wait.after), wait.after)
@@ -280,6 +285,8 @@ class _LogReader:
         except RedisError as exc:  # every follower is told (and ends as its log was lost)
             self._fail(waits, exc)
             return
+        finally:
+            self._reading = []
         arrived = {
             key.decode(): [_event_from(entry_id, fields) for entry_id, fields in entries]
             for key, entries in result or ()

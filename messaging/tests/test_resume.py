@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from conversations.models import Conversation, Message
-from messaging import live, sse
+from messaging import eventlog, live, sse
 from messaging.eventlog import log_key, redis_client
 from messaging.live import generation_get
 from messaging.process import WORKER_ID
@@ -517,8 +517,15 @@ async def test_more_followers_than_the_redis_pool_has_connections_all_follow_to_
     async def follow() -> bytes:
         return b"".join([chunk async for chunk in message_events(message, after=0)])
 
+    def waiting() -> int:
+        reader = eventlog._readers.get(asyncio.get_running_loop())
+        return 0 if reader is None else reader.waiting()
+
     followers = [asyncio.ensure_future(follow()) for _ in range(150)]
-    await asyncio.sleep(0.3)  # all of them caught up and waiting
+    deadline = asyncio.get_running_loop().time() + 10
+    while waiting() < 150:  # until all of them have caught up and wait
+        assert asyncio.get_running_loop().time() < deadline, f"{waiting()} waiting"
+        await asyncio.sleep(0.01)
     waiting_on = len(redis_client().connection_pool._in_use_connections)
 
     # when: the rest of the answer arrives, an event every 20 ms
