@@ -48,6 +48,7 @@ class OneThreadASGIHandler(ASGIHandler):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)  # Django refuses it
             return
+        daphne_writes.request_send_set(send)
         async with ThreadSensitiveContext(executor=self._sync_thread):
             await self.handle(scope, receive, send)
 

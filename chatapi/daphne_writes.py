@@ -11,9 +11,68 @@ with one ``send``; what the socket does not take (its buffer is full, or it fail
 as Twisted always did, and every write after it queues behind it until the queue drains, so
 the bytes keep their order and Twisted's flow control (pausing a producer when the queue
 grows) is unchanged. A connection that is closing or closed takes Twisted's own path.
+
+``body_writer()`` gives code that streams a response (an answer's events) a synchronous write
+of body bytes on the current request's connection under daphne: what daphne does with an ASGI
+``http.response.body`` message, called directly by the code that has the bytes, instead of
+handing them to Django's response loop in another task, which then awaits daphne's ``send``
+(``messaging.generation.Generation.push``). Under another server it is None and the response
+streams through ASGI as usual.
 """
 
+import contextvars
+import functools
+from collections.abc import Callable
 from typing import Any
+
+# The current request's ASGI ``send`` (``chatapi.asgi.OneThreadASGIHandler``).
+_send: contextvars.ContextVar[Any] = contextvars.ContextVar("chatapi_asgi_send", default=None)
+
+
+def request_send_set(send: Any) -> None:
+    """Called by the ASGI handler for each request, in the request's own context."""
+    _send.set(send)
+
+
+def body_writer() -> Callable[[bytes], None] | None:
+    """A synchronous write of response body bytes on the current request's connection, for
+    a response whose headers have been sent and which has more to send; None unless daphne
+    serves the request. A write after the client went away is dropped, as daphne drops it."""
+    send = _send.get()
+    if not isinstance(send, functools.partial):
+        return None
+    handle_reply, web_request, request_write = _daphne()
+    bound: Any = send.func  # daphne's Server.handle_reply, bound to its server
+    if not (
+        getattr(bound, "__func__", None) is handle_reply
+        and len(send.args) == 1
+        and isinstance(send.args[0], web_request)
+    ):
+        return None
+    connections: dict[Any, dict[str, Any]] = bound.__self__.connections
+    request: Any = send.args[0]
+
+    def write(data: bytes) -> None:
+        # Server.handle_reply's and WebRequest.handle_reply's checks, then their write.
+        state = connections.get(request)
+        if state is None or state.get("disconnected") or request.finished:
+            return
+        if request.channel is None:
+            return
+        request_write(request, data)
+
+    return write
+
+
+@functools.cache
+def _daphne() -> tuple[Any, type, Callable[[Any, bytes], None]]:
+    """daphne's ``send``, its request class and their write (imported when first needed: a
+    management command need not import Twisted)."""
+    from daphne.http_protocol import WebRequest
+    from daphne.server import Server
+    from twisted.web import http
+
+    return Server.handle_reply, WebRequest, http.Request.write
 
 
 def _unsent(connection: Any, data: bytes) -> bytes:

@@ -97,6 +97,32 @@ async def _refusal(error: ProviderError) -> AsyncGenerator[StreamEvent]:
     yield  # pragma: no cover - makes this an async generator
 
 
+class _Sink:
+    """A response that ``Generation.push`` writes to: the events appended in one turn of the
+    event loop go out in one write, at the end of that turn."""
+
+    __slots__ = ("_loop", "_pending", "_write")
+
+    def __init__(self, write: Callable[[bytes], None]) -> None:
+        self._write = write
+        self._loop = asyncio.get_running_loop()
+        self._pending: list[bytes] = []
+
+    def add(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self.flush)
+        self._pending.append(data)
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        try:
+            self._write(pending[0] if len(pending) == 1 else b"".join(pending))
+        except Exception:  # the client's connection, not the generation, failed
+            logger.exception("writing an answer's events to its client failed")
+
+
 class Generation:
     def __init__(
         self,
@@ -124,6 +150,8 @@ class Generation:
         self._task: asyncio.Task[TurnOutcome] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._waiters: list[asyncio.Future[None]] = []
+        self._sinks: list[_Sink] = []
+        self._ended = asyncio.Event()
         self._last_event_at = time.perf_counter()
         self._cancel_status = Message.Status.CANCELLED
         self._cancel_error = DISCONNECTED_ERROR
@@ -322,6 +350,23 @@ class Generation:
             self._waiters.append(waiter)
             await waiter
 
+    async def push(self, write: Callable[[bytes], None], after: int = 0) -> None:
+        """``follow`` for a response that can be written to directly (``write``: synchronous,
+        ``chatapi.daphne_writes.body_writer``): the events with an id above ``after`` are
+        written as they are appended, by the generation's own task, until the end. Nothing
+        else is woken per event (``follow`` wakes the response's task, which then awaits the
+        server's ``send``); the events of one turn of the event loop go out in one write."""
+        sink = _Sink(write)
+        if after < len(self.events):
+            sink.add(self.events.after(after))
+        if not self.finished:
+            self._sinks.append(sink)
+            try:
+                await self._ended.wait()
+            finally:
+                self._sinks.remove(sink)
+        sink.flush()
+
     # --- the turn ----------------------------------------------------------------------------
 
     async def _run(self) -> TurnOutcome:
@@ -351,6 +396,7 @@ class Generation:
                 self._emit(sse.message_stop())
         self.finished = True
         self._wake()
+        self._ended.set()
         if status == Message.Status.COMPLETE and self.plan.auto_title and settings.TITLE_MODEL:
             title_generate_later(
                 conversation_id=self.plan.conversation_id,
@@ -517,7 +563,10 @@ class Generation:
         if self._writer is not None:
             self._writer.push(event)
         self._last_event_at = time.perf_counter()
-        self._wake()
+        for sink in self._sinks:
+            sink.add(event.raw)
+        if self._waiters:
+            self._wake()
 
     def _wake(self) -> None:
         waiters, self._waiters = self._waiters, []

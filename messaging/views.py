@@ -21,7 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.authentication import request_api_key_id, request_user
-from chatapi import shutdown
+from chatapi import daphne_writes, shutdown
 from chatapi.dispatch import ContinueOnLoop
 from chatapi.errors import ApiError, ConflictError, api_error, status_for_error_type
 from chatapi.openapi import sse_schema_response
@@ -148,13 +148,23 @@ def api_error_from_provider(error: ProviderError) -> ApiError:
     return api_error(error.status, error.message, error_type=error.error_type, headers=headers)
 
 
-async def generation_relay(generation: Generation) -> AsyncIterator[bytes]:
+async def generation_relay(
+    generation: Generation, *, to_client: bool = False
+) -> AsyncIterator[bytes]:
     """The response body: follows the generation's events. When the client goes away
     (cancellation under ASGI, or the iterator closed) the generation goes on, to be resumed,
-    unless GENERATION_CONTINUE_ON_DISCONNECT is off."""
+    unless GENERATION_CONTINUE_ON_DISCONNECT is off.
+
+    ``to_client``: the bytes are the response's as they are (the native route; the
+    compatible routes translate them). Under daphne they are then written to the connection
+    by the generation as it makes them (``Generation.push``) and this yields nothing."""
     try:
-        async for chunk in generation.follow():
-            yield chunk
+        write = daphne_writes.body_writer() if to_client else None
+        if write is not None:
+            await generation.push(write)
+        else:
+            async for chunk in generation.follow():
+                yield chunk
     finally:
         if not generation.finished and not settings.GENERATION_CONTINUE_ON_DISCONNECT:
             generation.cancel(Message.Status.INCOMPLETE)
@@ -347,7 +357,7 @@ async def _answer(generation: Generation, *, streaming: bool) -> HttpResponseBas
         raise api_error_from_provider(exc) from None
     if streaming:
         return _stream_of(
-            generation_relay(generation),
+            generation_relay(generation, to_client=True),
             conversation_id=plan.conversation_id,
             user_message_id=plan.user_message.pk,
         )

@@ -346,3 +346,47 @@ def test_single_process_in_memory_mode_resumes(
     text = "".join(e.data["delta"]["text"] for e in events if e.event == "content_block_delta")
     assert text == "".join(f"t{i} " for i in range(20))
     assert json.loads(json.dumps(wait_for_status(message_id).status)) == "complete"
+
+
+@pytest.mark.parametrize("continue_on_disconnect", [True, False])
+def test_a_client_that_goes_away_mid_stream_leaves_the_documented_outcome(
+    start_server: Any,
+    fake_groq: FakeGroq,
+    conversation: Conversation,
+    auth: dict[str, str],
+    continue_on_disconnect: bool,
+) -> None:
+    # given: one daphne server (whose streams the generation writes to the connection itself)
+    server = start_server(
+        redis=False, GENERATION_CONTINUE_ON_DISCONNECT=str(continue_on_disconnect).lower()
+    )
+    words = [f"w{i} " for i in range(60)]
+    fake_groq.replies.append(Reply(text=words, interval=0.02))
+
+    # when: the client reads four events and closes its connection
+    with httpx.stream(
+        "POST",
+        messages_url(server, conversation),
+        headers=auth,
+        json={"content": "Hi", "stream": True},
+        timeout=10,
+    ) as response:
+        message_id = assistant_id(read_events(response.iter_raw(), 4))
+
+    # then: the answer goes on and is stored whole, or stops, closes the upstream and is
+    # stored incomplete with what it had; the server answers the next send either way
+    message = wait_for_status(message_id)
+    if continue_on_disconnect:
+        assert message.status == "complete"
+        assert message.content == "".join(words)
+    else:
+        assert fake_groq.wait_for_disconnect(2.0)
+        assert message.status == "incomplete"
+        assert message.content.startswith("w0 ")
+        assert len(message.content) < len("".join(words))
+    fake_groq.replies.append(Reply(text=["Again"]))
+    again = httpx.post(
+        messages_url(server, conversation), headers=auth, json={"content": "Hi"}, timeout=10
+    )
+    assert again.status_code == 201, again.text
+    assert again.json()["content"][0]["text"] == "Again"
