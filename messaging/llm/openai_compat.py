@@ -39,7 +39,7 @@ from messaging.llm.base import (
     UpstreamTimings,
     Usage,
 )
-from messaging.llm.transport import AiohttpTransport
+from messaging.llm.transport import AiohttpTransport, raw_chunks
 
 logger = logging.getLogger(__name__)
 
@@ -321,17 +321,27 @@ class _StreamState:
 
 
 async def _parse_stream(response: httpx.Response) -> AsyncGenerator[StreamEvent]:
+    """The events of the stream's ``data:`` lines. Lines are split from the bytes as they
+    arrive (chunks batched in one read or split across reads come out the same), and
+    nothing is decoded to text on the way."""
     state = _StreamState()
+    encoded = response.headers.get("content-encoding", "identity") != "identity"
+    pending = b""
     try:
-        async for line in _data_lines(response):
+        async for received in response.aiter_bytes() if encoded else raw_chunks(response):
             # After [DONE] the body is read to its end (a few bytes), so the connection
             # goes back to the pool instead of being closed: no new connection per turn.
             if state.done:
                 continue
-            for event in _events_from_payload(line, state):
+            lines = (pending + received).split(b"\n")
+            pending = lines.pop()
+            for event in _lines_events(lines, state):
                 yield event
             if state.failed:
                 break
+        if not (state.done or state.failed):
+            for event in _lines_events([pending], state):
+                yield event
     except httpx.TimeoutException:
         if not state.started:
             raise
@@ -340,33 +350,33 @@ async def _parse_stream(response: httpx.Response) -> AsyncGenerator[StreamEvent]
         if not state.started:
             raise
         yield state.fail("The model provider closed the connection mid-stream.")
+    for event in _ending(state):
+        yield event
+
+
+def _lines_events(lines: list[bytes], state: _StreamState) -> list[StreamEvent]:
+    """The events of whole lines, up to ``[DONE]`` or a failure."""
+    events: list[StreamEvent] = []
+    for line in lines:
+        if line.startswith(b"data:"):  # else: blank separators, comments, other fields
+            events += _events_from_payload(line[5:].strip(), state)
+            if state.done or state.failed:
+                break
+    return events
+
+
+def _ending(state: _StreamState) -> list[StreamEvent]:
+    """The events after the body's end: usage and finish, or the failure it is."""
     if state.failed:
-        return
+        return []
     if not state.done and state.finish_reason is None:
-        yield state.fail("The model provider ended the stream early.")
-        return
-    if not state.started:
-        yield Started(model="")
+        return [state.fail("The model provider ended the stream early.")]
+    events: list[StreamEvent] = [] if state.started else [Started(model="")]
     usage = state.final_usage()
     if usage is not None:
-        yield usage
-    yield Finish(STOP_REASONS.get(state.finish_reason or "stop", "end_turn"))
-
-
-async def _data_lines(response: httpx.Response) -> AsyncGenerator[bytes]:
-    """The payloads of the stream's ``data:`` lines, as bytes: chunks batched in one read or
-    split across reads come out the same, and nothing is decoded to text on the way."""
-    pending = b""
-    encoded = response.headers.get("content-encoding", "identity") != "identity"
-    async for received in response.aiter_bytes() if encoded else response.aiter_raw():
-        lines = (pending + received).split(b"\n")
-        pending = lines.pop()
-        for line in lines:
-            if line.startswith(b"data:"):
-                yield line[5:].strip()
-            # else: blank separators, comments, other SSE fields
-    if pending.startswith(b"data:"):
-        yield pending[5:].strip()
+        events.append(usage)
+    events.append(Finish(STOP_REASONS.get(state.finish_reason or "stop", "end_turn")))
+    return events
 
 
 def _events_from_payload(payload: bytes, state: _StreamState) -> list[StreamEvent]:

@@ -234,6 +234,47 @@ def test_stall_past_read_timeout_is_a_timeout_failure(fake_groq: FakeGroq) -> No
     assert events[-1] == StreamFailed("The model provider stopped sending.", "timeout_error")
 
 
+def test_a_stalled_stream_times_out_while_another_on_the_same_client_keeps_streaming(
+    fake_groq: FakeGroq,
+) -> None:
+    # given: one client (one connection pool, one read-timeout watch), two answers at once:
+    # one that stops sending after its first delta, one that takes 1 s in 0.1 s steps, five
+    # times the read timeout in all
+    fake_groq.replies.append(Reply(text=["a", "b"], stall_after=1))
+    fake_groq.replies.append(Reply(text=[f"{i} " for i in range(10)], interval=0.1))
+    client = client_for(fake_groq, read_timeout=0.2)
+
+    async def both() -> tuple[list[StreamEvent], list[StreamEvent]]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        stalled = asyncio.ensure_future(collect_one(client))
+        stalled.add_done_callback(lambda _: ended.append(loop.time() - started))
+        await asyncio.sleep(0.05)  # the stalling reply is the first one taken
+        slow = await collect_one(client)
+        ended.append(loop.time() - started)
+        await client.aclose()
+        return await stalled, slow
+
+    ended: list[float] = []
+
+    # when
+    failed, slow = run(both())
+
+    # then: the stalled one failed on its timeout; the slow one, never silent that long, did not
+    assert failed[-1] == StreamFailed("The model provider stopped sending.", "timeout_error")
+    assert "".join(e.text for e in slow if isinstance(e, TextDelta)) == "".join(
+        f"{i} " for i in range(10)
+    )
+    assert slow[-1] == Finish("end_turn")
+    stalled_ended, slow_ended = ended
+    assert stalled_ended < 0.7  # on its timeout, not when the other ended
+    assert slow_ended > 0.9
+
+
+async def collect_one(client: GroqClient) -> list[StreamEvent]:
+    return [event async for event in client.stream(REQUEST)]
+
+
 def test_stream_without_done_or_finish_is_a_failure(fake_groq: FakeGroq) -> None:
     fake_groq.replies.append(Reply(text=["a"], done=False, finish_reason=""))
 
