@@ -17,6 +17,7 @@ from asgiref.sync import sync_to_async
 from django.db import connection
 from redis.exceptions import RedisError
 
+from chatapi import daphne_writes
 from conversations.blocks import text_blocks
 from conversations.models import Message
 from messaging import sse
@@ -69,13 +70,23 @@ def stored_message_events(message: Message) -> list[sse.SSEEvent]:
     )
 
 
-async def message_events(message: Message, *, after: int) -> AsyncIterator[bytes]:
-    """The message's SSE bytes after event ``after``, live until its end."""
+async def message_events(
+    message: Message, *, after: int, to_client: bool = False
+) -> AsyncIterator[bytes]:
+    """The message's SSE bytes after event ``after``, live until its end.
+
+    ``to_client``: the bytes are the response's as they are (the native routes); a
+    generation running in this process then writes them to the connection itself under
+    daphne (``Generation.push``), and this yields nothing of them."""
     # This process now waits on other processes' generations: it must sweep too, or a
     # generation whose process died would keep its followers waiting.
     worker_ensure_running()
     generation = generation_get(message.pk)
     if generation is not None:
+        write = daphne_writes.body_writer() if to_client else None
+        if write is not None:
+            await generation.push(write, after)
+            return
         async for chunk in generation.follow(after):
             yield chunk
         return

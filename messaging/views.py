@@ -332,7 +332,7 @@ def _repeat(turn: RepeatedTurn, *, streaming: bool) -> HttpResponseBase:
     """A retry with a known Idempotency-Key: the same turn, followed or awaited."""
     if streaming:
         return _stream_of(
-            message_events(turn.assistant_message, after=0),
+            message_events(turn.assistant_message, after=0, to_client=True),
             conversation_id=turn.conversation_id,
             user_message_id=turn.user_message.pk,
         )
@@ -573,7 +573,7 @@ class ConversationMessageStreamView(ConversationScopedView):
         message = message_get_in_conversation(conversation=self.conversation, message_id=message_id)
         if message.role != Message.Role.ASSISTANT:
             raise ApiError("Only an assistant message has a stream.")
-        response = event_stream_response(message_events(message, after=after))
+        response = event_stream_response(message_events(message, after=after, to_client=True))
         response["conversation-id"] = str(self.conversation.pk)
         return response
 
