@@ -48,9 +48,15 @@ class OneThreadASGIHandler(ASGIHandler):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)  # Django refuses it
             return
-        daphne_writes.request_send_set(send)
         async with ThreadSensitiveContext(executor=self._sync_thread):
             await self.handle(scope, receive, send)
+
+    async def send_response(self, response: Any, send: Any) -> None:
+        if response.streaming:
+            # For a body that writes itself on the connection (daphne_writes.body_writer); in
+            # this task's context only, which is the response's.
+            daphne_writes.request_send_set(send)
+        await super().send_response(response, send)
 
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Django's, with its ``RequestProcessed`` exception class defined once instead of
@@ -67,7 +73,7 @@ class OneThreadASGIHandler(ASGIHandler):
             request, error_response = self.create_request(scope, body_file)
             if request is None:
                 body_file.close()
-                await self.send_response(error_response, send)  # type: ignore[arg-type]
+                await self.send_response(error_response, send)
                 await sync_to_async(error_response.close)()  # type: ignore[union-attr]
                 return
 

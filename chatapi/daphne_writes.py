@@ -25,12 +25,13 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-# The current request's ASGI ``send`` (``chatapi.asgi.OneThreadASGIHandler``).
+# The ASGI ``send`` of the streaming response being sent (``chatapi.asgi``).
 _send: contextvars.ContextVar[Any] = contextvars.ContextVar("chatapi_asgi_send", default=None)
 
 
 def request_send_set(send: Any) -> None:
-    """Called by the ASGI handler for each request, in the request's own context."""
+    """Called by the ASGI handler before it sends a streaming response's body, in the
+    context of the task that sends it."""
     _send.set(send)
 
 

@@ -151,7 +151,7 @@ class Generation:
         self._heartbeat: asyncio.Task[None] | None = None
         self._waiters: list[asyncio.Future[None]] = []
         self._sinks: list[_Sink] = []
-        self._ended = asyncio.Event()
+        self._end_waiters: list[asyncio.Future[None]] = []
         self._last_event_at = time.perf_counter()
         self._cancel_status = Message.Status.CANCELLED
         self._cancel_error = DISCONNECTED_ERROR
@@ -360,9 +360,11 @@ class Generation:
         if after < len(self.events):
             sink.add(self.events.after(after))
         if not self.finished:
+            ended = asyncio.get_running_loop().create_future()
+            self._end_waiters.append(ended)
             self._sinks.append(sink)
             try:
-                await self._ended.wait()
+                await ended
             finally:
                 self._sinks.remove(sink)
         sink.flush()
@@ -394,9 +396,7 @@ class Generation:
                 self._emit(sse.error(error_type="api_error", message=NOT_STORED_MESSAGE))
             else:
                 self._emit(sse.message_stop())
-        self.finished = True
-        self._wake()
-        self._ended.set()
+        self._finish()
         if status == Message.Status.COMPLETE and self.plan.auto_title and settings.TITLE_MODEL:
             title_generate_later(
                 conversation_id=self.plan.conversation_id,
@@ -567,6 +567,13 @@ class Generation:
             sink.add(event.raw)
         if self._waiters:
             self._wake()
+
+    def _finish(self) -> None:
+        self.finished = True
+        self._wake()
+        for ended in self._end_waiters:
+            if not ended.done():
+                ended.set_result(None)
 
     def _wake(self) -> None:
         waiters, self._waiters = self._waiters, []
