@@ -497,6 +497,9 @@ LOGGING = {
         "pgserver": {"level": "WARNING"},
         # `runserver`'s own access line (daphne's, an error for any 5xx) repeats chatapi.access.
         "django.channels.server": {"level": "CRITICAL"},
+        # httpx logs every request it sends at INFO ("HTTP Request: POST ... 200 OK"): a line
+        # per turn beside the access line, saying nothing the stored message does not.
+        "httpx": {"level": "WARNING"},
     },
 }
 # Prometheus metrics at GET /metrics (chatapi/metrics.py), per server process. Off unless

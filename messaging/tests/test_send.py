@@ -5,6 +5,7 @@ ASGI (testsupport/asgi.py), so streams are read chunk by chunk and can be discon
 import asyncio
 import gc
 import json
+import logging
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -254,6 +255,27 @@ async def test_accept_event_stream_header_streams(
     assert response.status == 200
     assert events[-1].event == "message_stop"
     await settled(conversation)
+
+
+async def test_a_turn_logs_its_access_line_and_no_line_of_the_http_client_s_own(
+    fake_groq: FakeGroq,
+    conversation: Conversation,
+    auth: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # given: logs at INFO, production's level
+    caplog.set_level(logging.INFO)
+
+    # when
+    response = await send(conversation, auth, {"content": "Hi"}).start()
+    await response.read()
+    await settled(conversation)
+
+    # then: httpx's own line for the upstream request ("HTTP Request: POST ... 200 OK") is not
+    # there beside the access line
+    assert response.status == 201
+    assert [record.name for record in caplog.records if record.name == "chatapi.access"]
+    assert [record.getMessage() for record in caplog.records if record.name == "httpx"] == []
 
 
 async def test_older_stream_path_always_streams(
