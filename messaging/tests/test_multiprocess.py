@@ -6,6 +6,7 @@ idempotent send across them; and the single-process, in-memory mode.
 These need Redis for the cross-process cases (CI sets REDIS_URL); the in-memory case always
 runs."""
 
+import contextlib
 import json
 import os
 import time
@@ -78,6 +79,19 @@ def messages_url(server: LiveServer, conversation: Conversation) -> str:
     return f"{server.url}/api/v1/conversations/{conversation.pk}/messages"
 
 
+def send_streaming(
+    server: LiveServer, conversation: Conversation, auth: dict[str, str]
+) -> contextlib.AbstractContextManager[httpx.Response]:
+    """A streamed send of "Hi" to ``server``."""
+    return httpx.stream(
+        "POST",
+        messages_url(server, conversation),
+        headers=auth,
+        json={"content": "Hi", "stream": True},
+        timeout=10,
+    )
+
+
 def read_events(chunks: Iterator[bytes], count: int) -> bytes:
     """Read from a streaming response until ``count`` whole events have arrived."""
     received = b""
@@ -109,13 +123,7 @@ def test_stream_started_on_one_process_resumes_on_another(
     # given: a stream on server A, dropped after four events
     a, b = start_server(), start_server()
     fake_groq.replies.append(Reply(text=[f"t{i} " for i in range(30)], interval=0.03))
-    with httpx.stream(
-        "POST",
-        messages_url(a, conversation),
-        headers=auth,
-        json={"content": "Hi", "stream": True},
-        timeout=10,
-    ) as response:
+    with send_streaming(a, conversation, auth) as response:
         head = read_events(response.iter_raw(), 4)
     head = head[: head.index(b"\n\n", head.index(b"id: 4\n")) + 2]
     message_id = assistant_id(head)
@@ -145,13 +153,7 @@ def test_cancel_from_another_process(
     # given: a long answer generating on A, followed by a client
     a, b = start_server(), start_server()
     fake_groq.replies.append(Reply(text=[f"w{i} " for i in range(500)], interval=0.02))
-    with httpx.stream(
-        "POST",
-        messages_url(a, conversation),
-        headers=auth,
-        json={"content": "Hi", "stream": True},
-        timeout=10,
-    ) as response:
+    with send_streaming(a, conversation, auth) as response:
         chunks = response.iter_raw()
         head = read_events(chunks, 4)
         message_id = assistant_id(head)
@@ -184,13 +186,7 @@ def test_sweeper_finishes_the_message_of_a_killed_process(
     # given: A generating a slow answer, B alive
     a, b = start_server(), start_server()
     fake_groq.replies.append(Reply(text=[f"w{i} " for i in range(500)], interval=0.02))
-    with httpx.stream(
-        "POST",
-        messages_url(a, conversation),
-        headers=auth,
-        json={"content": "Hi", "stream": True},
-        timeout=10,
-    ) as response:
+    with send_streaming(a, conversation, auth) as response:
         head = read_events(response.iter_raw(), 6)
         message_id = assistant_id(head)
 
@@ -219,13 +215,7 @@ def start_slow_answer_then_kill(
     answer's Redis log (what its client saw may not all be there yet); returns the message's
     id and when the process died (``time.monotonic()``)."""
     fake_groq.replies.append(Reply(text=[f"w{i} " for i in range(500)], interval=0.02))
-    with httpx.stream(
-        "POST",
-        messages_url(server, conversation),
-        headers=auth,
-        json={"content": "Hi", "stream": True},
-        timeout=10,
-    ) as response:
+    with send_streaming(server, conversation, auth) as response:
         message_id = assistant_id(read_events(response.iter_raw(), 6))
         logged = redis.Redis.from_url(str(REDIS_URL))
         deadline = time.monotonic() + 10
@@ -321,13 +311,7 @@ def test_single_process_in_memory_mode_resumes(
     # given: one server without Redis, a stream dropped after three events
     server = start_server(redis=False)
     fake_groq.replies.append(Reply(text=[f"t{i} " for i in range(20)], interval=0.03))
-    with httpx.stream(
-        "POST",
-        messages_url(server, conversation),
-        headers=auth,
-        json={"content": "Hi", "stream": True},
-        timeout=10,
-    ) as response:
+    with send_streaming(server, conversation, auth) as response:
         head = read_events(response.iter_raw(), 3)
     head = head[: head.index(b"\n\n", head.index(b"id: 3\n")) + 2]
     message_id = assistant_id(head)
@@ -364,13 +348,7 @@ def test_a_client_that_goes_away_mid_stream_leaves_the_documented_outcome(
     fake_groq.replies.append(Reply(text=words, interval=0.02))
 
     # when: the client reads four events and closes its connection
-    with httpx.stream(
-        "POST",
-        messages_url(server, conversation),
-        headers=auth,
-        json={"content": "Hi", "stream": True},
-        timeout=10,
-    ) as response:
+    with send_streaming(server, conversation, auth) as response:
         message_id = assistant_id(read_events(response.iter_raw(), 4))
 
     # then: the answer goes on and is stored whole, or stops, closes the upstream and is

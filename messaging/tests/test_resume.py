@@ -334,18 +334,12 @@ async def test_sweeper_finishes_a_dead_workers_message(
     # given: a message in progress on a worker that never beat, with two deltas logged
     settings.GENERATION_STALE_SECONDS = 1.0
 
-    @sync_to_async
-    def orphan() -> Message:
-        return Message.objects.create(
-            conversation=conversation,
-            role=Message.Role.ASSISTANT,
-            status=Message.Status.IN_PROGRESS,
-            worker_id="dead-host:1:gone",
-            model=MODEL,
-            created_at=timezone.now() - timedelta(seconds=5),
-        )
-
-    message = await orphan()
+    message = await assistant_message(
+        conversation,
+        status=Message.Status.IN_PROGRESS,
+        worker_id="dead-host:1:gone",
+        created_at=timezone.now() - timedelta(seconds=5),
+    )
     logged = [
         sse.SSEEvent.build(
             1, sse.message_start(message_id=str(message.pk), model=MODEL, input_tokens=3)
@@ -389,18 +383,12 @@ async def test_a_client_ahead_of_the_log_of_a_dead_process_gets_the_stored_answe
     settings.REDIS_URL = os.environ["REDIS_URL"]
     settings.GENERATION_STALE_SECONDS = 1.0
 
-    @sync_to_async
-    def orphan() -> Message:
-        return Message.objects.create(
-            conversation=conversation,
-            role=Message.Role.ASSISTANT,
-            status=Message.Status.IN_PROGRESS,
-            worker_id="dead-host:1:gone",
-            model=MODEL,
-            created_at=timezone.now() - timedelta(seconds=5),
-        )
-
-    message = await orphan()
+    message = await assistant_message(
+        conversation,
+        status=Message.Status.IN_PROGRESS,
+        worker_id="dead-host:1:gone",
+        created_at=timezone.now() - timedelta(seconds=5),
+    )
     await write_log(
         message.pk,
         [
@@ -436,19 +424,13 @@ async def test_a_follower_of_a_log_that_will_never_end_gets_the_stored_answer_re
     # given: an answer stored complete by a process that died before logging its end
     settings.REDIS_URL = os.environ["REDIS_URL"]
 
-    @sync_to_async
-    def stored_answer() -> Message:
-        return Message.objects.create(
-            conversation=conversation,
-            role=Message.Role.ASSISTANT,
-            status=Message.Status.COMPLETE,
-            content="Hello",
-            model=MODEL,
-            input_tokens=3,
-            output_tokens=1,
-        )
-
-    message = await stored_answer()
+    message = await assistant_message(
+        conversation,
+        status=Message.Status.COMPLETE,
+        content="Hello",
+        input_tokens=3,
+        output_tokens=1,
+    )
     await write_log(
         message.pk,
         [
@@ -486,17 +468,11 @@ async def test_more_followers_than_the_redis_pool_has_connections_all_follow_to_
     # this one, more than the client's pool of 100 connections
     settings.REDIS_URL = os.environ["REDIS_URL"]
 
-    @sync_to_async
-    def in_progress() -> Message:
-        return Message.objects.create(
-            conversation=conversation,
-            role=Message.Role.ASSISTANT,
-            status=Message.Status.IN_PROGRESS,
-            worker_id=WORKER_ID,
-            model=MODEL,
-        )
-
-    message = await in_progress()
+    message = await assistant_message(
+        conversation,
+        status=Message.Status.IN_PROGRESS,
+        worker_id=WORKER_ID,
+    )
     events = [
         sse.SSEEvent.build(
             1, sse.message_start(message_id=str(message.pk), model=MODEL, input_tokens=3)
@@ -539,6 +515,13 @@ async def test_more_followers_than_the_redis_pool_has_connections_all_follow_to_
     received = await asyncio.wait_for(asyncio.gather(*followers), timeout=10)
     assert received == [expected] * 150
     assert waiting_on <= 2  # the shared read and this process's cancel listener
+
+
+async def assistant_message(conversation: Conversation, **fields: Any) -> Message:
+    """An assistant message stored as another process left it."""
+    return await sync_to_async(Message.objects.create)(
+        conversation=conversation, role=Message.Role.ASSISTANT, model=MODEL, **fields
+    )
 
 
 async def write_log(message_id: uuid.UUID, events: list[sse.SSEEvent]) -> None:
