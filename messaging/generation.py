@@ -117,10 +117,46 @@ class _Sink:
         if not self._pending:
             return
         pending, self._pending = self._pending, []
+        self.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def write(self, data: bytes) -> None:
         try:
-            self._write(pending[0] if len(pending) == 1 else b"".join(pending))
+            self._write(data)
         except Exception:  # the client's connection, not the generation, failed
             logger.exception("writing an answer's events to its client failed")
+
+
+class EndedGeneration:
+    """What this process keeps of a generation once it has ended, for the resumes that come
+    after: its events. The generation itself (its tasks, plan, outcome, upstream stream and
+    the request objects its callbacks reach: some 80 objects the garbage collector walks) is
+    let go, so a process that keeps many ended answers replayable keeps a few objects each."""
+
+    __slots__ = ("events",)
+    finished = True
+    task = None
+
+    def __init__(self, events: sse.EventBuffer) -> None:
+        self.events = events
+
+    def cancel(
+        self,
+        status: Message.Status = Message.Status.CANCELLED,
+        *,
+        reason: ProviderError = DISCONNECTED_ERROR,
+    ) -> None:
+        """Nothing is left to stop."""
+
+    async def follow(self, after: int = 0) -> AsyncIterator[bytes]:
+        if after < len(self.events):
+            yield self.events.after(after)
+
+    async def push(self, write: Callable[[bytes], None], after: int = 0) -> None:
+        if after < len(self.events):
+            _Sink(write).write(self.events.after(after))
+
+    async def wait(self) -> None:
+        """It has ended."""
 
 
 class Generation:
@@ -409,6 +445,7 @@ class Generation:
             self._writer.close()
         generation_forget(
             self.plan.assistant_message_id,
+            ended=EndedGeneration(self.events),
             after_seconds=(
                 _KEEP_FINISHED_SECONDS_WITH_REDIS
                 if self._writer is not None

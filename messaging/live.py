@@ -11,6 +11,8 @@ import ``messaging.generation`` (which registers its generations here).
 
 import asyncio
 import contextlib
+import contextvars
+import heapq
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -50,6 +52,14 @@ class LiveGeneration(Protocol):
 
 
 _generations: dict[uuid.UUID, LiveGeneration] = {}
+# When each ended generation is to be dropped, soonest first, and the one timer that drops
+# them. A timer each would keep the event loop's heap of timers as large as the number of
+# ended generations kept (thousands under load), and asyncio clears cancelled timers out of
+# it only once they are half of it: until then each keeps the context it was created in
+# (a request's, with its objects).
+_expiring: list[tuple[float, uuid.UUID]] = []
+_expiry: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None
+_NO_CONTEXT = contextvars.Context()
 # Outcomes of this process's generations that could not be stored (the database was
 # unreachable), by message id: the heartbeat retries them before anything else.
 _store_later: dict[uuid.UUID, Callable[[], Awaitable[None]]] = {}
@@ -63,9 +73,36 @@ def generation_get(message_id: uuid.UUID) -> LiveGeneration | None:
     return _generations.get(message_id)
 
 
-def generation_forget(message_id: uuid.UUID, *, after_seconds: float) -> None:
-    """Drop a finished generation once followers had time to read its end from memory."""
-    asyncio.get_running_loop().call_later(after_seconds, _generations.pop, message_id, None)
+def generation_forget(
+    message_id: uuid.UUID, *, ended: LiveGeneration, after_seconds: float
+) -> None:
+    """A generation has finished: keep ``ended`` (what is left of it: its events) in its
+    place, and drop that once followers had time to read the end from memory."""
+    _generations[message_id] = ended
+    loop = asyncio.get_running_loop()
+    heapq.heappush(_expiring, (loop.time() + after_seconds, message_id))
+    _expiry_schedule(loop)
+
+
+def _expiry_schedule(loop: asyncio.AbstractEventLoop) -> None:
+    global _expiry  # noqa: PLW0603 - this module's one timer
+    when = _expiring[0][0]
+    if _expiry is not None and _expiry[0] is loop and _expiry[1].when() <= when:
+        return
+    if _expiry is not None:
+        _expiry[1].cancel()
+    # In an empty context: no request's context is kept until then.
+    _expiry = (loop, loop.call_at(when, _expire, loop, context=_NO_CONTEXT))
+
+
+def _expire(loop: asyncio.AbstractEventLoop) -> None:
+    global _expiry  # noqa: PLW0603
+    _expiry = None
+    now = loop.time()
+    while _expiring and _expiring[0][0] <= now:
+        _generations.pop(heapq.heappop(_expiring)[1], None)
+    if _expiring:
+        _expiry_schedule(loop)
 
 
 def _cancel_here(message_id: uuid.UUID) -> bool:

@@ -3,8 +3,10 @@ sweeper. Each test runs with the in-memory log and, when REDIS_URL is set (CI), 
 The multi-process behaviour is in test_multiprocess.py."""
 
 import asyncio
+import gc
 import os
 import uuid
+import weakref
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +18,7 @@ from accounts.models import User
 from conversations.models import Conversation, Message
 from messaging import eventlog, live, sse
 from messaging.eventlog import log_key, redis_client
+from messaging.generation import EndedGeneration
 from messaging.live import generation_get
 from messaging.process import WORKER_ID
 from messaging.resume import message_events
@@ -140,6 +143,56 @@ async def test_resume_when_up_to_date_ends_at_once(
     response = await resume(conversation, auth, message_id, after=everything[-1].id)
 
     assert await response.read(wait=3.0) == b""
+
+
+async def test_an_ended_generation_is_let_go_and_what_is_kept_replays_its_events(
+    log_mode: str, fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    # given: an answer streaming, its generation watched by a weak reference
+    fake_groq.replies.append(Reply(text=["a", "b", "c"], interval=0.05))
+    first, received, message_id = await start_stream(conversation, auth, until_events=1)
+    running = generation_get(message_id)
+    assert running is not None
+    assert not running.finished
+    watched = weakref.ref(running)
+    del running
+
+    # when: it ends
+    received += await first.read()
+    await settled(conversation)
+    del first
+    gc.collect()
+
+    # then: nothing holds the generation any more; what the process keeps replays the
+    # answer's events byte for byte, and the resume route serves them
+    assert watched() is None
+    kept = generation_get(message_id)
+    assert kept is not None
+    assert kept.finished
+    assert kept.task is None
+    assert b"".join([chunk async for chunk in kept.follow(0)]) == received
+    assert b"".join([chunk async for chunk in kept.follow(3)]) == b"".join(
+        event.raw for event in parse_sse_raw(received)[3:]
+    )
+    assert await (await resume(conversation, auth, message_id, after=0)).read() == received
+
+
+async def test_ended_generations_are_dropped_when_their_time_comes_in_any_order() -> None:
+    ids = [uuid.uuid4() for _ in range(4)]
+    for message_id, seconds in zip(ids, [0.3, 0.1, 0.2, 30.0], strict=True):
+        live.generation_forget(
+            message_id, ended=EndedGeneration(sse.EventBuffer()), after_seconds=seconds
+        )
+
+    def kept() -> list[bool]:
+        return [generation_get(message_id) is not None for message_id in ids]
+
+    assert kept() == [True, True, True, True]
+    await asyncio.sleep(0.15)
+    assert kept() == [True, False, True, True]
+    await asyncio.sleep(0.25)
+    assert kept() == [False, False, False, True]
+    live._generations.pop(ids[3])
 
 
 @pytest.mark.skipif("redis" not in LOG_MODES, reason="needs Redis (set REDIS_URL; CI does)")
