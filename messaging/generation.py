@@ -69,13 +69,21 @@ def _retrieve(task: "asyncio.Future[Any]") -> None:
 
 
 @sync_to_async(thread_sensitive=False)
-def _record(*, plan: TurnPlan, outcome: TurnOutcome) -> None:
-    """``turn_record`` on a worker thread, outside any request; its connection goes back to
-    the pool at once."""
+def _record(
+    *, plan: TurnPlan, outcome: TurnOutcome, then: Callable[[], None] | None = None
+) -> None:
+    """``turn_record`` on a worker thread, outside any request (its connection goes back to
+    the pool at once), then ``then`` in the same hop once the outcome is stored. A failure
+    of ``then`` is logged: the outcome is stored all the same."""
     try:
         turn_record(plan=plan, outcome=outcome)
     finally:
         connection.close()
+    if then is not None:
+        try:
+            then()
+        except Exception:
+            logger.exception("after storing the turn of %s", plan.assistant_message_id)
 
 
 # Failures before the first token that another model may not share: rate limits past the
@@ -565,7 +573,7 @@ class Generation:
         message_id = self.plan.assistant_message_id
         while True:
             try:
-                await _record(plan=self.plan, outcome=outcome)
+                await _record(plan=self.plan, outcome=outcome, then=self._on_stored)
             except (OperationalError, InterfaceError) as exc:
                 if loop.time() + delay <= deadline:
                     logger.warning("generation %s not stored yet (%s); retrying", message_id, exc)
@@ -579,16 +587,10 @@ class Generation:
                 logger.exception("generation %s could not be stored", message_id)
                 store_later(message_id, functools.partial(self._store_late, outcome))
                 return False
-            await self._stored()
             return True
 
     async def _store_late(self, outcome: TurnOutcome) -> None:
-        await _record(plan=self.plan, outcome=outcome)
-        await self._stored()
-
-    async def _stored(self) -> None:
-        if self._on_stored is not None:
-            await sync_to_async(self._on_stored, thread_sensitive=False)()
+        await _record(plan=self.plan, outcome=outcome, then=self._on_stored)
 
     # --- plumbing ----------------------------------------------------------------------------
 
