@@ -11,7 +11,8 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from accounts.tokens import MAX_TOKEN_BYTES
+from accounts.services import user_get_or_create_from_claims
+from accounts.tokens import MAX_TOKEN_BYTES, Claims
 from conftest import TokenFactory
 from testsupport.assertions import app_queries, assert_error
 from testsupport.fake_supabase import SHORT_TIMEOUT, FakeSupabase, unsigned_token
@@ -353,6 +354,35 @@ def test_a_known_user_is_read_once_while_the_copy_is_fresh(
     assert response.status_code == 200
     assert response.json()["email"] == "ada@example.com"
     assert app_queries(captured) == []
+
+
+def test_each_caller_gets_a_copy_of_the_kept_user_that_it_may_change(user, settings) -> None:
+    settings.AUTH_USER_CACHE_SECONDS = 60
+    claims = Claims(
+        sub=user.pk,
+        role="authenticated",
+        email=user.email,
+        session_id=None,
+        aal=None,
+        is_anonymous=False,
+        expires_at=int(time.time()) + 60,
+        raw={},
+    )
+    first = user_get_or_create_from_claims(claims=claims)
+
+    # when: one caller changes its copy
+    first.username = "changed"
+    second = user_get_or_create_from_claims(claims=claims)
+
+    # then: the next gets the user as read, a stored row that saves as an update
+    assert second is not first
+    assert second.username == user.username
+    assert second.pk == user.pk
+    assert not second._state.adding
+    assert second._state.db == "default"
+    second.username = "saved"
+    second.save(update_fields=["username"])
+    assert User.objects.get(pk=user.pk).username == "saved"
 
 
 def test_a_user_disabled_in_this_process_is_refused_at_once(
