@@ -81,6 +81,18 @@ from usage.services import (
 TITLE_MAX_CHARS = 60
 # Statuses whose content is part of the conversation the model sees next time.
 _CONTEXT_STATUSES = (Message.Status.COMPLETE, Message.Status.INCOMPLETE, Message.Status.CANCELLED)
+
+
+def _literal(value: str) -> str:
+    """A constant of the code (a choice's value) as an SQL string literal: the statements
+    below name their constants instead of sending them as parameters, each of which psycopg
+    adapts on every execution."""
+    if not value.isidentifier():
+        raise ValueError(f"not a constant of the code: {value!r}")
+    return f"'{value}'"
+
+
+_CONTEXT_STATUS_LIST = ", ".join(_literal(status) for status in _CONTEXT_STATUSES)
 ONE_IN_PROGRESS_CONSTRAINT = "message_one_in_progress_per_conversation"
 
 
@@ -110,8 +122,8 @@ branch AS (
             ORDER BY created_at DESC, id DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
         ), 0) AS before
     FROM branch
-    WHERE conversation_id = %(conversation)s AND status = ANY(%(statuses)s)
-        AND role <> %(system)s
+    WHERE conversation_id = %(conversation)s AND status IN ({_CONTEXT_STATUS_LIST})
+        AND role <> {_literal(Message.Role.SYSTEM)}
 ), context AS (
     SELECT id, role, status, size, content, created_at,
         CASE WHEN jsonb_path_exists(
@@ -141,7 +153,8 @@ def _prepare_sql(*, root: bool) -> str:
     return f"""WITH RECURSIVE {_CONTEXT_CTES}, guard AS (
     SELECT NOT (%(guard)s AND EXISTS (
         SELECT FROM {_MESSAGES} WHERE id = %(leaf)s AND conversation_id = %(conversation)s
-            AND role = %(assistant)s AND status = %(complete)s
+            AND role = {_literal(Message.Role.ASSISTANT)}
+            AND status = {_literal(Message.Status.COMPLETE)}
             AND jsonb_path_exists(blocks, '$[*] ? (@.type == "tool_use")')
     )) AS ok
 ), stored AS (
@@ -262,8 +275,6 @@ def _context_params(
     return {
         "leaf": parent_id,
         "conversation": conversation.pk,
-        "statuses": list(_CONTEXT_STATUSES),
-        "system": Message.Role.SYSTEM,
         "max_bytes": budget * BYTES_PER_TOKEN,
     }
 
@@ -506,8 +517,6 @@ def _turn_prepare(
         "answer": assistant.pk,
         # Checked by the statement when nothing else checks it (see _prepare_sql).
         "guard": store_question and not in_transaction,
-        "assistant": Message.Role.ASSISTANT,
-        "complete": Message.Status.COMPLETE,
         "now": now,
         "title": title or "",
     }
