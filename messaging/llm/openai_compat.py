@@ -93,27 +93,65 @@ class _Retry(Exception):  # noqa: N818 - a control-flow signal, not an error
         self.error = error
 
 
+class _NoCookies(httpx.Cookies):
+    def extract_cookies(self, response: httpx.Response) -> None:
+        """An API's client keeps none."""
+
+
+class _UpstreamClient(httpx.AsyncClient):
+    """httpx's client with the completions request's URL, headers and timeouts merged once
+    (``completions``), and no cookie jar: httpx would otherwise parse every response's
+    headers through the standard library's cookie machinery, for an upstream that sets
+    none worth keeping."""
+
+    def __init__(self, config: ProviderSettings) -> None:
+        self._no_cookies = _NoCookies()
+        super().__init__(
+            base_url=config.base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {config.api_key}", **_JSON_HEADERS},
+            timeout=httpx.Timeout(config.read_timeout, connect=config.connect_timeout),
+            transport=AiohttpTransport(max_connections=config.max_connections),
+        )
+        merged = self.build_request("POST", "/chat/completions")
+        self._completions = (
+            merged.url,
+            [
+                (name, value)
+                for name, value in merged.headers.multi_items()
+                if name.lower() != "content-length"
+            ],
+            merged.extensions,
+        )
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._no_cookies
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        """None are kept."""
+
+    def completions(self, body: bytes) -> httpx.Request:
+        """What ``build_request("POST", "/chat/completions", content=body)`` builds, without
+        merging the client's settings into it again."""
+        url, headers, extensions = self._completions
+        return httpx.Request("POST", url, headers=headers, content=body, extensions=extensions)
+
+
 class OpenAICompatibleClient(ChatProvider):
     """One pooled ``httpx.AsyncClient`` per event loop (one loop per server process)."""
 
     def __init__(self, config: ProviderSettings) -> None:
         self.name = config.name
         self.config = config
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _UpstreamClient]
         self._clients = weakref.WeakKeyDictionary()
 
-    def _http(self) -> httpx.AsyncClient:
+    def _http(self) -> _UpstreamClient:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            client = httpx.AsyncClient(
-                base_url=self.config.base_url.rstrip("/"),
-                headers={"Authorization": f"Bearer {self.config.api_key}"},
-                timeout=httpx.Timeout(
-                    self.config.read_timeout, connect=self.config.connect_timeout
-                ),
-                transport=AiohttpTransport(max_connections=self.config.max_connections),
-            )
+            client = _UpstreamClient(self.config)
             self._clients[loop] = client
         return client
 
@@ -206,9 +244,8 @@ class OpenAICompatibleClient(ChatProvider):
         try:
             # orjson: the bytes httpx's json= would send (compact UTF-8), several times faster
             # for a long history.
-            async with http.stream(
-                "POST", "/chat/completions", content=orjson.dumps(body), headers=_JSON_HEADERS
-            ) as response:
+            response = await http.send(http.completions(orjson.dumps(body)), stream=True)
+            try:
                 metrics.UPSTREAM_LATENCY.labels(self.name).observe(time.perf_counter() - sent_at)
                 if response.status_code >= 400:
                     await response.aread()
@@ -218,6 +255,8 @@ class OpenAICompatibleClient(ChatProvider):
                     raise error
                 async for event in _parse_stream(response):
                     yield event
+            finally:
+                await response.aclose()
         except httpx.TimeoutException as exc:
             raise _Retry(
                 ProviderError(

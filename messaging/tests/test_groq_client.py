@@ -7,6 +7,7 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
@@ -440,3 +441,32 @@ def test_a_client_whose_event_loop_ended_closes_its_connections_quietly(
 
     # then: no "Unclosed client session" / "Unclosed connector" from aiohttp
     assert [r.getMessage() for r in caplog.records if "Unclosed" in r.getMessage()] == []
+
+
+def test_the_request_is_the_one_httpx_builds_and_the_upstreams_cookies_are_not_kept(
+    fake_groq: FakeGroq,
+) -> None:
+    # given: a first attempt refused with a cookie set, the retry answered
+    fake_groq.replies.append(
+        ErrorReply(429, headers={"retry-after": "0", "set-cookie": "session=1; Path=/"})
+    )
+    fake_groq.replies.append(Reply(text=["Hi"]))
+
+    # when
+    events = run(collect(client_for(fake_groq)))
+
+    # then: both requests carry the headers httpx's own request building gives them, the
+    # retry no cookie
+    assert any(isinstance(event, TextDelta) for event in events)
+    plain = httpx.AsyncClient(
+        base_url=fake_groq.base_url,
+        headers={
+            "Authorization": "Bearer gsk_test",
+            "Content-Type": "application/json",
+            "Accept-Encoding": "identity",
+        },
+    )
+    sent = orjson.dumps(fake_groq.received[0].body)
+    built = plain.build_request("POST", "/chat/completions", content=sent)
+    expected = {name.decode().lower(): value.decode() for name, value in built.headers.raw}
+    assert [received.headers for received in fake_groq.received] == [expected, expected]
