@@ -7,6 +7,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from chatapi.fields import JSONField
+
 
 class ReasoningEffort(models.TextChoices):
     LOW = "low"
@@ -42,17 +44,17 @@ class Conversation(models.Model):
     # that predates them (a process of the previous release during a deploy) still insert.
     # Anthropic tool definitions ({name, description, input_schema}) and tool_choice
     # ({type: auto|any|tool|none, name}); null: the provider's default (auto with tools).
-    tools = models.JSONField(default=list, db_default=[], blank=True)
-    tool_choice = models.JSONField(null=True, blank=True)
+    tools = JSONField(default=list, db_default=[], blank=True)
+    tool_choice = JSONField(null=True, blank=True)
     # At most 4; enforced on the streamed text (messaging.llm.stop_sequences).
-    stop_sequences = models.JSONField(default=list, db_default=[], blank=True)
+    stop_sequences = JSONField(default=list, db_default=[], blank=True)
     # "": the provider's default (on_demand).
     service_tier = models.CharField(
         max_length=16, blank=True, db_default="", choices=ServiceTier.choices
     )
     # Catalog ids tried in order when the model fails before its first token.
-    fallback_models = models.JSONField(default=list, db_default=[], blank=True)
-    metadata = models.JSONField(default=dict, blank=True)
+    fallback_models = JSONField(default=list, db_default=[], blank=True)
+    metadata = JSONField(default=dict, blank=True)
     archived = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -166,7 +168,7 @@ class Message(models.Model):
     reasoning = models.TextField(blank=True, default="")
     # The whole content as Anthropic content blocks (conversations.blocks): text, thinking,
     # tool_use, tool_result.
-    blocks = models.JSONField(default=list, db_default=[], blank=True)
+    blocks = JSONField(default=list, db_default=[], blank=True)
     status = models.CharField(
         max_length=16, choices=MessageStatus.choices, default=MessageStatus.COMPLETE
     )
@@ -184,11 +186,11 @@ class Message(models.Model):
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     # The provider's own timings in seconds ({"queue", "prompt", "completion"}), when reported.
-    provider_timings = models.JSONField(null=True, blank=True)
+    provider_timings = JSONField(null=True, blank=True)
     # null: unknown (never 0 for unknown).
     cost_usd = models.DecimalField(max_digits=18, decimal_places=10, null=True, blank=True)
     # {"type": ..., "message": ...} when status is error.
-    error = models.JSONField(null=True, blank=True)
+    error = JSONField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
     # The server process generating it (GenerationWorker.id), while in progress.

@@ -5,6 +5,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.utils import timezone
 
+from chatapi.fields import JSONField
 from conversations.models import Conversation, Message
 
 
@@ -88,7 +89,7 @@ class WebhookDelivery(models.Model):
     )
     event_type = models.CharField(max_length=40)
     # The webhook body (type, timestamp, data), as it is sent on every attempt.
-    payload = models.JSONField()
+    payload = JSONField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     # When the worker may next try it (a claim pushes it past the attempt's timeout).
