@@ -243,6 +243,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["chatapi.parsers.JsonParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "chatapi.negotiation.ContentNegotiation",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "chatapi.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
