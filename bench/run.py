@@ -776,7 +776,12 @@ async def main_async(mode: Mode, workers: int, label: str) -> dict[str, Any]:
         "machine": machine(),
     }
     try:
-        await bench.sequential(10, stream=True)  # warm-up
+        # Warm-up: every server process's first turn (imports, connections, the upstream
+        # client; 40-130 ms) would otherwise fall into the sequential runs, whose p99 is
+        # their slowest turn. Sequential requests may all reach one process; 20 at once
+        # reach each of them.
+        await bench.concurrent(20, 0)
+        await bench.sequential(10, stream=True)
         progress("sequential streaming")
         results["sequential_stream"] = await bench.sequential(mode.sequential_turns, stream=True)
         progress("non-streaming sends")
