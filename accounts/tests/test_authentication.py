@@ -10,9 +10,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
+from accounts.authentication import session_authenticate
 from accounts.models import User
-from accounts.services import user_get_or_create_from_claims
-from accounts.tokens import MAX_TOKEN_BYTES, Claims
+from accounts.tokens import MAX_TOKEN_BYTES
 from conftest import TokenFactory
 from testsupport.assertions import app_queries, assert_error
 from testsupport.fake_supabase import SHORT_TIMEOUT, FakeSupabase, unsigned_token
@@ -356,23 +356,16 @@ def test_a_known_user_is_read_once_while_the_copy_is_fresh(
     assert app_queries(captured) == []
 
 
-def test_each_caller_gets_a_copy_of_the_kept_user_that_it_may_change(user, settings) -> None:
+def test_each_caller_gets_a_copy_of_the_kept_user_that_it_may_change(
+    make_token, user, settings
+) -> None:
     settings.AUTH_USER_CACHE_SECONDS = 60
-    claims = Claims(
-        sub=user.pk,
-        role="authenticated",
-        email=user.email,
-        session_id=None,
-        aal=None,
-        is_anonymous=False,
-        expires_at=int(time.time()) + 60,
-        raw={},
-    )
-    first = user_get_or_create_from_claims(claims=claims)
+    token = make_token(user)
+    first, _ = session_authenticate(token)
 
     # when: one caller changes its copy
     first.username = "changed"
-    second = user_get_or_create_from_claims(claims=claims)
+    second, _ = session_authenticate(token)
 
     # then: the next gets the user as read, a stored row that saves as an update
     assert second is not first
