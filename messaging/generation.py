@@ -57,6 +57,12 @@ logger = logging.getLogger(__name__)
 # later ones; without Redis, memory is the only log, kept for the log TTL).
 _KEEP_FINISHED_SECONDS_WITH_REDIS = 60.0
 
+# How long an answer started for a client (``Generation.start``) waits for that client's
+# response to attach before it reads the provider's stream anyway. Attaching takes a few turns
+# of the event loop (the response's headers go out first); this bounds the wait of an answer
+# whose response never starts (its client went away in between).
+CLIENT_ATTACH_SECONDS = 1.0
+
 
 # Background generations still opening (the loop keeps only weak references to tasks).
 _detached: set["asyncio.Future[Any]"] = set()
@@ -196,6 +202,9 @@ class Generation:
         self._waiters: list[asyncio.Future[None]] = []
         self._sinks: list[_Sink] = []
         self._end_waiters: list[asyncio.Future[None]] = []
+        # Set while the answer waits for its client's response to attach (``start``).
+        self._client: asyncio.Future[None] | None = None
+        self._client_timer: asyncio.TimerHandle | None = None
         self._last_event_at = time.perf_counter()
         self._cancel_status = Message.Status.CANCELLED
         self._cancel_error = DISCONNECTED_ERROR
@@ -206,14 +215,22 @@ class Generation:
         self.stop_reason: str | None = None
         self.stop_sequence: str | None = None
         self.first_token_at: float | None = None
+        self._first_unsent = False  # the first token is made and not yet written
 
     # --- lifecycle ---------------------------------------------------------------------------
 
-    async def open(self) -> "asyncio.Task[TurnOutcome]":
+    async def open(self, *, for_client: bool = False) -> "asyncio.Task[TurnOutcome]":
         """Wait until the provider accepts the request, then run the rest in a task.
 
         Raises ``ProviderError`` while nothing has been sent, so the caller can still answer
         with an ordinary HTTP error; the assistant message is then stored as ``error``.
+
+        ``for_client``: a response is about to follow the answer (``start``). The task reads
+        the provider's stream once that response attaches (``push``, ``follow``), or after
+        ``CLIENT_ATTACH_SECONDS``: a provider that sends a short answer at once would
+        otherwise have it relayed, ended and its end stored before the response's headers
+        went out, the first token reaching the client last. Nothing is lost either way: a
+        response replays every event from the first.
         """
         worker_ensure_running()
         while True:
@@ -254,6 +271,12 @@ class Generation:
                 input_tokens=self.plan.estimated_input_tokens,
             )
         )
+        if for_client:
+            loop = asyncio.get_running_loop()
+            self._client = loop.create_future()
+            self._client_timer = loop.call_later(
+                CLIENT_ATTACH_SECONDS, self._client_attached, context=contextvars.Context()
+            )
         # A fresh context: the generation must not inherit the request's (it outlives it).
         metrics.ACTIVE_STREAMS.inc()
         self._task = asyncio.create_task(self._run(), context=contextvars.Context())
@@ -287,15 +310,19 @@ class Generation:
             return
         self._stream = stop_sequences_apply(provider.stream(request), request.stop_sequences)
 
-    async def start(self) -> "asyncio.Task[TurnOutcome]":
+    async def start(self, *, relayed: bool = True) -> "asyncio.Task[TurnOutcome]":
         """``open`` on behalf of a request, which may go away before the provider answers
         (its task is cancelled). With GENERATION_CONTINUE_ON_DISCONNECT the opening goes on
         and the answer is generated and stored, to be resumed; without, it stops and the
-        message is stored ``incomplete``. Never leaves the message ``in_progress``."""
-        opening = asyncio.ensure_future(self.open())
+        message is stored ``incomplete``. Never leaves the message ``in_progress``.
+        ``relayed``: the request's response will follow the answer (``open``'s
+        ``for_client``)."""
+        opening = asyncio.ensure_future(self.open(for_client=relayed))
         try:
             return await asyncio.shield(opening)
         except asyncio.CancelledError:
+            # No response of this request will attach.
+            opening.add_done_callback(lambda _: self._client_attached())
             if not opening.done():
                 if settings.GENERATION_CONTINUE_ON_DISCONNECT:
                     # Its outcome is stored either way; nobody waits for the task itself.
@@ -342,7 +369,7 @@ class Generation:
 
     async def run_to_end(self) -> TurnOutcome:
         """Start and wait for the whole answer (the non-streaming path)."""
-        return await asyncio.shield(await self.start())
+        return await asyncio.shield(await self.start(relayed=False))
 
     async def wait(self) -> TurnOutcome:
         """The outcome, once the generation has ended (it must have been opened)."""
@@ -380,6 +407,7 @@ class Generation:
 
     async def follow(self, after: int = 0) -> AsyncIterator[bytes]:
         """The SSE bytes of every event with an id above ``after``, live until the end."""
+        self._client_attached()
         position = after
         while True:
             if position < len(self.events):
@@ -407,6 +435,9 @@ class Generation:
             ended = asyncio.get_running_loop().create_future()
             self._end_waiters.append(ended)
             self._sinks.append(sink)
+            # After the sink's first write is due: the events so far go out before the
+            # provider's stream is read.
+            self._client_attached()
             try:
                 await ended
             finally:
@@ -416,23 +447,7 @@ class Generation:
     # --- the turn ----------------------------------------------------------------------------
 
     async def _run(self) -> TurnOutcome:
-        status, error = Message.Status.COMPLETE, None
-        try:
-            async for event in self._stream:
-                failure = self._apply(event)
-                if failure is not None:
-                    status, error = Message.Status.ERROR, failure
-                    break
-        except asyncio.CancelledError:
-            status = self._cancel_status
-        except Exception:
-            logger.exception("generation %s failed", self.plan.assistant_message_id)
-            status = Message.Status.ERROR
-            error = ProviderError(500, "api_error", "The answer failed unexpectedly.")
-        finally:
-            await self._stream.aclose()  # closes the upstream connection if still open
-            if self._heartbeat is not None:
-                self._heartbeat.cancel()
+        status, error = await self._relay()
         error = self._emit_ending(status, error)
         outcome = await self._store(status, error=error)
         if status in (Message.Status.COMPLETE, Message.Status.CANCELLED):
@@ -461,6 +476,35 @@ class Generation:
             ),
         )
         return outcome
+
+    async def _relay(self) -> tuple[str, ProviderError | None]:
+        """The provider's stream made into the answer's events, until it ends, fails or is
+        cancelled; the status it ended with and the error to store."""
+        status, error = Message.Status.COMPLETE, None
+        try:
+            if self._client is not None:
+                await self._client
+            async for event in self._stream:
+                failure = self._apply(event)
+                if self._first_unsent:
+                    # The first token goes out now, not after what else has arrived with it.
+                    self._first_unsent = False
+                    for sink in self._sinks:
+                        sink.flush()
+                if failure is not None:
+                    status, error = Message.Status.ERROR, failure
+                    break
+        except asyncio.CancelledError:
+            status = self._cancel_status
+        except Exception:
+            logger.exception("generation %s failed", self.plan.assistant_message_id)
+            status = Message.Status.ERROR
+            error = ProviderError(500, "api_error", "The answer failed unexpectedly.")
+        finally:
+            await self._stream.aclose()  # closes the upstream connection if still open
+            if self._heartbeat is not None:
+                self._heartbeat.cancel()
+        return status, error
 
     def _emit_ending(self, status: str, error: ProviderError | None) -> ProviderError | None:
         """The events that end the answer before it is stored; returns the error to store."""
@@ -524,6 +568,7 @@ class Generation:
     def _first_token(self) -> None:
         if self.first_token_at is None:
             self.first_token_at = time.perf_counter()
+            self._first_unsent = True
             metrics.TIME_TO_FIRST_TOKEN.labels(self.plan.model.id).observe(
                 self.first_token_at - self.plan.started_at
             )
@@ -606,6 +651,14 @@ class Generation:
             sink.add(event.raw)
         if self._waiters:
             self._wake()
+
+    def _client_attached(self) -> None:
+        """The answer's response has attached, or will not: read the provider's stream."""
+        if self._client_timer is not None:
+            self._client_timer.cancel()
+            self._client_timer = None
+        if self._client is not None and not self._client.done():
+            self._client.set_result(None)
 
     def _finish(self) -> None:
         self.finished = True
