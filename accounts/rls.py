@@ -34,7 +34,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.transaction import Atomic
 from django.http import HttpRequest
@@ -44,7 +44,7 @@ from rest_framework.request import Request
 
 from accounts.keys import ApiKeyCaller
 from accounts.tokens import Claims
-from chatapi.dispatch import APIView
+from chatapi.dispatch import APIView, ContinueOnLoop
 
 ROLE = "authenticated"
 ASSUME_SQL = (
@@ -178,5 +178,13 @@ class CallerAPIView(APIView):
         except BaseException as exc:
             caller_transaction_end(exc)
             raise
-        caller_transaction_end()
+        try:
+            caller_transaction_end()
+        except (OperationalError, InterfaceError) as exc:
+            # The commit failed (the database went away, or refused it): nothing the handler
+            # wrote exists, and the answer is the 503 any query's failure gets.
+            if isinstance(response, ContinueOnLoop) and response.discard is not None:
+                response.discard()
+            error = self.handle_exception(exc)
+            return self.finalize_response(self.request, error, *args, **kwargs)
         return response

@@ -38,17 +38,21 @@ class ContinueOnLoop(HttpResponseBase):
     """What a handler returns when the rest of the request runs on the event loop:
     ``finish()`` makes the response (or raises an error the view turns into its envelope).
     ``abandon()``, when given, runs instead if the client went away before ``finish`` could
-    start (the synchronous part still ran to its end, as a thread cannot be interrupted)."""
+    start (the synchronous part still ran to its end, as a thread cannot be interrupted).
+    ``discard()``, when given, runs instead if what the synchronous part wrote was not
+    committed after all (``accounts.rls``: the caller transaction's commit failed)."""
 
     def __init__(
         self,
         finish: Callable[[], Awaitable[HttpResponseBase]],
         *,
         abandon: Callable[[], Awaitable[None]] | None = None,
+        discard: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()
         self.finish = finish
         self.abandon = abandon
+        self.discard = discard
 
 
 # Abandoned continuations still running (the loop keeps only weak references to tasks).

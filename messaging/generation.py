@@ -652,6 +652,13 @@ class Generation:
         if self._waiters:
             self._wake()
 
+    def discard(self) -> None:
+        """The turn was written in a caller's transaction that then failed to commit: its
+        messages do not exist. Nothing runs; what the turn holds (its stream slot) is given
+        back. Only before ``open``."""
+        if self._on_stored is not None:
+            self._on_stored()
+
     def _client_attached(self) -> None:
         """The answer's response has attached, or will not: read the provider's stream."""
         if self._client_timer is not None:

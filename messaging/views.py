@@ -278,6 +278,7 @@ def _respond(turn: NewTurn | RepeatedTurn, *, streaming: bool) -> HttpResponseBa
     return ContinueOnLoop(
         functools.partial(_answer, turn.generation, streaming=streaming),
         abandon=turn.generation.abandon,
+        discard=turn.generation.discard,
     )
 
 
@@ -325,7 +326,7 @@ def _background(turn: NewTurn | RepeatedTurn) -> HttpResponseBase:
         await detached()
         return accepted
 
-    return ContinueOnLoop(started, abandon=detached)
+    return ContinueOnLoop(started, abandon=detached, discard=generation.discard)
 
 
 def _repeat(turn: RepeatedTurn, *, streaming: bool) -> HttpResponseBase:

@@ -261,9 +261,11 @@ def continue_on_loop(
     """The rest of the call on the event loop; a new turn whose client went away before it
     started is abandoned as the native route's is."""
     turn = answer.turn
-    return ContinueOnLoop(
-        finish, abandon=turn.generation.abandon if isinstance(turn, NewTurn) else None
-    )
+    if isinstance(turn, NewTurn):
+        return ContinueOnLoop(
+            finish, abandon=turn.generation.abandon, discard=turn.generation.discard
+        )
+    return ContinueOnLoop(finish)
 
 
 class CompatView(CallerAPIView):
