@@ -122,6 +122,29 @@ class ReplyUsageSerializer(serializers.Serializer[dict[str, Any]]):
     )
 
 
+def anthropic_message(assistant: Message, *, content: list[dict[str, Any]]) -> dict[str, Any]:
+    """A stored answer as an Anthropic ``Message`` with ``content`` as its blocks: what the
+    native send's JSON reply starts with, and the whole reply of the compatible route."""
+    input_tokens = int(assistant.input_tokens or 0)
+    cached = int(assistant.cached_input_tokens or 0)
+    return {
+        "id": str(assistant.pk),
+        "type": "message",
+        "role": "assistant",
+        "content": content,
+        "model": assistant.model,
+        "stop_reason": assistant.stop_reason or None,
+        "stop_sequence": assistant.stop_sequence or None,
+        # Anthropic's input_tokens excludes the cached part.
+        "usage": {
+            "input_tokens": input_tokens - min(cached, input_tokens),
+            "output_tokens": int(assistant.output_tokens or 0),
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": cached,
+        },
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class AssistantReply:
     """A turn answered without streaming: the stored user message and the finished
@@ -155,24 +178,11 @@ class AssistantReplySerializer(serializers.Serializer[AssistantReply]):
         # The fields above describe the reply (the OpenAPI schema); this writes the same JSON
         # from the two messages, as MessageSerializer does.
         assistant = instance.assistant
-        input_tokens = int(assistant.input_tokens or 0)
-        cached = int(assistant.cached_input_tokens or 0)
         return {
-            "id": str(assistant.pk),
-            "type": "message",
-            "role": "assistant",
             # An answer with no blocks at all is one empty text block, as Anthropic's is.
-            "content": list(assistant.blocks) or [{"type": "text", "text": ""}],
-            "model": assistant.model,
-            "stop_reason": assistant.stop_reason or None,
-            "stop_sequence": assistant.stop_sequence or None,
-            # Anthropic's input_tokens excludes the cached part.
-            "usage": {
-                "input_tokens": input_tokens - min(cached, input_tokens),
-                "output_tokens": int(assistant.output_tokens or 0),
-                "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": cached,
-            },
+            **anthropic_message(
+                assistant, content=list(assistant.blocks) or [{"type": "text", "text": ""}]
+            ),
             "conversation_id": str(assistant.conversation_id),
             "user_message": MessageSerializer(instance.user_message).data,
             "latency_ms": None if assistant.latency_ms is None else int(assistant.latency_ms),

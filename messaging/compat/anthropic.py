@@ -35,6 +35,7 @@ from messaging.compat.base import (
 )
 from messaging.llm.base import ChatMessage
 from messaging.llm.token_estimates import estimate_messages_tokens
+from messaging.serializers import anthropic_message
 from messaging.views import answer_error, event_stream_response
 
 TAG = "compatibility"
@@ -115,30 +116,14 @@ class AnthropicCountTokensSerializer(AnthropicMessagesSerializer):
     stream = None  # type: ignore[assignment]
 
 
-def anthropic_message(assistant: Message) -> dict[str, Any]:
-    """The stored answer as an Anthropic ``Message``."""
-    input_tokens = assistant.input_tokens or 0
-    cached = assistant.cached_input_tokens or 0
-    content: list[dict[str, str]] = []
+def compat_message(assistant: Message) -> dict[str, Any]:
+    """The stored answer as an Anthropic ``Message``: its thinking, if any, and its text (the
+    route offers no tools)."""
+    content: list[dict[str, Any]] = []
     if assistant.reasoning:
         content.append({"type": "thinking", "thinking": assistant.reasoning, "signature": ""})
     content.append({"type": "text", "text": assistant.content})
-    return {
-        "id": str(assistant.pk),
-        "type": "message",
-        "role": "assistant",
-        "content": content,
-        "model": assistant.model,
-        "stop_reason": assistant.stop_reason or None,
-        "stop_sequence": assistant.stop_sequence or None,
-        # Anthropic's input_tokens excludes the cached part.
-        "usage": {
-            "input_tokens": input_tokens - min(cached, input_tokens),
-            "output_tokens": assistant.output_tokens or 0,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": cached,
-        },
-    }
+    return anthropic_message(assistant, content=content)
 
 
 _HEADERS = [
@@ -211,7 +196,7 @@ async def _finish(answer: Answer, *, stream: bool) -> HttpResponseBase:
     assistant = await answer_stored(answer)
     if assistant.status != Message.Status.COMPLETE:
         raise answer_error(assistant)
-    return Response(anthropic_message(assistant))
+    return Response(compat_message(assistant))
 
 
 class AnthropicCountTokensView(CompatView):
