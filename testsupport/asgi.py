@@ -109,6 +109,17 @@ class ASGIRequest:
         await asyncio.wait_for(self._task, wait)
 
 
+def message_post(conversation: Any, auth: dict[str, str], body: dict[str, Any]) -> ASGIRequest:
+    """``POST /api/v1/conversations/{id}/messages`` of ``conversation`` (anything with a
+    ``pk``), not yet sent: ``start()`` it, or ``begin()`` it to send without waiting."""
+    return ASGIRequest(
+        "POST",
+        f"/api/v1/conversations/{conversation.pk}/messages",
+        headers=auth,
+        json_body=body,
+    )
+
+
 def parse_sse(raw: bytes) -> list[Event]:
     """Split an SSE byte stream into events, checking each event's framing."""
     events = []

@@ -14,7 +14,7 @@ import pytest
 from django.db import connection
 
 from conversations.models import Conversation, Message
-from testsupport.asgi import ASGIRequest, parse_sse
+from testsupport.asgi import message_post, parse_sse
 from testsupport.fake_groq import FakeGroq, Reply
 from testsupport.helpers import settled, stored
 from usage.models import UsageRecord
@@ -57,15 +57,6 @@ def commit_hook() -> Iterator[None]:
         )
 
 
-def send(conversation: Conversation, auth: dict[str, str], body: dict[str, Any]) -> ASGIRequest:
-    return ASGIRequest(
-        "POST",
-        f"/api/v1/conversations/{conversation.pk}/messages",
-        headers=auth,
-        json_body=body,
-    ).begin()
-
-
 @pytest.mark.parametrize("stream", [False, True])
 async def test_the_provider_is_asked_once_the_turn_is_committed(
     stream: bool,
@@ -79,7 +70,7 @@ async def test_the_provider_is_asked_once_the_turn_is_committed(
     fake_groq.replies.append(reply)
 
     # when: a message is sent
-    request = send(conversation, auth, {"content": SLOW, "stream": stream})
+    request = message_post(conversation, auth, {"content": SLOW, "stream": stream}).begin()
 
     # then: when the provider has the request, both messages are committed
     assert await asyncio.to_thread(fake_groq.wait_for_hold, 5.0)
@@ -120,7 +111,9 @@ async def test_a_commit_that_fails_is_a_503_and_leaves_nothing(
     settings.RATE_LIMIT_CONCURRENT_STREAMS = 1
 
     # when: a send's commit fails
-    response = await send(conversation, auth, {"content": FAILING, "stream": stream}).start()
+    response = await message_post(
+        conversation, auth, {"content": FAILING, "stream": stream}
+    ).start()
 
     # then: it is refused as the database's failure it is, the provider never asked, and
     # nothing stored
@@ -135,7 +128,7 @@ async def test_a_commit_that_fails_is_a_503_and_leaves_nothing(
 
     # when: the next send comes
     fake_groq.replies.append(Reply(text=["fine"]))
-    again = await send(conversation, auth, {"content": "Hi"}).start()
+    again = await message_post(conversation, auth, {"content": "Hi"}).start()
 
     # then: the stream slot was given back: it is answered
     assert again.status == 201, await again.read()

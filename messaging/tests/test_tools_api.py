@@ -12,7 +12,7 @@ from asgiref.sync import sync_to_async
 from accounts.models import User
 from conversations.models import Conversation, Message
 from conversations.services import conversation_create
-from testsupport.asgi import ASGIRequest, parse_sse
+from testsupport.asgi import ASGIRequest, message_post, parse_sse
 from testsupport.factories import make_message
 from testsupport.fake_groq import ErrorReply, FakeGroq, Reply, ToolCallReply
 from testsupport.helpers import MODEL, settled
@@ -48,15 +48,6 @@ def conversation(user: User) -> Conversation:
     return conversation_create(owner=user, model=MODEL, system_prompt="Be brief.", tools=[WEATHER])
 
 
-def send(conversation: Conversation, auth: dict[str, str], body: dict[str, Any]) -> ASGIRequest:
-    return ASGIRequest(
-        "POST",
-        f"/api/v1/conversations/{conversation.pk}/messages",
-        headers=auth,
-        json_body=body,
-    )
-
-
 def weather_call(*pieces: str, call_id: str = "call_1") -> ToolCallReply:
     return ToolCallReply("get_weather", list(pieces), id=call_id)
 
@@ -75,7 +66,7 @@ async def test_a_tool_call_streams_as_a_tool_use_block_byte_for_byte(
     )
 
     # when
-    response = await send(
+    response = await message_post(
         conversation, auth, {"content": "Weather in Lisbon?", "stream": True}
     ).start()
     raw = await response.read()
@@ -139,9 +130,9 @@ async def test_a_full_round_trip_sends_the_exact_history_upstream_each_turn(
     )
 
     # when: the call, answered without streaming
-    called = await send(conversation, auth, {"content": "Lisbon and Porto?"}).start()
+    called = await message_post(conversation, auth, {"content": "Lisbon and Porto?"}).start()
     call_reply = await called.json()
-    results = await send(
+    results = await message_post(
         conversation,
         auth,
         {
@@ -266,12 +257,12 @@ async def test_results_that_do_not_answer_the_open_calls_are_a_400_naming_them(
     fake_groq.replies.append(
         Reply(text=[], tool_calls=[weather_call("{}"), weather_call("{}", call_id="call_2")])
     )
-    await (await send(conversation, auth, {"content": "Weather?"}).start()).read()
+    await (await message_post(conversation, auth, {"content": "Weather?"}).start()).read()
     await settled(conversation)
     before = await Conversation.objects.aget(pk=conversation.pk)
 
     # when
-    response = await send(conversation, auth, {"content": content}).start()
+    response = await message_post(conversation, auth, {"content": content}).start()
     body = await response.json()
 
     # then: nothing was stored or sent upstream, and the conversation is as it was
@@ -296,7 +287,7 @@ async def test_results_that_do_not_answer_the_open_calls_are_a_400_naming_them(
 async def test_tool_results_without_open_calls_are_a_400(
     fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
 ) -> None:
-    response = await send(
+    response = await message_post(
         conversation,
         auth,
         {"content": [{"type": "tool_result", "tool_use_id": "call_1", "content": "x"}]},
@@ -317,7 +308,9 @@ async def test_malformed_arguments_end_the_block_with_the_raw_text_kept(
     fake_groq.replies.append(Reply(text=[], tool_calls=[weather_call("{city: Lis", "bon")]))
 
     # when
-    response = await send(conversation, auth, {"content": "Weather?", "stream": True}).start()
+    response = await message_post(
+        conversation, auth, {"content": "Weather?", "stream": True}
+    ).start()
     events = parse_sse(await response.read())
 
     # then: the block opens and closes with no input delta, and the stream ends cleanly
@@ -355,7 +348,7 @@ async def test_malformed_arguments_end_the_block_with_the_raw_text_kept(
     # and when the user reports the error, the model's own text goes back upstream
     fake_groq.replies.append(Reply(text=["Sorry."]))
     await (
-        await send(
+        await message_post(
             conversation,
             auth,
             {
@@ -389,7 +382,7 @@ async def test_malformed_arguments_end_the_block_with_the_raw_text_kept(
 async def test_tool_choice_and_service_tier_override_per_send(
     fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
 ) -> None:
-    response = await send(
+    response = await message_post(
         conversation,
         auth,
         {
@@ -410,7 +403,7 @@ async def test_tool_choice_and_service_tier_override_per_send(
 async def test_a_tool_choice_naming_no_tool_is_a_400(
     fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
 ) -> None:
-    response = await send(
+    response = await message_post(
         conversation, auth, {"content": "Hi", "tool_choice": {"type": "tool", "name": "nope"}}
     ).start()
 
@@ -430,7 +423,7 @@ async def test_cached_prompt_tokens_are_reported_as_anthropic_does_and_cost_half
     )
 
     # when
-    response = await send(conversation, auth, {"content": "Hi", "stream": True}).start()
+    response = await message_post(conversation, auth, {"content": "Hi", "stream": True}).start()
     events = parse_sse(await response.read())
 
     # then: Anthropic's input_tokens leaves out the cached part
@@ -463,7 +456,7 @@ async def test_the_json_reply_carries_the_cache_counts(
         Reply(text=["Hi"], prompt_tokens=2000, cached_tokens=1500, completion_tokens=100)
     )
 
-    body = await (await send(conversation, auth, {"content": "Hi"}).start()).json()
+    body = await (await message_post(conversation, auth, {"content": "Hi"}).start()).json()
 
     assert body["usage"] == {
         "input_tokens": 500,
@@ -481,7 +474,7 @@ async def test_a_stop_sequence_ends_the_answer_before_it_and_is_named(
     fake_groq.replies.append(Reply(text=["The answer is 42.", " EN", "D and more", " text"]))
 
     # when
-    response = await send(
+    response = await message_post(
         conversation, auth, {"content": "Hi", "stream": True, "stop_sequences": ["END"]}
     ).start()
     events = parse_sse(await response.read())
@@ -507,7 +500,7 @@ async def test_a_conversations_stop_sequences_apply_to_every_send(
     )
     fake_groq.replies.append(Reply(text=["One.\n", "\nTwo."]))
 
-    body = await (await send(conversation, auth, {"content": "Hi"}).start()).json()
+    body = await (await message_post(conversation, auth, {"content": "Hi"}).start()).json()
 
     assert (body["content"], body["stop_reason"], body["stop_sequence"]) == (
         [{"type": "text", "text": "One."}],
@@ -605,7 +598,7 @@ async def test_a_failure_before_the_first_token_moves_the_turn_to_the_fallback_m
     fake_groq.replies.extend([*failure, Reply(text=["Hi"], prompt_tokens=42, completion_tokens=1)])
 
     # when
-    response = await send(conversation, auth, {"content": "Hi", "stream": True}).start()
+    response = await message_post(conversation, auth, {"content": "Hi", "stream": True}).start()
     events = parse_sse(await response.read())
 
     # then: one clean answer, from the fallback, priced at its prices
@@ -641,7 +634,7 @@ async def test_a_refusal_of_the_request_itself_does_not_fall_back(
     )
     fake_groq.replies.append(ErrorReply(400, "Bad request"))
 
-    response = await send(conversation, auth, {"content": "Hi"}).start()
+    response = await message_post(conversation, auth, {"content": "Hi"}).start()
 
     assert response.status == 400
     assert [r.body["model"] for r in fake_groq.received] == [MODEL]
@@ -650,7 +643,7 @@ async def test_a_refusal_of_the_request_itself_does_not_fall_back(
 async def test_fallback_models_must_be_usable_catalog_models(
     fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
 ) -> None:
-    response = await send(
+    response = await message_post(
         conversation, auth, {"content": "Hi", "fallback_models": ["llama3-8b-8192"]}
     ).start()
 

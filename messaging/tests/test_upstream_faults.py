@@ -5,13 +5,12 @@ are the rest: a stream dropped, stalled past the read timeout or sent a malforme
 after it started, and 429/500/503 still failing after the retries."""
 
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
 
 from conversations.models import Conversation
-from testsupport.asgi import ASGIRequest, parse_sse
+from testsupport.asgi import message_post, parse_sse
 from testsupport.fake_groq import ErrorReply, FakeGroq, Reply
 from testsupport.helpers import settled, stored
 from usage.models import UsageRecord
@@ -21,15 +20,6 @@ pytestmark = [
     pytest.mark.asyncio,
     pytest.mark.usefixtures("groq_providers", "close_worker_connection"),
 ]
-
-
-def send(conversation: Conversation, auth: dict[str, str], body: dict[str, Any]) -> ASGIRequest:
-    return ASGIRequest(
-        "POST",
-        f"/api/v1/conversations/{conversation.pk}/messages",
-        headers=auth,
-        json_body=body,
-    )
 
 
 @pytest.mark.parametrize(
@@ -65,7 +55,7 @@ async def test_a_failure_mid_stream_ends_with_an_error_event_and_keeps_the_parti
     fake_groq.replies.append(reply)
 
     # when
-    response = await send(conversation, auth, {"content": "Hi", "stream": True}).start()
+    response = await message_post(conversation, auth, {"content": "Hi", "stream": True}).start()
     events = parse_sse(await response.read(wait=15))
 
     # then: the stream ends with one terminal error event, no message_stop
@@ -115,7 +105,7 @@ async def test_an_upstream_still_failing_after_the_retries_is_an_http_error_and_
     fake_groq.replies.extend([error, error])
 
     # when
-    response = await send(conversation, auth, {"content": "Hi", "stream": True}).start()
+    response = await message_post(conversation, auth, {"content": "Hi", "stream": True}).start()
     body = await response.json()
 
     # then
