@@ -59,6 +59,10 @@ class LiveServer:
             "CHATAPI_ENV": "test",
             "DATABASE_URL": live_database_url(),
             "SHUTDOWN_HANDLE_SIGNALS": "true",
+            # The tests a server outlives empty the tables after them (transaction=True), and
+            # the catalog's rows come back with new ids: it is read afresh, never a cached
+            # one naming prices that are gone (a turn recorded against one fails its commit).
+            "MODEL_CATALOG_CACHE_SECONDS": "0",
         }
         with log_path.open("wb") as log:
             self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module

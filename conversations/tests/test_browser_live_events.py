@@ -65,7 +65,6 @@ def server(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> I
         env={
             "GROQ_BASE_URL": upstream.base_url,
             "GROQ_API_KEY": "gsk_test",
-            "MODEL_CATALOG_CACHE_SECONDS": "0",
             "LOG_LEVEL": "WARNING",
         },
         log_path=tmp_path_factory.mktemp("browser-live") / "server.log",

@@ -47,7 +47,6 @@ def _server(upstream: FakeGroq, log_path: Path, **env: str) -> LiveServer:
             "GROQ_BASE_URL": upstream.base_url,
             "GROQ_API_KEY": "gsk_test",
             "LLM_MAX_RETRIES": "0",
-            "MODEL_CATALOG_CACHE_SECONDS": "0",
             "RATE_LIMIT_SENDS_PER_MINUTE": "0",
             "LIVE_EVENTS_AUTH_TIMEOUT_SECONDS": "1",
             "LIVE_EVENTS_MAX_CONNECTIONS_PER_USER": "2",

@@ -38,9 +38,6 @@ def _server(upstream: FakeGroq, log_path: Path, **env: str) -> LiveServer:
             "GROQ_BASE_URL": upstream.base_url,
             "GROQ_API_KEY": "gsk_test",
             "LLM_MAX_RETRIES": "0",
-            # Each test's rows are new (transaction=True empties the tables after it): the
-            # catalog is read afresh, never a cached one naming rows that are gone.
-            "MODEL_CATALOG_CACHE_SECONDS": "0",
             "LOG_LEVEL": "INFO",
         }
         | env,
