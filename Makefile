@@ -72,7 +72,7 @@ pytest-rls: venv
 # runs this after `make test`, which uses CI's server).
 pytest-embedded: export CHATAPI_ENV ?= test
 pytest-embedded: venv
-	@env -u DATABASE_URL .venv/bin/pytest -m live_database
+	@env -u DATABASE_URL .venv/bin/pytest -n 2 -m live_database
 
 # The fuzz test of `make test` with many more examples and a fresh seed (printed, so a failure
 # can be replayed with FUZZ_SEED=<seed>). Needs DATABASE_URL like `make test`.
