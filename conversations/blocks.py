@@ -11,6 +11,7 @@ the search that read it.
 """
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ from chatapi.serializers import JsonBodySerializer
 Block = dict[str, Any]
 
 TOOL_NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
+_TOOL_NAME = re.compile(TOOL_NAME_PATTERN)
 TOOLS_MAX = 128
 TOOL_DESCRIPTION_MAX_CHARS = 10_000
 STOP_SEQUENCES_MAX = 4
@@ -128,7 +130,8 @@ def _keys(block: dict[str, Any], allowed: set[str], path: str) -> None:
         raise serializers.ValidationError(f"{path}: unknown field {', '.join(unknown)}.")
 
 
-def _user_block(block: Any, path: str) -> Block:
+def user_block(block: Any, path: str) -> Block:
+    """A user message's block as a client sends it: text or tool_result."""
     if not isinstance(block, dict):
         raise serializers.ValidationError(f"{path} must be an object.")
     kind = block.get("type")
@@ -156,6 +159,36 @@ def _user_block(block: Any, path: str) -> Block:
         f"{path}.type must be text or tool_result (got {kind!r})."
         if isinstance(kind, str)
         else f"{path}.type must be text or tool_result."
+    )
+
+
+def assistant_block(block: Any, path: str) -> Block:
+    """An earlier answer's block as a client sends it back in a history (the stateless
+    compatibility routes): text, thinking (its signature is not kept: the providers behind
+    chatapi sign nothing) or tool_use (id, name, an input object)."""
+    if not isinstance(block, dict):
+        raise serializers.ValidationError(f"{path} must be an object.")
+    kind = block.get("type")
+    if kind == "text":
+        _keys(block, {"type", "text"}, path)
+        return {"type": "text", "text": _text(block.get("text"), f"{path}.text", blank=True)}
+    if kind == "thinking":
+        _keys(block, {"type", "thinking", "signature"}, path)
+        return {"type": "thinking", "thinking": _text(block.get("thinking"), f"{path}.thinking")}
+    if kind == "tool_use":
+        _keys(block, {"type", "id", "name", "input"}, path)
+        tool_use_id = _text(block.get("id"), f"{path}.id")
+        name = block.get("name")
+        if not isinstance(name, str) or not _TOOL_NAME.fullmatch(name):
+            raise serializers.ValidationError(f"{path}.name must match {TOOL_NAME_PATTERN}.")
+        tool_input = block.get("input")
+        if not isinstance(tool_input, dict):
+            raise serializers.ValidationError(f"{path}.input must be an object.")
+        return {"type": "tool_use", "id": tool_use_id, "name": name, "input": tool_input}
+    raise serializers.ValidationError(
+        f"{path}.type must be text, thinking or tool_use (got {kind!r})."
+        if isinstance(kind, str)
+        else f"{path}.type must be text, thinking or tool_use."
     )
 
 
@@ -203,7 +236,7 @@ class UserContentField(serializers.Field[list[Block], Any, Any, Any]):
                 raise serializers.ValidationError("content may not be an empty list.")
             if len(data) > BLOCKS_MAX:
                 raise serializers.ValidationError(f"At most {BLOCKS_MAX} blocks are allowed.")
-            blocks = [_user_block(block, f"content[{i}]") for i, block in enumerate(data)]
+            blocks = [user_block(block, f"content[{i}]") for i, block in enumerate(data)]
         else:
             raise serializers.ValidationError("Must be a string or a list of content blocks.")
         size = sum(

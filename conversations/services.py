@@ -13,7 +13,7 @@ from accounts.models import User
 from accounts.rls import service_role
 from chatapi.errors import ConflictError
 from chatapi.live_events import event_publish
-from conversations.blocks import text_blocks
+from conversations.blocks import Block, blocks_text, tool_uses
 from conversations.events import Event, conversation_event_data
 from conversations.models import Conversation, Message, Share
 from conversations.notify import conversation_notify
@@ -87,28 +87,31 @@ def conversation_create_with_history(
     model: str,
     system_prompt: str = "",
     metadata: dict[str, Any] | None = None,
-    history: Sequence[tuple[str, str]],
+    history: Sequence[tuple[str, Sequence[Block]]],
 ) -> Conversation:
-    """A new conversation holding an earlier exchange, ``(role, content)`` pairs oldest first
-    (user or assistant, each complete): what a stateless API's request carries before its new
-    message. The messages are strictly ordered, older than anything added after them, and one
-    branch whose last message is the current leaf."""
+    """A new conversation holding an earlier exchange, ``(role, blocks)`` pairs oldest first
+    (user or assistant, each complete; validated blocks, tool calls and results included):
+    what a stateless API's request carries before its new message. The messages are
+    strictly ordered, older than anything added after them, and one branch whose last
+    message is the current leaf."""
     with transaction.atomic():
         conversation = conversation_create(
             owner=owner, model=model, system_prompt=system_prompt, metadata=metadata
         )
         now = conversation.created_at
         messages: list[Message] = []
-        for index, (role, content) in enumerate(history):
+        for index, (role, blocks) in enumerate(history):
             messages.append(
                 Message(
                     conversation=conversation,
                     # One branch: each message follows the one before it.
                     parent_id=messages[-1].pk if messages else None,
                     role=role,
-                    content=content,
-                    blocks=text_blocks(content),
+                    content=blocks_text(blocks),
+                    blocks=list(blocks),
                     status=Message.Status.COMPLETE,
+                    # As a generated answer that called tools is stored.
+                    stop_reason="tool_use" if tool_uses(blocks) else "",
                     created_at=now - timedelta(microseconds=len(history) - index),
                     completed_at=now,
                 )

@@ -16,13 +16,32 @@ from accounts.models import ApiKeyScope
 from accounts.permissions import scopes_all
 from chatapi.openapi import sse_schema_response
 from chatapi.serializers import JsonBodySerializer
-from conversations.blocks import STOP_SEQUENCE_MAX_CHARS, STOP_SEQUENCES_MAX
+from conversations.blocks import (
+    BLOCKS_MAX,
+    STOP_SEQUENCE_MAX_CHARS,
+    STOP_SEQUENCES_MAX,
+    TOOLS_MAX,
+    Block,
+    ToolChoiceSerializer,
+    ToolDefinitionSerializer,
+    assistant_block,
+    text_blocks,
+    tool_result_text,
+    tool_uses,
+    tools_problem,
+    user_block,
+)
 from conversations.models import Message
-from conversations.serializers import SYSTEM_PROMPT_MAX_LENGTH, conversation_metadata_validate
+from conversations.serializers import (
+    SYSTEM_PROMPT_MAX_LENGTH,
+    conversation_metadata_validate,
+    unstorable_text,
+)
 from messaging.compat.base import (
     CONVERSATION_HEADER,
     Answer,
     CompatCall,
+    CompatMessage,
     CompatSendView,
     CompatView,
     answer_events,
@@ -31,17 +50,93 @@ from messaging.compat.base import (
     continue_on_loop,
     model_or_404,
     text_content,
+    tool_pairs_problem,
     unsupported_fields_error,
 )
 from messaging.llm.base import ChatMessage
 from messaging.llm.token_estimates import estimate_messages_tokens
-from messaging.serializers import anthropic_message
+from messaging.serializers import MESSAGE_MAX_CHARS, anthropic_message
 from messaging.views import answer_error, event_stream_response
 
 TAG = "compatibility"
 # Parts of the Messages API chatapi does not offer (yet): named in the 400 they get.
-_UNSUPPORTED = ("tools", "tool_choice", "thinking", "top_k", "container", "mcp_servers")
+_UNSUPPORTED = ("thinking", "top_k", "container", "mcp_servers")
 _MAX_MESSAGES = 1000
+
+
+def _uncached(value: Any) -> Any:
+    """A block or tool definition without Anthropic's ``cache_control`` hint: the providers
+    behind chatapi cache prompts on their own, so the hint is accepted and has no effect."""
+    if isinstance(value, dict) and "cache_control" in value:
+        return {key: item for key, item in value.items() if key != "cache_control"}
+    return value
+
+
+def _message_blocks(content: Any, *, role: str, field: str) -> tuple[Block, ...]:
+    """A message's content as blocks: a string is one text block; a list holds text and
+    tool_result blocks (a user's) or text, thinking and tool_use blocks (an answer's)."""
+    if isinstance(content, str):
+        return tuple(text_blocks(text_content(content, field=field)))
+    if not isinstance(content, list):
+        raise serializers.ValidationError(
+            f"{field}.content must be a string or a list of content blocks."
+        )
+    if len(content) > BLOCKS_MAX:
+        raise serializers.ValidationError(f"{field}.content: at most {BLOCKS_MAX} blocks.")
+    parse = user_block if role == "user" else assistant_block
+    blocks = []
+    for index, sent in enumerate(content):
+        block = _uncached(sent)
+        if isinstance(block, dict) and isinstance(block.get("content"), list):
+            block = {**block, "content": [_uncached(part) for part in block["content"]]}
+        blocks.append(parse(block, f"{field}.content[{index}]"))
+    size = sum(
+        len(tool_result_text(block))
+        if block["type"] == "tool_result"
+        else len(block.get("text") or block.get("thinking") or "")
+        for block in blocks
+    )
+    if size > MESSAGE_MAX_CHARS:
+        raise serializers.ValidationError(f"{field}: at most {MESSAGE_MAX_CHARS} characters.")
+    problem = unstorable_text([block["input"] for block in tool_uses(blocks)])
+    if problem:
+        raise serializers.ValidationError(f"{field}: {problem}")
+    return tuple(blocks)
+
+
+def _client_tools(data: dict[str, Any]) -> dict[str, Any]:
+    """The request with its tools and tool_choice as the native routes take them: without
+    ``cache_control``, a tool's ``type: custom`` or ``disable_parallel_tool_use: false`` (each
+    the default). The provider's own tools and ``disable_parallel_tool_use: true`` are 400."""
+    tools, choice = data.get("tools"), data.get("tool_choice")
+    if isinstance(tools, list):
+        for index, tool in enumerate(tools):
+            kind = tool.get("type", "custom") if isinstance(tool, dict) else "custom"
+            if kind not in ("custom", None):
+                problem = (
+                    f"tools.{index}: {kind} tools are not offered; only client tools (name, "
+                    "description, input_schema)."
+                )
+                raise serializers.ValidationError({"tools": [problem]})
+        data = {
+            **data,
+            "tools": [
+                {k: v for k, v in _uncached(tool).items() if k != "type"}
+                if isinstance(tool, dict)
+                else tool
+                for tool in tools
+            ],
+        }
+    if isinstance(choice, dict) and "disable_parallel_tool_use" in choice:
+        if choice["disable_parallel_tool_use"] is not False:
+            problem = (
+                "disable_parallel_tool_use is not offered: the model may call several tools in "
+                "one answer."
+            )
+            raise serializers.ValidationError({"tool_choice": [problem]})
+        choice = {k: v for k, v in choice.items() if k != "disable_parallel_tool_use"}
+        data = {**data, "tool_choice": choice}
+    return data
 
 
 class AnthropicMessagesSerializer(JsonBodySerializer):
@@ -62,15 +157,34 @@ class AnthropicMessagesSerializer(JsonBodySerializer):
     )
     stream = serializers.BooleanField(default=False)
     metadata = serializers.DictField(required=False)
+    tools = ToolDefinitionSerializer(
+        many=True,
+        required=False,
+        help_text=f"Client tools (name, description, input_schema), at most {TOOLS_MAX}; "
+        "cache_control is accepted and has no effect. The provider's own tools (a type other "
+        "than custom) are not offered.",
+    )
+    tool_choice = ToolChoiceSerializer(
+        required=False, help_text="auto, any, tool (with name) or none."
+    )
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
             offered = [name for name in _UNSUPPORTED if name in data]
             if offered:
                 raise unsupported_fields_error(offered)
+            data = _client_tools(data)
         return super().to_internal_value(data)
 
-    def validate_messages(self, messages: list[Any]) -> list[ChatMessage]:
+    def validate_tools(self, tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if len(tools) > TOOLS_MAX:
+            raise serializers.ValidationError(f"At most {TOOLS_MAX} tools are allowed.")
+        problem = unstorable_text([tool["input_schema"] for tool in tools])
+        if problem:
+            raise serializers.ValidationError(problem)
+        return [dict(tool) for tool in tools]
+
+    def validate_messages(self, messages: list[Any]) -> list[CompatMessage]:
         parsed = []
         for index, message in enumerate(messages):
             field = f"messages.{index}"
@@ -79,16 +193,26 @@ class AnthropicMessagesSerializer(JsonBodySerializer):
             unknown = set(message) - {"role", "content"}
             if unknown:
                 raise serializers.ValidationError(f"{field}: unknown field {sorted(unknown)[0]}.")
+            role = message["role"]
             parsed.append(
-                ChatMessage(
-                    role=message["role"], content=text_content(message.get("content"), field=field)
-                )
+                CompatMessage(role, _message_blocks(message.get("content"), role=role, field=field))
             )
         if parsed[-1].role != "user":
             raise serializers.ValidationError(
                 "The last message must be the user's (prefilling the answer is not supported)."
             )
+        unanswered = tool_pairs_problem(parsed)
+        if unanswered is not None:
+            index, problem = unanswered
+            raise serializers.ValidationError(f"messages.{index}: {problem}")
         return parsed
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        problem = tools_problem(attrs.get("tools", []), attrs.get("tool_choice"))
+        if problem:
+            field = "tool_choice" if "tool_choice" in attrs else "tools"
+            raise serializers.ValidationError({field: [problem]})
+        return attrs
 
     def validate_system(self, system: Any) -> str:
         return text_content(system, field="system", max_chars=SYSTEM_PROMPT_MAX_LENGTH)
@@ -108,6 +232,8 @@ class AnthropicMessagesSerializer(JsonBodySerializer):
             top_p=data.get("top_p"),
             stop_sequences=tuple(data.get("stop_sequences", ())),
             metadata=data.get("metadata") or {},
+            tools=tuple(data.get("tools", ())),
+            tool_choice=data.get("tool_choice"),
         )
 
 
@@ -117,12 +243,26 @@ class AnthropicCountTokensSerializer(AnthropicMessagesSerializer):
 
 
 def compat_message(assistant: Message) -> dict[str, Any]:
-    """The stored answer as an Anthropic ``Message``: its thinking, if any, and its text (the
-    route offers no tools)."""
+    """The stored answer as an Anthropic ``Message``: its thinking (with an empty signature:
+    nothing signs it), text and tool calls, in order; a text block even when it said nothing
+    and called nothing, as Anthropic's answers have."""
     content: list[dict[str, Any]] = []
-    if assistant.reasoning:
-        content.append({"type": "thinking", "thinking": assistant.reasoning, "signature": ""})
-    content.append({"type": "text", "text": assistant.content})
+    for block in assistant.blocks or text_blocks(assistant.content, assistant.reasoning):
+        if block["type"] == "thinking":
+            content.append({"type": "thinking", "thinking": block["thinking"], "signature": ""})
+        elif block["type"] == "text":
+            content.append({"type": "text", "text": block["text"]})
+        elif block["type"] == "tool_use":
+            content.append(
+                {
+                    "type": "tool_use",
+                    "id": block["id"],
+                    "name": block["name"],
+                    "input": block["input"],
+                }
+            )
+    if not any(block["type"] in ("text", "tool_use") for block in content):
+        content.append({"type": "text", "text": ""})
     return anthropic_message(assistant, content=content)
 
 
@@ -146,8 +286,10 @@ class AnthropicMessagesView(CompatSendView):
         tags=[TAG],
         summary="Anthropic Messages API: create a message",
         description="`anthropic.Anthropic(base_url=..., api_key=<chatapi key>)` works "
-        "unchanged. Text content only; no tools, thinking or top_k (400). Errors in "
-        "Anthropic's shape; an unknown model is 404.",
+        "unchanged. Text content and client tools: tools and tool_choice, tool_use blocks in "
+        "answers (streamed as input_json_delta events), tool_result blocks sent back, in the "
+        "history or as the new message. No images, documents, the thinking parameter, top_k or "
+        "the provider's own tools (400). Errors in Anthropic's shape; an unknown model is 404.",
         parameters=_HEADERS,
         request=AnthropicMessagesSerializer,
         responses={
@@ -221,5 +363,8 @@ class AnthropicCountTokensView(CompatView):
         data = serializer.validated_data
         model_or_404(data["model"])
         system = data.get("system", "")
-        messages = [*([ChatMessage("system", system)] if system else []), *data["messages"]]
+        messages = [
+            *([ChatMessage("system", system)] if system else []),
+            *(sent for message in data["messages"] for sent in message.chat_messages()),
+        ]
         return Response({"input_tokens": estimate_messages_tokens(messages)})

@@ -26,10 +26,12 @@ from accounts.rls import CallerAPIView
 from chatapi.dispatch import ContinueOnLoop
 from chatapi.errors import ApiError, api_error
 from chatapi.ratelimits import SendRateThrottle
+from conversations.blocks import Block, blocks_text, text_blocks, tool_results_problem, tool_uses
 from conversations.models import Conversation, Message
 from conversations.selectors import conversation_get_for_user
 from conversations.serializers import unstorable_text
 from conversations.services import conversation_create_with_history
+from messaging.history import chat_messages_from
 from messaging.idempotency import HEADER as IDEMPOTENCY_HEADER
 from messaging.llm.base import ChatMessage, ProviderError
 from messaging.models import IdempotencyKey
@@ -43,8 +45,8 @@ from usage.catalog import ChatModel, chat_model_get, chat_model_unavailable
 CONVERSATION_HEADER = "chatapi-conversation-id"
 
 
-# Tool use is the native send route's (its blocks are stored on the conversation's tree); here
-# it is refused, never silently dropped.
+# Tool use is offered on Anthropic's route and the native one; here it is refused, never
+# silently dropped.
 _TOOL_FIELDS = frozenset(
     {"tools", "tool_choice", "functions", "function_call", "parallel_tool_calls"}
 )
@@ -55,8 +57,9 @@ def unsupported_fields_error(fields: list[str]) -> serializers.ValidationError:
     return serializers.ValidationError(
         {
             name: [
-                f"{name} is not supported by chatapi's compatibility routes; tool use works on "
-                "POST /api/v1/conversations/{id}/messages."
+                f"{name} is not supported by chatapi's OpenAI-compatible routes; tool use works "
+                "on POST /v1/messages (Anthropic's API) and POST /api/v1/conversations/{id}/"
+                "messages."
                 if name in _TOOL_FIELDS
                 else f"{name} is not supported by chatapi."
             ]
@@ -92,12 +95,63 @@ def text_content(value: Any, *, field: str, max_chars: int = MESSAGE_MAX_CHARS) 
     return text
 
 
+@dataclass(frozen=True, slots=True)
+class CompatMessage:
+    """A user or assistant message of a call as content blocks: text, and on Anthropic's
+    route the tool blocks (tool_use in an answer, tool_result in a user message) and an
+    answer's thinking."""
+
+    role: str
+    blocks: tuple[Block, ...]
+
+    @classmethod
+    def text(cls, role: str, content: str) -> "CompatMessage":
+        return cls(role, tuple(text_blocks(content)))
+
+    @property
+    def content(self) -> str:
+        return blocks_text(self.blocks)
+
+    @property
+    def text_only(self) -> bool:
+        return all(block["type"] == "text" for block in self.blocks)
+
+    def chat_messages(self) -> list[ChatMessage]:
+        """As the provider reads it (what the context is budgeted with)."""
+        return chat_messages_from(role=self.role, content=self.content, blocks=self.blocks)
+
+
+def tool_pairs_problem(messages: list[CompatMessage]) -> tuple[int, str] | None:
+    """The first message that does not answer the tool calls of the answer before it (each
+    with one tool_result, nothing else), as both APIs require, and why. A call of one message
+    is left to the send, which checks it against the stored conversation."""
+    if len(messages) == 1:
+        return None
+    for index, message in enumerate(messages):
+        previous = messages[index - 1] if index else None
+        open_ids = (
+            [block["id"] for block in tool_uses(previous.blocks)]
+            if previous is not None and previous.role == "assistant"
+            else []
+        )
+        if message.role == "user":
+            problem = tool_results_problem(open_ids=open_ids, blocks=message.blocks)
+            if problem:
+                return index, problem
+        elif open_ids:
+            return index, (
+                f"The answer before called tools ({', '.join(open_ids)}): their results must "
+                "come next."
+            )
+    return None
+
+
 @dataclass(frozen=True)
 class CompatCall:
     """One call of either API, translated: ``messages`` end with the new user message."""
 
     model: str
-    messages: tuple[ChatMessage, ...]
+    messages: tuple[CompatMessage, ...]
     system: str
     max_output_tokens: int | None
     stream: bool
@@ -108,21 +162,38 @@ class CompatCall:
     stop_sequences: tuple[str, ...] = ()
     reasoning_effort: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Anthropic tool definitions and tool_choice, for this turn (the native send's shapes).
+    tools: tuple[Block, ...] = ()
+    tool_choice: Block | None = None
 
     def send_data(self) -> dict[str, Any]:
         """The send service's ``data``: the new message and this turn's settings."""
-        data: dict[str, Any] = {"content": self.messages[-1].content, "model": self.model}
+        new = self.messages[-1]
+        data: dict[str, Any] = {
+            "content": new.content if new.text_only else list(new.blocks),
+            "model": self.model,
+        }
         for name in ("temperature", "max_output_tokens", "top_p", "reasoning_effort"):
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)
         if self.stop_sequences:
             data["stop_sequences"] = list(self.stop_sequences)
+        if self.tools:
+            data["tools"] = [dict(tool) for tool in self.tools]
+        if self.tool_choice is not None:
+            data["tool_choice"] = dict(self.tool_choice)
         return data
 
     def context_digest(self) -> str:
         """What a stateless call's context is, for its Idempotency-Key: a retry must repeat
         the history too, not only the last message."""
-        material = [self.system, [(m.role, m.content) for m in self.messages[:-1]]]
+        material = [
+            self.system,
+            [
+                (m.role, m.content) if m.text_only else (m.role, m.content, list(m.blocks))
+                for m in self.messages[:-1]
+            ],
+        ]
         return hashlib.sha256(json.dumps(material).encode()).hexdigest()
 
 
@@ -184,7 +255,7 @@ def _stored_as_new(user: User, model: ChatModel, call: CompatCall) -> Conversati
         model=model.id,
         system_prompt=call.system,
         metadata=call.metadata,
-        history=[(message.role, message.content) for message in call.messages[:-1]],
+        history=[(message.role, message.blocks) for message in call.messages[:-1]],
     )
 
 

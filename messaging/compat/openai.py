@@ -19,31 +19,45 @@ from rest_framework.response import Response
 
 from chatapi.openapi import sse_schema_response
 from chatapi.serializers import JsonBodySerializer
-from conversations.blocks import STOP_SEQUENCE_MAX_CHARS, STOP_SEQUENCES_MAX
+from conversations.blocks import (
+    STOP_SEQUENCE_MAX_CHARS,
+    STOP_SEQUENCES_MAX,
+    TOOLS_MAX,
+    Block,
+    ToolDefinitionSerializer,
+    assistant_block,
+    text_blocks,
+    tool_uses,
+    tools_problem,
+    user_block,
+)
 from conversations.models import Message, ReasoningEffort
-from conversations.serializers import SYSTEM_PROMPT_MAX_LENGTH, conversation_metadata_validate
+from conversations.serializers import (
+    SYSTEM_PROMPT_MAX_LENGTH,
+    conversation_metadata_validate,
+    unstorable_text,
+)
 from messaging.compat.base import (
     CONVERSATION_HEADER,
     Answer,
     CompatCall,
+    CompatMessage,
     CompatSendView,
     answer_events,
     answer_stored,
     compat_send,
     continue_on_loop,
     text_content,
+    tool_pairs_problem,
     unsupported_fields_error,
 )
-from messaging.llm.base import ChatMessage
+from messaging.history import tool_call_from
 from messaging.views import answer_error, event_stream_response
 
 TAG = "compatibility"
 _UNSUPPORTED = (
-    "tools",
-    "tool_choice",
     "functions",
     "function_call",
-    "parallel_tool_calls",
     "response_format",
     "logprobs",
     "top_logprobs",
@@ -81,6 +95,24 @@ class ChatCompletionSerializer(JsonBodySerializer):
     )
     n = serializers.IntegerField(min_value=1, max_value=1, required=False, allow_null=True)
     metadata = serializers.DictField(required=False, allow_null=True)
+    tools = serializers.ListField(
+        child=serializers.JSONField(),
+        required=False,
+        allow_null=True,
+        help_text=f"Function tools, at most {TOOLS_MAX}: {{type: function, function: {{name, "
+        "description, parameters}} (parameters a JSON Schema of type object; strict: true is "
+        "not offered).",
+    )
+    tool_choice = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text="none, auto, required, or {type: function, function: {name}}.",
+    )
+    parallel_tool_calls = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        help_text="true (the default) only: the model may call several tools in one answer.",
+    )
     # Accepted and without effect: every call is stored, and the caller is known by its key.
     store = serializers.BooleanField(required=False, allow_null=True)
     user = serializers.CharField(max_length=256, required=False, allow_blank=True)
@@ -92,28 +124,89 @@ class ChatCompletionSerializer(JsonBodySerializer):
                 raise unsupported_fields_error(offered)
         return super().to_internal_value(data)
 
-    def validate_messages(self, messages: list[Any]) -> list[ChatMessage]:
-        parsed = []
+    def validate_messages(self, messages: list[Any]) -> list[CompatMessage]:
+        parsed: list[CompatMessage] = []
+        # Each parsed message's index in the request (the first, for merged tool messages).
+        origins: list[int] = []
         for index, message in enumerate(messages):
             field = f"messages.{index}"
             role = message.get("role") if isinstance(message, dict) else None
             if role == "developer":
                 role = "system"  # the newer name of the system role
-            if role not in ("system", "user", "assistant"):
+            if role not in _MESSAGE_FIELDS:
                 raise serializers.ValidationError(
-                    f"{field}: role must be system, developer, user or assistant."
+                    f"{field}: role must be system, developer, user, assistant or tool."
                 )
-            unknown = set(message) - {"role", "content", "name"}
+            unknown = set(message) - _MESSAGE_FIELDS[role]
             if unknown:
                 raise serializers.ValidationError(
                     f"{field}: {sorted(unknown)[0]} is not supported."
                 )
-            parsed.append(
-                ChatMessage(role=role, content=text_content(message.get("content"), field=field))
-            )
+            if role == "tool":
+                result = _tool_result(message, field=field)
+                if index and messages[index - 1].get("role") == "tool":
+                    # The results of one answer's calls: one user message, as stored.
+                    parsed[-1] = CompatMessage("user", (*parsed[-1].blocks, result))
+                    continue
+                parsed.append(CompatMessage("user", (result,)))
+            elif role == "assistant":
+                parsed.append(_answer(message, field=field))
+            else:
+                parsed.append(
+                    CompatMessage.text(role, text_content(message.get("content"), field=field))
+                )
+            origins.append(index)
         if parsed[-1].role != "user":
-            raise serializers.ValidationError("The last message must be the user's.")
+            raise serializers.ValidationError("The last message must be the user's or a tool's.")
+        turns = [
+            (origin, m) for origin, m in zip(origins, parsed, strict=True) if m.role != "system"
+        ]
+        unanswered = tool_pairs_problem([m for _, m in turns])
+        if unanswered is not None:
+            index, problem = unanswered
+            raise serializers.ValidationError(f"messages.{turns[index][0]}: {problem}")
         return parsed
+
+    def validate_tools(self, tools: list[Any] | None) -> list[Block]:
+        if not tools:
+            return []
+        if len(tools) > TOOLS_MAX:
+            raise serializers.ValidationError(f"At most {TOOLS_MAX} tools are allowed.")
+        definitions = []
+        for index, tool in enumerate(tools):
+            checked = ToolDefinitionSerializer(data=_tool_definition(tool, index))
+            if not checked.is_valid():
+                name, reasons = next(iter(checked.errors.items()))
+                sent_as = {"input_schema": "parameters"}.get(name, name)
+                raise serializers.ValidationError(f"tools.{index}.function.{sent_as}: {reasons[0]}")
+            definitions.append(dict(checked.validated_data))
+        problem = unstorable_text([tool["input_schema"] for tool in definitions])
+        if problem:
+            raise serializers.ValidationError(problem)
+        return definitions
+
+    def validate_tool_choice(self, choice: Any) -> Block | None:
+        if choice is None:
+            return None
+        if isinstance(choice, str) and choice in _TOOL_CHOICES:
+            return {"type": _TOOL_CHOICES[choice]}
+        function = choice.get("function") if isinstance(choice, dict) else None
+        if (
+            not isinstance(function, dict)
+            or choice.get("type") != "function"
+            or not isinstance(function.get("name"), str)
+        ):
+            raise serializers.ValidationError(
+                "none, auto, required, or {type: function, function: {name}}."
+            )
+        return {"type": "tool", "name": function["name"]}
+
+    def validate_parallel_tool_calls(self, value: bool | None) -> bool | None:
+        if value is False:
+            raise serializers.ValidationError(
+                "Only true (the default): chatapi cannot hold the model to one call per answer."
+            )
+        return value
 
     def validate_metadata(self, metadata: dict[str, Any] | None) -> dict[str, Any] | None:
         return None if metadata is None else conversation_metadata_validate(metadata)
@@ -124,6 +217,12 @@ class ChatCompletionSerializer(JsonBodySerializer):
             raise serializers.ValidationError(
                 {"messages": [f"The system messages exceed {SYSTEM_PROMPT_MAX_LENGTH} characters."]}
             )
+        choice = attrs.get("tool_choice")
+        problem = tools_problem(attrs.get("tools") or [], choice)
+        if problem:
+            raise serializers.ValidationError({"tool_choice" if choice else "tools": [problem]})
+        if choice is not None and choice["type"] != "none" and not attrs.get("tools"):
+            raise serializers.ValidationError({"tool_choice": ["Only with tools."]})
         return attrs
 
     def validate_stop(self, stop: Any) -> list[str]:
@@ -140,7 +239,7 @@ class ChatCompletionSerializer(JsonBodySerializer):
 
     def call(self) -> CompatCall:
         data = self.validated_data
-        messages: list[ChatMessage] = data["messages"]
+        messages: list[CompatMessage] = data["messages"]
         # System messages become the conversation's system prompt, in order.
         system = "\n\n".join(m.content for m in messages if m.role == "system")
         turns = tuple(m for m in messages if m.role != "system")
@@ -155,7 +254,126 @@ class ChatCompletionSerializer(JsonBodySerializer):
             stop_sequences=tuple(data.get("stop") or ()),
             reasoning_effort=data.get("reasoning_effort"),
             metadata=data.get("metadata") or {},
+            tools=tuple(data.get("tools") or ()),
+            tool_choice=data.get("tool_choice"),
         )
+
+
+_MESSAGE_FIELDS = {
+    "system": {"role", "content", "name"},
+    "user": {"role", "content", "name"},
+    # What the SDK sends back of an answer it was given, appended as it is.
+    "assistant": {
+        "role",
+        "content",
+        "name",
+        "tool_calls",
+        "refusal",
+        "reasoning",
+        "annotations",
+        "audio",
+        "function_call",
+        "parsed",
+    },
+    "tool": {"role", "content", "tool_call_id"},
+}
+_TOOL_CHOICES = {"none": "none", "auto": "auto", "required": "any"}
+
+
+def _tool_result(message: dict[str, Any], *, field: str) -> Block:
+    if not isinstance(message.get("tool_call_id"), str) or not message["tool_call_id"]:
+        raise serializers.ValidationError(f"{field}.tool_call_id must be a string.")
+    return user_block(
+        {
+            "type": "tool_result",
+            "tool_use_id": message.get("tool_call_id"),
+            "content": text_content(message.get("content"), field=field),
+        },
+        field,
+    )
+
+
+def _answer(message: dict[str, Any], *, field: str) -> CompatMessage:
+    """An earlier answer sent back: its reasoning (Groq's field), text and tool calls. What
+    else the SDK's own message object carries is its reading of the answer (annotations, its
+    parse of the content) and goes: chatapi's answers have no audio or function_call."""
+    for name in ("audio", "function_call"):
+        if message.get(name) is not None:
+            raise serializers.ValidationError(f"{field}.{name} is not supported.")
+    content = message.get("content")
+    text = "" if content is None else text_content(content, field=field)
+    blocks: list[Block] = []
+    if message.get("reasoning"):
+        blocks.append(
+            assistant_block({"type": "thinking", "thinking": message["reasoning"]}, field)
+        )
+    blocks += text_blocks(text)
+    calls = message.get("tool_calls") or []
+    if not isinstance(calls, list):
+        raise serializers.ValidationError(f"{field}.tool_calls must be a list.")
+    for index, call in enumerate(calls):
+        path = f"{field}.tool_calls.{index}"
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or call.get("type", "function") != "function":
+            raise serializers.ValidationError(
+                f"{path}: a function call, {{id, type: function, function: {{name, arguments}}}}."
+            )
+        try:
+            arguments = orjson.loads(function.get("arguments") or "{}")
+        except (orjson.JSONDecodeError, TypeError):
+            arguments = None
+        if not isinstance(arguments, dict):
+            raise serializers.ValidationError(
+                f"{path}.function.arguments must be a JSON object in a string."
+            )
+        blocks.append(
+            assistant_block(
+                {
+                    "type": "tool_use",
+                    "id": call.get("id"),
+                    "name": function.get("name"),
+                    "input": arguments,
+                },
+                path,
+            )
+        )
+    problem = unstorable_text([block["input"] for block in tool_uses(blocks)])
+    if problem:
+        raise serializers.ValidationError(f"{field}: {problem}")
+    return CompatMessage("assistant", tuple(blocks))
+
+
+def _tool_definition(tool: Any, index: int) -> Block:
+    """An OpenAI function tool as an Anthropic tool definition (name, description,
+    input_schema), to be checked as the native routes check theirs."""
+    function = tool.get("function") if isinstance(tool, dict) else None
+    if (
+        not isinstance(function, dict)
+        or tool.get("type") != "function"
+        or set(tool)
+        - {
+            "type",
+            "function",
+        }
+    ):
+        raise serializers.ValidationError(
+            f"tools.{index}: a function tool, {{type: function, function: {{name, description, "
+            "parameters}}."
+        )
+    unknown = set(function) - {"name", "description", "parameters", "strict"}
+    if unknown:
+        raise serializers.ValidationError(
+            f"tools.{index}.function.{sorted(unknown)[0]} is not supported."
+        )
+    if function.get("strict"):
+        raise serializers.ValidationError(
+            f"tools.{index}.function.strict: true is not offered (no structured outputs)."
+        )
+    return {
+        "name": function.get("name"),
+        "description": function.get("description") or "",
+        "input_schema": function.get("parameters", {"type": "object", "properties": {}}),
+    }
 
 
 def completion_id(message_id: Any) -> str:
@@ -163,10 +381,18 @@ def completion_id(message_id: Any) -> str:
 
 
 def chat_completion(assistant: Message, *, created: int) -> dict[str, Any]:
-    """The stored answer as a ``chat.completion``."""
-    message: dict[str, Any] = {"role": "assistant", "content": assistant.content, "refusal": None}
+    """The stored answer as a ``chat.completion``: its text (null when it only called tools,
+    as OpenAI's), reasoning and tool calls."""
+    calls = [_tool_call(block) for block in tool_uses(assistant.blocks)]
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": assistant.content if assistant.content or not calls else None,
+        "refusal": None,
+    }
     if assistant.reasoning:
         message["reasoning"] = assistant.reasoning  # Groq's name for it
+    if calls:
+        message["tool_calls"] = calls
     prompt, completion = assistant.input_tokens or 0, assistant.output_tokens or 0
     return {
         "id": completion_id(assistant.pk),
@@ -189,6 +415,15 @@ def chat_completion(assistant: Message, *, created: int) -> dict[str, Any]:
     }
 
 
+def _tool_call(block: Block) -> dict[str, Any]:
+    call = tool_call_from(block)  # the arguments as the provider is sent them back
+    return {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments},
+    }
+
+
 def _sse(data: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(data) + b"\n\n"
 
@@ -202,6 +437,8 @@ class _ChunkWriter:
         self.created = created
         self.include_usage = include_usage
         self.usage: dict[str, int] | None = None
+        # The index of each tool_use block among the answer's tool calls, by block index.
+        self.calls: dict[int, int] = {}
 
     def write(self, event: dict[str, Any]) -> bytes:
         handler = getattr(self, f"on_{event['type']}", None)
@@ -227,10 +464,29 @@ class _ChunkWriter:
         self.model = event["message"]["model"] or self.model
         return self.chunk({"role": "assistant", "content": ""})
 
+    def on_content_block_start(self, event: dict[str, Any]) -> bytes:
+        block = event["content_block"]
+        if block["type"] != "tool_use":
+            return b""
+        self.calls[event["index"]] = index = len(self.calls)
+        call = {"name": block["name"], "arguments": ""}
+        return self.chunk(
+            {
+                "tool_calls": [
+                    {"index": index, "id": block["id"], "type": "function", "function": call}
+                ]
+            }
+        )
+
     def on_content_block_delta(self, event: dict[str, Any]) -> bytes:
         delta = event["delta"]
         if delta["type"] == "thinking_delta":
             return self.chunk({"reasoning": delta["thinking"]})  # Groq's name for it
+        if delta["type"] == "input_json_delta":
+            index = self.calls[event["index"]]
+            return self.chunk(
+                {"tool_calls": [{"index": index, "function": {"arguments": delta["partial_json"]}}]}
+            )
         return self.chunk({"content": delta.get("text", "")})
 
     def on_message_delta(self, event: dict[str, Any]) -> bytes:
@@ -320,8 +576,10 @@ class ChatCompletionsView(CompatSendView):
         tags=[TAG],
         summary="OpenAI Chat Completions: create a chat completion",
         description="`openai.OpenAI(base_url=.../v1, api_key=<chatapi key>)` works unchanged. "
-        "Text messages only (system, developer, user, assistant); n=1; no tools or "
-        "response_format (400). Errors in OpenAI's shape.",
+        "Text messages (system, developer, user, assistant) and function tools: tools, "
+        "tool_choice, an answer's tool_calls (streamed as tool_calls deltas) and tool messages "
+        "sent back. n=1; no functions (the older form), response_format, images or audio "
+        "(400). Errors in OpenAI's shape.",
         parameters=[
             OpenApiParameter(
                 CONVERSATION_HEADER,

@@ -15,7 +15,7 @@ from conversations.models import Conversation, Message
 from conversations.services import conversation_create
 from testsupport.asgi import ASGIRequest, parse_sse
 from testsupport.factories import make_message
-from testsupport.fake_groq import ErrorReply, FakeGroq, Reply
+from testsupport.fake_groq import ErrorReply, FakeGroq, Reply, ToolCallReply
 from testsupport.helpers import MODEL, settled
 from usage.models import UsageRecord
 
@@ -26,6 +26,13 @@ pytestmark = [
 ]
 
 ALL_SCOPES = ["conversations:read", "conversations:write", "usage:read"]
+WEATHER = {
+    "name": "get_weather",
+    "description": "The weather now in a city.",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
+CALL = {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Bern"}}
+RESULT = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "3 C, fog"}
 
 
 @pytest.fixture
@@ -172,6 +179,213 @@ async def test_an_anthropic_stream_is_the_native_routes_events(
     )
 
 
+async def test_an_anthropic_tool_round_trip_sent_back_whole_is_stored_as_a_tree(
+    fake_groq: FakeGroq, key: str
+) -> None:
+    # given: the model calls the tool, then answers with its result
+    fake_groq.replies.extend(
+        [
+            Reply(
+                text=["Checking."],
+                tool_calls=[ToolCallReply("get_weather", ['{"city":', ' "Bern"}'], id="call_1")],
+            ),
+            Reply(text=["Foggy, 3 C."]),
+        ]
+    )
+    tools = [{**WEATHER, "cache_control": {"type": "ephemeral"}}]
+    ask = {"role": "user", "content": "Weather in Bern?"}
+
+    # when: a stateless call with the tool, then the whole exchange sent back with the result
+    called = await anthropic(
+        key, {"model": MODEL, "max_tokens": 100, "tools": tools, "messages": [ask]}
+    ).start()
+    call_body = json.loads(await called.read())
+    answered = await anthropic(
+        key,
+        {
+            "model": MODEL,
+            "max_tokens": 100,
+            "tools": tools,
+            "tool_choice": {"type": "auto"},
+            "messages": [
+                ask,
+                {"role": "assistant", "content": call_body["content"]},
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "tool_result", "tool_use_id": "call_1", "content": "3 C, fog"}
+                    ],
+                },
+            ],
+        },
+    ).start()
+    answer_body = json.loads(await answered.read())
+
+    # then: the call is an Anthropic tool_use block with its parsed input...
+    assert (called.status, answered.status) == (200, 200)
+    assert call_body["content"] == [
+        {"type": "text", "text": "Checking."},
+        {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Bern"}},
+    ]
+    assert call_body["stop_reason"] == "tool_use"
+    assert answer_body["content"] == [{"type": "text", "text": "Foggy, 3 C."}]
+    assert answer_body["stop_reason"] == "end_turn"
+    # ...the provider got the tool as a function, then the call and its result...
+    first, second = fake_groq.received
+    assert first.body["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "The weather now in a city.",
+                "parameters": WEATHER["input_schema"],
+            },
+        }
+    ]
+    assert second.body["tool_choice"] == "auto"
+    assert second.body["messages"] == [
+        {"role": "user", "content": "Weather in Bern?"},
+        {
+            "role": "assistant",
+            "content": "Checking.",
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Bern"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "3 C, fog"},
+    ]
+    # ...and the second call is a conversation of its own, the call and its result stored
+    stored = await settled(await conversation_of(answered))
+    assert [(m.role, m.status, m.stop_reason, m.blocks) for m in stored] == [
+        ("user", "complete", "", [{"type": "text", "text": "Weather in Bern?"}]),
+        ("assistant", "complete", "tool_use", call_body["content"]),
+        (
+            "user",
+            "complete",
+            "",
+            [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "call_1",
+                    "content": "3 C, fog",
+                    "is_error": False,
+                }
+            ],
+        ),
+        ("assistant", "complete", "end_turn", [{"type": "text", "text": "Foggy, 3 C."}]),
+    ]
+
+
+async def test_an_anthropic_streamed_tool_call_and_its_result_by_the_header(
+    fake_groq: FakeGroq, key: str
+) -> None:
+    # given
+    fake_groq.replies.extend(
+        [
+            Reply(
+                text=[],
+                tool_calls=[ToolCallReply("get_weather", ['{"city": "Bern"}'], id="call_1")],
+            ),
+            Reply(text=["Foggy."]),
+        ]
+    )
+
+    # when: the call streamed, then only its result sent in the stored conversation
+    called = await anthropic(
+        key,
+        {
+            "model": MODEL,
+            "max_tokens": 100,
+            "stream": True,
+            "tools": [WEATHER],
+            "tool_choice": {"type": "tool", "name": "get_weather"},
+            "messages": [{"role": "user", "content": "Weather in Bern?"}],
+        },
+    ).start()
+    events = parse_sse(await called.read())
+    conversation_id = called.headers["chatapi-conversation-id"]
+    await settled(await conversation_of(called))
+    answered = await anthropic(
+        key,
+        {
+            "model": MODEL,
+            "max_tokens": 100,
+            "tools": [WEATHER],
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": "call_1",
+                            "content": [{"type": "text", "text": "3 C"}],
+                        }
+                    ],
+                }
+            ],
+        },
+        **{"chatapi-conversation-id": conversation_id},
+    ).start()
+    answer_body = json.loads(await answered.read())
+
+    # then: Anthropic's tool_use events, the forced choice passed on, the result answered
+    assert [(e.event, e.data.get("content_block") or e.data.get("delta")) for e in events[1:5]] == [
+        (
+            "content_block_start",
+            {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {}},
+        ),
+        ("content_block_delta", {"type": "input_json_delta", "partial_json": '{"city": "Bern"}'}),
+        ("content_block_stop", None),
+        ("message_delta", {"stop_reason": "tool_use", "stop_sequence": None}),
+    ]
+    assert fake_groq.received[0].body["tool_choice"] == {
+        "type": "function",
+        "function": {"name": "get_weather"},
+    }
+    assert answered.status == 200
+    assert answer_body["content"] == [{"type": "text", "text": "Foggy."}]
+    assert fake_groq.received[1].body["messages"][-1] == {
+        "role": "tool",
+        "tool_call_id": "call_1",
+        "content": "3 C",
+    }
+
+
+async def test_a_result_for_an_unknown_call_by_the_header_stores_nothing(
+    fake_groq: FakeGroq, key: str, user: User
+) -> None:
+    # given: a stored conversation whose last answer called nothing
+    conversation = await sync_to_async(conversation_create)(owner=user, model=MODEL)
+    await sync_to_async(make_message)(
+        conversation=conversation, role=Message.Role.USER, content="Hi"
+    )
+    await sync_to_async(make_message)(
+        conversation=conversation, role=Message.Role.ASSISTANT, content="Hello."
+    )
+
+    # when
+    response = await anthropic(
+        key,
+        {"model": MODEL, "max_tokens": 10, "messages": [{"role": "user", "content": [RESULT]}]},
+        **{"chatapi-conversation-id": str(conversation.pk)},
+    ).start()
+    error = json.loads(await response.read())
+
+    # then: the native route's 400, in Anthropic's shape, and nothing added
+    assert response.status == 400
+    assert error["error"]["type"] == "invalid_request_error"
+    assert (
+        "There are no open tool calls to answer: tool_result blocks name toolu_1."
+        in (error["error"]["message"])
+    )
+    assert fake_groq.received == []
+    assert len(await settled(conversation)) == 2
+
+
 async def test_a_header_continues_a_stored_conversation_with_its_history(
     fake_groq: FakeGroq, key: str, user: User
 ) -> None:
@@ -270,6 +484,243 @@ async def test_an_openai_call_answers_a_chat_completion(fake_groq: FakeGroq, key
     assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
     assert (sent["max_completion_tokens"], sent["reasoning_effort"]) == (20, "low")
     assert "stop" not in sent
+
+
+GET_WEATHER: dict[str, Any] = {
+    "name": "get_weather",
+    "description": "The weather now in a city.",
+    "parameters": WEATHER["input_schema"],
+}
+FUNCTION = {"type": "function", "function": GET_WEATHER}
+
+
+async def test_an_openai_tool_round_trip_with_tool_messages(fake_groq: FakeGroq, key: str) -> None:
+    # given: the model calls two tools at once, then answers with their results
+    fake_groq.replies.extend(
+        [
+            Reply(
+                text=[],
+                tool_calls=[
+                    ToolCallReply("get_weather", ['{"city": "Bern"}'], id="call_1"),
+                    ToolCallReply("get_weather", ['{"city":', ' "Chur"}'], id="call_2"),
+                ],
+            ),
+            Reply(text=["Fog in Bern, sun in Chur."]),
+        ]
+    )
+    ask = {"role": "user", "content": "Bern and Chur?"}
+
+    # when: the calls, then the answer sent back as it came with one tool message per call
+    called = await openai(
+        key,
+        {"model": MODEL, "tools": [FUNCTION], "tool_choice": "required", "messages": [ask]},
+    ).start()
+    call_body = json.loads(await called.read())
+    answered = await openai(
+        key,
+        {
+            "model": MODEL,
+            "tools": [FUNCTION],
+            "parallel_tool_calls": True,
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                ask,
+                call_body["choices"][0]["message"],
+                {"role": "tool", "tool_call_id": "call_1", "content": "3 C, fog"},
+                {
+                    "role": "tool",
+                    "tool_call_id": "call_2",
+                    "content": [{"type": "text", "text": "9 C"}],
+                },
+            ],
+        },
+    ).start()
+    answer_body = json.loads(await answered.read())
+
+    # then: OpenAI's tool_calls, with null content and finish_reason tool_calls...
+    assert (called.status, answered.status) == (200, 200)
+    assert call_body["choices"][0]["message"] == {
+        "role": "assistant",
+        "content": None,
+        "refusal": None,
+        "tool_calls": [
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city":"Bern"}'},
+            },
+            {
+                "id": "call_2",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city":"Chur"}'},
+            },
+        ],
+    }
+    assert call_body["choices"][0]["finish_reason"] == "tool_calls"
+    assert answer_body["choices"][0]["message"]["content"] == "Fog in Bern, sun in Chur."
+    # ...the provider got the tool, the forced choice, then both results...
+    first, second = fake_groq.received
+    assert (first.body["tools"], first.body["tool_choice"]) == ([FUNCTION], "required")
+    assert second.body["messages"][-2:] == [
+        {"role": "tool", "tool_call_id": "call_1", "content": "3 C, fog"},
+        {"role": "tool", "tool_call_id": "call_2", "content": "9 C"},
+    ]
+    # ...and the results are one user message of the stored tree
+    stored = await settled(await conversation_of(answered))
+    assert [(m.role, [b["type"] for b in m.blocks]) for m in stored] == [
+        ("user", ["text"]),
+        ("assistant", ["tool_use", "tool_use"]),
+        ("user", ["tool_result", "tool_result"]),
+        ("assistant", ["text"]),
+    ]
+
+
+async def test_an_openai_stream_of_tool_calls_is_tool_call_deltas(
+    fake_groq: FakeGroq, key: str
+) -> None:
+    fake_groq.replies.append(
+        Reply(
+            text=["On it."],
+            tool_calls=[
+                ToolCallReply("get_weather", ['{"city":', ' "Bern"}'], id="call_1"),
+                ToolCallReply("get_weather", ['{"city": "Chur"}'], id="call_2", whole=True),
+            ],
+        )
+    )
+
+    response = await openai(
+        key,
+        {
+            "model": MODEL,
+            "stream": True,
+            "tools": [FUNCTION],
+            "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+            "messages": [{"role": "user", "content": "Bern and Chur?"}],
+        },
+    ).start()
+    lines = [
+        json.loads(line[len("data: ") :])
+        for line in (await response.read()).decode().split("\n\n")
+        if line.startswith("data: {")
+    ]
+
+    assert response.status == 200
+    assert fake_groq.received[0].body["tool_choice"] == {
+        "type": "function",
+        "function": {"name": "get_weather"},
+    }
+    deltas = [(c["choices"][0]["delta"], c["choices"][0]["finish_reason"]) for c in lines]
+    # (a read may bring several of the provider's pieces: they come as one delta)
+    starts = [d["tool_calls"][0] for d, _ in deltas if "id" in d.get("tool_calls", [{}])[0]]
+    arguments = {0: "", 1: ""}
+    for delta, _ in deltas:
+        for call in delta.get("tool_calls", []):
+            arguments[call["index"]] += call["function"]["arguments"]
+    assert deltas[0] == ({"role": "assistant", "content": ""}, None)
+    assert "".join(d.get("content", "") for d, _ in deltas[1:]) == "On it."
+    assert starts == [
+        {
+            "index": 0,
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": ""},
+        },
+        {
+            "index": 1,
+            "id": "call_2",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": ""},
+        },
+    ]
+    assert arguments == {0: '{"city": "Bern"}', 1: '{"city": "Chur"}'}
+    assert [d for d, _ in deltas if "tool_calls" in d] == sorted(
+        (d for d, _ in deltas if "tool_calls" in d), key=lambda d: d["tool_calls"][0]["index"]
+    )
+    assert deltas[-1] == ({}, "tool_calls")
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"functions": [GET_WEATHER]}, "functions is not supported"),
+        ({"tools": [{"type": "custom", "custom": {"name": "x"}}]}, "tools.0: a function tool"),
+        (
+            {"tools": [{**FUNCTION, "function": {**GET_WEATHER, "strict": True}}]},
+            "tools.0.function.strict: true is not offered",
+        ),
+        (
+            {"tools": [{**FUNCTION, "function": {"name": "bad name!"}}]},
+            "tools.0.function.name:",
+        ),
+        (
+            {"tools": [FUNCTION], "tool_choice": {"type": "function", "function": {"name": "x"}}},
+            "x, which is not one of the tools",
+        ),
+        ({"tool_choice": "required"}, "Only with tools."),
+        ({"tools": [FUNCTION], "parallel_tool_calls": False}, "Only true"),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": "Hi"},
+                    {"role": "tool", "tool_call_id": "call_1", "content": "x"},
+                ]
+            },
+            "messages.1: There are no open tool calls to answer",
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": "Bern?"},
+                    {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [
+                            {
+                                "id": "call_1",
+                                "type": "function",
+                                "function": {"name": "get_weather", "arguments": "Bern"},
+                            }
+                        ],
+                    },
+                    {"role": "tool", "tool_call_id": "call_1", "content": "x"},
+                ]
+            },
+            "messages.1.tool_calls.0.function.arguments must be a JSON object",
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": "Bern?"},
+                    {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [
+                            {
+                                "id": "call_1",
+                                "type": "function",
+                                "function": {"name": "get_weather", "arguments": "{}"},
+                            }
+                        ],
+                    },
+                    {"role": "user", "content": "Well?"},
+                ]
+            },
+            "messages.2: The previous answer called tools",
+        ),
+    ],
+)
+async def test_openai_tool_errors_are_openais_400(
+    fake_groq: FakeGroq, key: str, body: dict[str, Any], fragment: str
+) -> None:
+    request = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}]}
+
+    response = await openai(key, request | body).start()
+    error = json.loads(await response.read())["error"]
+
+    assert response.status == 400
+    assert error["type"] == "invalid_request_error"
+    assert fragment in error["message"]
+    assert fake_groq.received == []
 
 
 async def test_anthropic_stop_sequences_end_the_answer_before_the_match_and_name_it(
@@ -421,13 +872,56 @@ async def test_models_are_anthropics_page_or_openais_list_by_header(key: str) ->
     [
         ({"model": "nope/nope"}, 404, "not_found_error", "nope/nope"),
         (
-            {"tools": []},
+            {"tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 1}]},
+            400,
+            "invalid_request_error",
+            "web_search_20250305 tools are not offered",
+        ),
+        (
+            {"tools": [WEATHER], "tool_choice": {"type": "tool", "name": "get_time"}},
+            400,
+            "invalid_request_error",
+            "get_time, which is not one of the tools",
+        ),
+        ({"thinking": {"type": "enabled"}}, 400, "invalid_request_error", "thinking is not"),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": "Weather?"},
+                    {"role": "assistant", "content": [CALL]},
+                    {"role": "user", "content": "Well?"},
+                ]
+            },
             400,
             "invalid_request_error",
             (
-                "tools is not supported by chatapi's compatibility routes; tool use works on "
-                "POST /api/v1/conversations/{id}/messages."
+                "messages.2: The previous answer called tools: the next message must carry a "
+                "tool_result block for each of toolu_1."
             ),
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": "Hi"},
+                    {"role": "assistant", "content": "Hello."},
+                    {"role": "user", "content": [RESULT]},
+                ]
+            },
+            400,
+            "invalid_request_error",
+            "messages.2: There are no open tool calls to answer",
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": "Weather?"},
+                    {"role": "assistant", "content": [{**CALL, "input": "Bern"}]},
+                    {"role": "user", "content": [RESULT]},
+                ]
+            },
+            400,
+            "invalid_request_error",
+            "content[0].input must be an object",
         ),
         ({"max_tokens": 0}, 400, "invalid_request_error", "max_tokens"),
         ({"max_tokens": 10**6}, 400, "invalid_request_error", "at most"),
@@ -435,7 +929,7 @@ async def test_models_are_anthropics_page_or_openais_list_by_header(key: str) ->
             {"messages": [{"role": "user", "content": [{"type": "image", "source": {}}]}]},
             400,
             "invalid_request_error",
-            "Only text content",
+            "content[0].type must be text or tool_result (got 'image')",
         ),
         ({"metadata": {str(i): i for i in range(65)}}, 400, "invalid_request_error", "64 keys"),
         ({"system": "x" * 32_001}, 400, "invalid_request_error", "32000 characters"),

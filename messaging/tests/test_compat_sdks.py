@@ -16,7 +16,7 @@ from accounts.models import User
 from accounts.services import api_key_create
 from conversations.models import Conversation, Message
 from conversations.services import conversation_create
-from testsupport.fake_groq import FakeGroq, Reply
+from testsupport.fake_groq import FakeGroq, Reply, ToolCallReply
 from testsupport.servers import LiveServer
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live_database]
@@ -170,6 +170,76 @@ def test_anthropic_stream_with_the_sdks_accumulator(
     )
 
 
+def test_anthropic_tool_use_with_the_sdk_as_its_docs_show(
+    claude: anthropic.Anthropic, upstream: FakeGroq
+) -> None:
+    # given: a reasoning model calls the tool (its arguments in pieces), then answers
+    upstream.replies.extend(
+        [
+            Reply(
+                reasoning=["Need the weather."],
+                text=[],
+                tool_calls=[ToolCallReply("get_weather", ['{"city":', ' "Bern"}'], id="call_1")],
+            ),
+            Reply(text=["Foggy, 3 C."]),
+        ]
+    )
+    tools: list[anthropic.types.ToolParam] = [
+        {
+            "name": "get_weather",
+            "description": "The weather now in a city.",
+            "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+        }
+    ]
+    messages: list[anthropic.types.MessageParam] = [{"role": "user", "content": "Bern?"}]
+
+    # when: the call streamed and accumulated by the SDK, then the SDK's own answer object
+    # appended as it is and the result sent back (the loop Anthropic's tool use guide shows)
+    with claude.messages.stream(
+        model=MODEL, max_tokens=200, tools=tools, messages=messages
+    ) as stream:
+        called = stream.get_final_message()
+    messages += [
+        {"role": "assistant", "content": called.content},
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": block.id, "content": "3 C, fog"}
+                for block in called.content
+                if block.type == "tool_use"
+            ],
+        },
+    ]
+    answered = claude.messages.create(model=MODEL, max_tokens=200, tools=tools, messages=messages)
+
+    # then
+    assert called.stop_reason == "tool_use"
+    assert [block.type for block in called.content] == ["thinking", "tool_use"]
+    tool_use = called.content[1]
+    assert isinstance(tool_use, anthropic.types.ToolUseBlock)
+    assert (tool_use.id, tool_use.name, tool_use.input) == (
+        "call_1",
+        "get_weather",
+        {"city": "Bern"},
+    )
+    assert answered.stop_reason == "end_turn"
+    assert [block.text for block in answered.content if block.type == "text"] == ["Foggy, 3 C."]
+    assert upstream.received[1].body["messages"][-2:] == [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Bern"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "3 C, fog"},
+    ]
+
+
 def test_anthropic_count_tokens_and_models(claude: anthropic.Anthropic) -> None:
     counted = claude.messages.count_tokens(
         model=MODEL, system="Be brief.", messages=[{"role": "user", "content": "Hello there!"}]
@@ -215,7 +285,7 @@ def test_anthropic_sdk_exceptions(
     with pytest.raises(anthropic.BadRequestError) as bad:
         claude.messages.create(
             **hello,  # type: ignore[call-overload]
-            tools=[{"name": "t", "input_schema": {"type": "object"}}],
+            tools=[{"type": "web_search_20250305", "name": "web_search"}],
         )
 
     assert unauthenticated.value.status_code == 401
@@ -288,6 +358,70 @@ def test_openai_stream_chunks_with_usage(gpt: openai.OpenAI, upstream: FakeGroq)
     assert len({c.id for c in chunks}) == 1
 
 
+def test_openai_tool_calls_with_the_sdk_as_its_docs_show(
+    gpt: openai.OpenAI, upstream: FakeGroq
+) -> None:
+    # given: the model calls the tool (its arguments in pieces), then answers
+    upstream.replies.extend(
+        [
+            Reply(
+                reasoning=["Need the weather."],
+                text=[],
+                tool_calls=[ToolCallReply("get_weather", ['{"city":', ' "Bern"}'], id="call_1")],
+            ),
+            Reply(text=["Foggy, 3 C."]),
+        ]
+    )
+    tools: list[openai.types.chat.ChatCompletionToolParam] = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "The weather now in a city.",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        }
+    ]
+    messages: list[Any] = [{"role": "user", "content": "Bern?"}]
+
+    # when: the call streamed and accumulated by the SDK, then its message appended as it is
+    # with one tool message per call (the loop of OpenAI's function calling guide)
+    with gpt.chat.completions.stream(model=MODEL, messages=messages, tools=tools) as stream:
+        called = stream.get_final_completion()
+    message = called.choices[0].message
+    messages.append(message)
+    messages += [
+        {"role": "tool", "tool_call_id": call.id, "content": "3 C, fog"}
+        for call in message.tool_calls or []
+    ]
+    answered = gpt.chat.completions.create(model=MODEL, messages=messages, tools=tools)
+
+    # then
+    assert called.choices[0].finish_reason == "tool_calls"
+    (call,) = message.tool_calls or []
+    assert call.type == "function"
+    assert (call.id, call.function.name, call.function.arguments) == (
+        "call_1",
+        "get_weather",
+        '{"city": "Bern"}',
+    )
+    assert answered.choices[0].message.content == "Foggy, 3 C."
+    assert upstream.received[1].body["messages"][-2:] == [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Bern"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "3 C, fog"},
+    ]
+
+
 def test_openai_models_list(gpt: openai.OpenAI) -> None:
     models = list(gpt.models.list())
 
@@ -313,7 +447,7 @@ def test_openai_sdk_exceptions(server: LiveServer, gpt: openai.OpenAI, user: Use
     with pytest.raises(openai.BadRequestError) as bad:
         gpt.chat.completions.create(
             **hello,  # type: ignore[call-overload]
-            tools=[{"type": "function", "function": {"name": "t"}}],
+            tools=[{"type": "function", "function": {"name": "t", "strict": True}}],
         )
 
     assert unauthenticated.value.code == "invalid_api_key"
