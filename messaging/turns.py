@@ -57,6 +57,7 @@ from messaging.llm.token_estimates import (
     estimate_messages_tokens,
     estimate_tokens,
     estimate_tokens_of_size,
+    estimate_tools_tokens,
 )
 from messaging.process import WORKER_ID
 from messaging.webhooks import (
@@ -454,6 +455,29 @@ def turn_prepare_regeneration(
     )
 
 
+def _history_budget(
+    *, model: ChatModel, output_budget: int, tools_tokens: int, fixed_tokens: int
+) -> int:
+    """The estimated tokens left for the history in ``model``'s context window once the
+    answer's budget, the tools' definitions (the provider writes them into the prompt) and
+    ``fixed_tokens`` (the system prompt and the new message) have their room; ``ApiError``
+    when nothing is left for the message itself."""
+    budget = model.context_window - output_budget - tools_tokens - fixed_tokens
+    if budget < 0:
+        reserved = (
+            f", {output_budget} are reserved for the answer and {tools_tokens} for the tools' "
+            "definitions"
+            if tools_tokens
+            else f" and {output_budget} are reserved for the answer"
+        )
+        raise ApiError(
+            f"The message is too long for {model.id}: its context window is "
+            f"{model.context_window} tokens{reserved}.",
+            details={"fields": {"content": ["Too long for the model's context window."]}},
+        )
+    return budget
+
+
 def _turn_prepare(
     *,
     conversation: Conversation,
@@ -475,18 +499,13 @@ def _turn_prepare(
     # A regenerated question goes again as it was stored: its tool results included.
     new_messages = chat_messages_from(role="user", content=content, blocks=question.blocks)
     output_budget = generation.max_output_tokens or model.max_output_tokens
-    budget = (
-        model.context_window
-        - output_budget
-        - estimate_messages_tokens(system)
-        - estimate_messages_tokens(new_messages)
+    tools_tokens = estimate_tools_tokens(generation.tools)
+    budget = _history_budget(
+        model=model,
+        output_budget=output_budget,
+        tools_tokens=tools_tokens,
+        fixed_tokens=estimate_messages_tokens(system) + estimate_messages_tokens(new_messages),
     )
-    if budget < 0:
-        raise ApiError(
-            f"The message is too long for {model.id}: its context window is "
-            f"{model.context_window} tokens and {output_budget} are reserved for the answer.",
-            details={"fields": {"content": ["Too long for the model's context window."]}},
-        )
     assistant = Message(
         conversation=conversation,
         parent_id=question.pk,
@@ -551,7 +570,8 @@ def _turn_prepare(
             if not stored:  # the guard found open tool calls: the problem was raised above
                 raise RuntimeError("The turn's statement stored nothing.")
             estimated_input = (
-                estimate_messages_tokens(system)
+                tools_tokens
+                + estimate_messages_tokens(system)
                 + history_tokens
                 + estimate_messages_tokens(new_messages)
             )

@@ -53,8 +53,8 @@ from messaging.compat.base import (
     tool_pairs_problem,
     unsupported_fields_error,
 )
-from messaging.llm.base import ChatMessage
-from messaging.llm.token_estimates import estimate_messages_tokens
+from messaging.llm.base import ChatMessage, ToolDefinition
+from messaging.llm.token_estimates import estimate_messages_tokens, estimate_tools_tokens
 from messaging.serializers import MESSAGE_MAX_CHARS, anthropic_message
 from messaging.views import answer_error, event_stream_response
 
@@ -349,7 +349,8 @@ class AnthropicCountTokensView(CompatView):
         tags=[TAG],
         summary="Anthropic Messages API: count tokens",
         description="The estimate the context window is budgeted with (UTF-8 bytes / 4, plus "
-        "4 per message), for the request as sent.",
+        "4 per message; a tool's name, description and input schema as compact JSON, plus 4), "
+        "for the request as sent.",
         parameters=_HEADERS[1:],
         request=AnthropicCountTokensSerializer,
         responses={
@@ -367,4 +368,10 @@ class AnthropicCountTokensView(CompatView):
             *([ChatMessage("system", system)] if system else []),
             *(sent for message in data["messages"] for sent in message.chat_messages()),
         ]
-        return Response({"input_tokens": estimate_messages_tokens(messages)})
+        tools = [
+            ToolDefinition(tool["name"], tool["description"], tool["input_schema"])
+            for tool in data.get("tools", [])
+        ]
+        return Response(
+            {"input_tokens": estimate_messages_tokens(messages) + estimate_tools_tokens(tools)}
+        )

@@ -8,7 +8,9 @@ UTF-8 bytes / 4 over-counts English by about a quarter and is close for code and
 
 from collections.abc import Iterable
 
-from messaging.llm.base import ChatMessage
+import orjson
+
+from messaging.llm.base import ChatMessage, ToolDefinition
 
 BYTES_PER_TOKEN = 4
 # Chat templates add role markers and separators around every message.
@@ -34,4 +36,16 @@ def estimate_messages_tokens(messages: Iterable[ChatMessage]) -> int:
         + TOKENS_PER_MESSAGE
         + sum(estimate_tokens(c.name) + estimate_tokens(c.arguments) for c in m.tool_calls)
         for m in messages
+    )
+
+
+def estimate_tools_tokens(tools: Iterable[ToolDefinition]) -> int:
+    """The tools' definitions, which the provider writes into the prompt: each one's name,
+    description and input schema (as compact JSON), plus a message's overhead."""
+    return sum(
+        estimate_tokens(tool.name)
+        + estimate_tokens(tool.description)
+        + estimate_tokens_of_size(len(orjson.dumps(tool.input_schema)))
+        + TOKENS_PER_MESSAGE
+        for tool in tools
     )

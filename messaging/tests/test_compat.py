@@ -842,11 +842,13 @@ async def test_count_tokens_uses_the_context_windows_estimate(key: str) -> None:
             "model": MODEL,
             "system": "Be brief.",  # 9 bytes: 3 + 4
             "messages": [{"role": "user", "content": "Hello there!"}],  # 12 bytes: 3 + 4
+            # the name 3, the description 7, the schema 15 (57 bytes of compact JSON), 4
+            "tools": [WEATHER],
         },
     ).start()
 
     assert response.status == 200
-    assert json.loads(await response.read()) == {"input_tokens": 14}
+    assert json.loads(await response.read()) == {"input_tokens": 14 + 29}
 
 
 async def test_models_are_anthropics_page_or_openais_list_by_header(key: str) -> None:

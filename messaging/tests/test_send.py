@@ -570,6 +570,67 @@ async def test_message_too_long_for_the_context_is_a_400(
     assert fake_groq.received == []
 
 
+# In estimated tokens: the name 1, the description 4, the schema 14 (55 bytes of compact JSON)
+# and 4 of overhead: 23.
+CLOCK = {
+    "name": "now",
+    "description": "The time now.",
+    "input_schema": {"type": "object", "properties": {"tz": {"type": "string"}}},
+}
+
+
+async def test_the_tools_take_their_room_in_the_context_window(
+    settings, fake_groq: FakeGroq, user: User, auth: dict[str, str]
+) -> None:
+    # given: the window of the test above, and the same history, with a tool
+    await sync_to_async(make_chat_model)("tiny", context_window=120, max_output_tokens=40)
+
+    @sync_to_async
+    def make_history() -> Conversation:
+        conversation = conversation_create(
+            owner=user, model="tiny", system_prompt="Sys.", tools=[CLOCK]
+        )
+        for _ in range(20):
+            make_message(conversation=conversation, role=Message.Role.USER, content="q" * 48)
+            make_message(conversation=conversation, role=Message.Role.ASSISTANT, content="a" * 48)
+        return conversation
+
+    conversation = await make_history()
+
+    # when
+    response = await send(
+        conversation, auth, {"content": "newest", "max_output_tokens": 40}
+    ).start()
+    await response.read()
+
+    # then: 69 estimated tokens were left for the history without the tool; the tool takes
+    # 23, so two old messages of 16 tokens fit (32 of 46), not four (64 of 69)
+    sent = fake_groq.received[0].body
+    assert [m["content"] for m in sent["messages"]] == ["Sys.", "q" * 48, "a" * 48, "newest"]
+    assert [t["function"]["name"] for t in sent["tools"]] == ["now"]
+
+
+async def test_a_message_that_fits_only_without_the_tools_is_a_400(
+    fake_groq: FakeGroq, user: User, auth: dict[str, str]
+) -> None:
+    # given: 50 - 40 (output) = 10 tokens of room; the message takes 6, the tool 23
+    await sync_to_async(make_chat_model)("tiny", context_window=50, max_output_tokens=40)
+    conversation = await sync_to_async(conversation_create)(owner=user, model="tiny")
+
+    fits = await send(conversation, auth, {"content": "newest"}).start()
+    await fits.read()
+    too_long = await send(conversation, auth, {"content": "newest", "tools": [CLOCK]}).start()
+    body = await too_long.json()
+
+    assert fits.status == 201
+    assert too_long.status == 400
+    assert body["error"]["message"] == (
+        "The message is too long for tiny: its context window is 50 tokens, 40 are reserved for "
+        "the answer and 23 for the tools' definitions."
+    )
+    assert len(fake_groq.received) == 1
+
+
 async def test_two_concurrent_sends_one_generates_the_other_is_409(
     fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
 ) -> None:
