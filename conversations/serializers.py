@@ -46,6 +46,18 @@ def conversation_metadata_validate(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+def tools_validate(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tool definitions (each checked by ``ToolDefinitionSerializer``) as a request's whole
+    list: at most ``TOOLS_MAX``, and schemas PostgreSQL can store. The native routes' and both
+    compatibility routes' check."""
+    if len(tools) > TOOLS_MAX:
+        raise serializers.ValidationError(f"At most {TOOLS_MAX} tools are allowed.")
+    problem = unstorable_text([tool["input_schema"] for tool in tools])
+    if problem:
+        raise serializers.ValidationError(problem)
+    return [dict(tool) for tool in tools]
+
+
 def unstorable_text(value: Any) -> str | None:
     """Why PostgreSQL would refuse this JSON value (NUL and lone surrogates cannot be stored
     in jsonb), or None. Iterative, so a deeply nested value cannot exhaust the stack."""
@@ -153,12 +165,7 @@ class GenerationSettingsSerializer(JsonBodySerializer):
         return value or ""
 
     def validate_tools(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if len(value) > TOOLS_MAX:
-            raise serializers.ValidationError(f"At most {TOOLS_MAX} tools are allowed.")
-        problem = unstorable_text([tool["input_schema"] for tool in value])
-        if problem:
-            raise serializers.ValidationError(problem)
-        return [dict(tool) for tool in value]
+        return tools_validate(value)
 
     def validate_tool_choice(self, value: dict[str, Any] | None) -> dict[str, Any] | None:
         return None if value is None else dict(value)

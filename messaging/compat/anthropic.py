@@ -35,6 +35,7 @@ from conversations.models import Message
 from conversations.serializers import (
     SYSTEM_PROMPT_MAX_LENGTH,
     conversation_metadata_validate,
+    tools_validate,
     unstorable_text,
 )
 from messaging.compat.base import (
@@ -177,12 +178,7 @@ class AnthropicMessagesSerializer(JsonBodySerializer):
         return super().to_internal_value(data)
 
     def validate_tools(self, tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if len(tools) > TOOLS_MAX:
-            raise serializers.ValidationError(f"At most {TOOLS_MAX} tools are allowed.")
-        problem = unstorable_text([tool["input_schema"] for tool in tools])
-        if problem:
-            raise serializers.ValidationError(problem)
-        return [dict(tool) for tool in tools]
+        return tools_validate(tools)
 
     def validate_messages(self, messages: list[Any]) -> list[CompatMessage]:
         parsed = []

@@ -35,6 +35,7 @@ from conversations.models import Message, ReasoningEffort
 from conversations.serializers import (
     SYSTEM_PROMPT_MAX_LENGTH,
     conversation_metadata_validate,
+    tools_validate,
     unstorable_text,
 )
 from messaging.compat.base import (
@@ -170,8 +171,6 @@ class ChatCompletionSerializer(JsonBodySerializer):
     def validate_tools(self, tools: list[Any] | None) -> list[Block]:
         if not tools:
             return []
-        if len(tools) > TOOLS_MAX:
-            raise serializers.ValidationError(f"At most {TOOLS_MAX} tools are allowed.")
         definitions = []
         for index, tool in enumerate(tools):
             checked = ToolDefinitionSerializer(data=_tool_definition(tool, index))
@@ -180,10 +179,7 @@ class ChatCompletionSerializer(JsonBodySerializer):
                 sent_as = {"input_schema": "parameters"}.get(name, name)
                 raise serializers.ValidationError(f"tools.{index}.function.{sent_as}: {reasons[0]}")
             definitions.append(dict(checked.validated_data))
-        problem = unstorable_text([tool["input_schema"] for tool in definitions])
-        if problem:
-            raise serializers.ValidationError(problem)
-        return definitions
+        return tools_validate(definitions)
 
     def validate_tool_choice(self, choice: Any) -> Block | None:
         if choice is None:

@@ -639,6 +639,20 @@ async def test_an_openai_stream_of_tool_calls_is_tool_call_deltas(
     assert deltas[-1] == ({}, "tool_calls")
 
 
+def _bern_called(*, arguments: str, then: dict[str, Any]) -> list[dict[str, Any]]:
+    """A question, an answer that called get_weather with these arguments, and ``then``."""
+    call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": arguments},
+    }
+    return [
+        {"role": "user", "content": "Bern?"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        then,
+    ]
+
+
 @pytest.mark.parametrize(
     ("body", "fragment"),
     [
@@ -669,42 +683,15 @@ async def test_an_openai_stream_of_tool_calls_is_tool_call_deltas(
         ),
         (
             {
-                "messages": [
-                    {"role": "user", "content": "Bern?"},
-                    {
-                        "role": "assistant",
-                        "content": None,
-                        "tool_calls": [
-                            {
-                                "id": "call_1",
-                                "type": "function",
-                                "function": {"name": "get_weather", "arguments": "Bern"},
-                            }
-                        ],
-                    },
-                    {"role": "tool", "tool_call_id": "call_1", "content": "x"},
-                ]
+                "messages": _bern_called(
+                    arguments="Bern",
+                    then={"role": "tool", "tool_call_id": "call_1", "content": "x"},
+                )
             },
             "messages.1.tool_calls.0.function.arguments must be a JSON object",
         ),
         (
-            {
-                "messages": [
-                    {"role": "user", "content": "Bern?"},
-                    {
-                        "role": "assistant",
-                        "content": None,
-                        "tool_calls": [
-                            {
-                                "id": "call_1",
-                                "type": "function",
-                                "function": {"name": "get_weather", "arguments": "{}"},
-                            }
-                        ],
-                    },
-                    {"role": "user", "content": "Well?"},
-                ]
-            },
+            {"messages": _bern_called(arguments="{}", then={"role": "user", "content": "Well?"})},
             "messages.2: The previous answer called tools",
         ),
     ],

@@ -25,6 +25,32 @@ MODEL = "openai/gpt-oss-20b"
 ALL_SCOPES = ["conversations:read", "conversations:write", "usage:read"]
 
 
+# A reasoning model calls get_weather (its arguments in pieces), then answers with the result.
+BERN_CALL_THEN_ANSWER = [
+    Reply(
+        reasoning=["Need the weather."],
+        text=[],
+        tool_calls=[ToolCallReply("get_weather", ['{"city":', ' "Bern"}'], id="call_1")],
+    ),
+    Reply(text=["Foggy, 3 C."]),
+]
+# The call and its result, as the provider is sent them back.
+BERN_CALL_SENT_BACK = [
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city":"Bern"}'},
+            }
+        ],
+    },
+    {"role": "tool", "tool_call_id": "call_1", "content": "3 C, fog"},
+]
+
+
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[FakeGroq]:
     fake = FakeGroq().start()
@@ -174,16 +200,7 @@ def test_anthropic_tool_use_with_the_sdk_as_its_docs_show(
     claude: anthropic.Anthropic, upstream: FakeGroq
 ) -> None:
     # given: a reasoning model calls the tool (its arguments in pieces), then answers
-    upstream.replies.extend(
-        [
-            Reply(
-                reasoning=["Need the weather."],
-                text=[],
-                tool_calls=[ToolCallReply("get_weather", ['{"city":', ' "Bern"}'], id="call_1")],
-            ),
-            Reply(text=["Foggy, 3 C."]),
-        ]
-    )
+    upstream.replies.extend(BERN_CALL_THEN_ANSWER)
     tools: list[anthropic.types.ToolParam] = [
         {
             "name": "get_weather",
@@ -224,20 +241,7 @@ def test_anthropic_tool_use_with_the_sdk_as_its_docs_show(
     )
     assert answered.stop_reason == "end_turn"
     assert [block.text for block in answered.content if block.type == "text"] == ["Foggy, 3 C."]
-    assert upstream.received[1].body["messages"][-2:] == [
-        {
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [
-                {
-                    "id": "call_1",
-                    "type": "function",
-                    "function": {"name": "get_weather", "arguments": '{"city":"Bern"}'},
-                }
-            ],
-        },
-        {"role": "tool", "tool_call_id": "call_1", "content": "3 C, fog"},
-    ]
+    assert upstream.received[1].body["messages"][-2:] == BERN_CALL_SENT_BACK
 
 
 def test_anthropic_count_tokens_and_models(claude: anthropic.Anthropic) -> None:
@@ -362,16 +366,7 @@ def test_openai_tool_calls_with_the_sdk_as_its_docs_show(
     gpt: openai.OpenAI, upstream: FakeGroq
 ) -> None:
     # given: the model calls the tool (its arguments in pieces), then answers
-    upstream.replies.extend(
-        [
-            Reply(
-                reasoning=["Need the weather."],
-                text=[],
-                tool_calls=[ToolCallReply("get_weather", ['{"city":', ' "Bern"}'], id="call_1")],
-            ),
-            Reply(text=["Foggy, 3 C."]),
-        ]
-    )
+    upstream.replies.extend(BERN_CALL_THEN_ANSWER)
     tools: list[openai.types.chat.ChatCompletionToolParam] = [
         {
             "type": "function",
@@ -406,20 +401,7 @@ def test_openai_tool_calls_with_the_sdk_as_its_docs_show(
         '{"city": "Bern"}',
     )
     assert answered.choices[0].message.content == "Foggy, 3 C."
-    assert upstream.received[1].body["messages"][-2:] == [
-        {
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [
-                {
-                    "id": "call_1",
-                    "type": "function",
-                    "function": {"name": "get_weather", "arguments": '{"city":"Bern"}'},
-                }
-            ],
-        },
-        {"role": "tool", "tool_call_id": "call_1", "content": "3 C, fog"},
-    ]
+    assert upstream.received[1].body["messages"][-2:] == BERN_CALL_SENT_BACK
 
 
 def test_openai_models_list(gpt: openai.OpenAI) -> None:
