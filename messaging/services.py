@@ -78,6 +78,7 @@ def _generation_settings(data: Mapping[str, Any], conversation: Conversation) ->
         reasoning_effort=pick("reasoning_effort") or None,
         # For this turn only (the compatibility routes'): conversations keep no such setting.
         top_p=data.get("top_p"),
+        response_format=data.get("response_format"),
         tools=tuple(
             ToolDefinition(
                 name=tool["name"],

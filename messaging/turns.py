@@ -246,6 +246,8 @@ class GenerationSettings:
     stop_sequences: tuple[str, ...] = ()
     service_tier: ServiceTier | None = None
     fallback_models: tuple[str, ...] = ()
+    # Per turn only, as top_p: OpenAI's response_format (the OpenAI-compatible route's).
+    response_format: dict[str, Any] | None = None
 
 
 def _sent_blocks(status: str, blocks: list[Block]) -> list[Block]:
@@ -624,6 +626,7 @@ def _turn_prepare(
             tool_choice=generation.tool_choice,
             stop_sequences=generation.stop_sequences,
             service_tier=generation.service_tier,
+            response_format=generation.response_format,
         ),
         estimated_input_tokens=estimated_input,
         started_at=started_at if started_at is not None else time.perf_counter(),

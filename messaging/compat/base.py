@@ -165,6 +165,8 @@ class CompatCall:
     # Anthropic tool definitions and tool_choice, for this turn (the native send's shapes).
     tools: tuple[Block, ...] = ()
     tool_choice: Block | None = None
+    # OpenAI's response_format (json_object or json_schema), for this turn.
+    response_format: dict[str, Any] | None = None
 
     def send_data(self) -> dict[str, Any]:
         """The send service's ``data``: the new message and this turn's settings."""
@@ -182,6 +184,8 @@ class CompatCall:
             data["tools"] = [dict(tool) for tool in self.tools]
         if self.tool_choice is not None:
             data["tool_choice"] = dict(self.tool_choice)
+        if self.response_format is not None:
+            data["response_format"] = self.response_format
         return data
 
     def context_digest(self) -> str:

@@ -67,6 +67,9 @@ class ChatRequest:
     stop_sequences: tuple[str, ...] = ()
     # One of conversations.models.ServiceTier's values (on_demand, flex, auto), Groq's names.
     service_tier: str | None = None
+    # OpenAI's response_format (json_object, or json_schema with its schema), sent as it is:
+    # the provider holds the answer to it.
+    response_format: dict[str, Any] | None = None
 
 
 # --- Events, in the order a provider yields them -------------------------------------------

@@ -187,6 +187,8 @@ class OpenAICompatibleClient(ChatProvider):
                 body["tool_choice"] = _tool_choice_json(request.tool_choice)
         if request.service_tier is not None:
             body["service_tier"] = request.service_tier
+        if request.response_format is not None:
+            body["response_format"] = request.response_format
         return body
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent]:

@@ -639,6 +639,67 @@ async def test_an_openai_stream_of_tool_calls_is_tool_call_deltas(
     assert deltas[-1] == ({}, "tool_calls")
 
 
+CITY_SCHEMA = {
+    "name": "city",
+    "schema": {"type": "object", "properties": {"name": {"type": "string"}}},
+    "strict": True,
+}
+
+
+@pytest.mark.parametrize(
+    ("response_format", "sent"),
+    [
+        ({"type": "json_object"}, {"type": "json_object"}),
+        (
+            {"type": "json_schema", "json_schema": CITY_SCHEMA},
+            {"type": "json_schema", "json_schema": CITY_SCHEMA},
+        ),
+        ({"type": "text"}, None),
+        (None, None),
+    ],
+)
+async def test_an_openai_response_format_is_the_providers_to_hold(
+    fake_groq: FakeGroq, key: str, response_format: dict[str, Any] | None, sent: Any
+) -> None:
+    fake_groq.replies.append(Reply(text=['{"name":', ' "Lisbon"}']))
+
+    response = await openai(
+        key,
+        {
+            "model": MODEL,
+            "messages": [{"role": "user", "content": "A city, as JSON?"}],
+            "response_format": response_format,
+        },
+    ).start()
+    body = json.loads(await response.read())
+
+    assert response.status == 200
+    assert body["choices"][0]["message"]["content"] == '{"name": "Lisbon"}'
+    assert fake_groq.received[0].body.get("response_format") == sent
+
+
+async def test_a_response_format_the_model_does_not_offer_is_the_providers_400(
+    fake_groq: FakeGroq, key: str
+) -> None:
+    refusal = "response_format `json_schema` is not supported with this model"
+    fake_groq.replies.append(ErrorReply(400, message=refusal))
+
+    response = await openai(
+        key,
+        {
+            "model": MODEL,
+            "messages": [{"role": "user", "content": "A city?"}],
+            "response_format": {"type": "json_schema", "json_schema": CITY_SCHEMA},
+        },
+    ).start()
+    error = json.loads(await response.read())["error"]
+
+    assert response.status == 400
+    assert (error["type"], error["message"]) == ("invalid_request_error", refusal)
+    stored = await settled(await conversation_of(response))
+    assert [(m.role, m.status) for m in stored] == [("user", "complete"), ("assistant", "error")]
+
+
 def _bern_called(*, arguments: str, then: dict[str, Any]) -> list[dict[str, Any]]:
     """A question, an answer that called get_weather with these arguments, and ``then``."""
     call = {
@@ -672,6 +733,15 @@ def _bern_called(*, arguments: str, then: dict[str, Any]) -> list[dict[str, Any]
         ),
         ({"tool_choice": "required"}, "Only with tools."),
         ({"tools": [FUNCTION], "parallel_tool_calls": False}, "Only true"),
+        ({"response_format": {"type": "xml"}}, "{type: text}, {type: json_object}, or"),
+        (
+            {"response_format": {"type": "json_schema", "json_schema": {"name": "a city"}}},
+            "with the name matching",
+        ),
+        (
+            {"response_format": {"type": "json_object", "schema": {}}},
+            "{type: text}, {type: json_object}, or",
+        ),
         (
             {
                 "messages": [
@@ -696,7 +766,7 @@ def _bern_called(*, arguments: str, then: dict[str, Any]) -> list[dict[str, Any]
         ),
     ],
 )
-async def test_openai_tool_errors_are_openais_400(
+async def test_openai_tool_and_format_errors_are_openais_400(
     fake_groq: FakeGroq, key: str, body: dict[str, Any], fragment: str
 ) -> None:
     request = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}]}

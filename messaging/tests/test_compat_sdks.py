@@ -10,6 +10,7 @@ from typing import Any
 
 import anthropic
 import openai
+import pydantic
 import pytest
 
 from accounts.models import User
@@ -402,6 +403,32 @@ def test_openai_tool_calls_with_the_sdk_as_its_docs_show(
     )
     assert answered.choices[0].message.content == "Foggy, 3 C."
     assert upstream.received[1].body["messages"][-2:] == BERN_CALL_SENT_BACK
+
+
+def test_openai_structured_output_with_the_sdks_parse(
+    gpt: openai.OpenAI, upstream: FakeGroq
+) -> None:
+    # given: a model that answers with JSON
+    upstream.replies.append(Reply(text=['{"name": "Lis', 'bon", "sights": 3}']))
+
+    class City(pydantic.BaseModel):
+        name: str
+        sights: int
+
+    # when: the SDK sends the model's JSON schema and parses the answer into it
+    completion = gpt.chat.completions.parse(
+        model=MODEL, messages=[{"role": "user", "content": "A city?"}], response_format=City
+    )
+
+    # then
+    assert completion.choices[0].message.parsed == City(name="Lisbon", sights=3)
+    sent = upstream.received[0].body["response_format"]
+    assert (sent["type"], sent["json_schema"]["name"], sent["json_schema"]["strict"]) == (
+        "json_schema",
+        "City",
+        True,
+    )
+    assert sent["json_schema"]["schema"]["required"] == ["name", "sights"]
 
 
 def test_openai_models_list(gpt: openai.OpenAI) -> None:
