@@ -8,7 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from chatapi.serializers import JsonBodySerializer
-from conversations.blocks import UserContentField
+from conversations.blocks import TOOL_NAME_PATTERN, UserContentField
 from conversations.events import WEBHOOK_EVENTS
 from conversations.models import Message
 from conversations.selectors import message_find
@@ -16,12 +16,49 @@ from conversations.serializers import (
     NOT_IN_CONVERSATION,
     GenerationSettingsSerializer,
     MessageSerializer,
+    unstorable_text,
     validated_conversation,
 )
 from messaging.models import WebhookDelivery, WebhookEndpoint
 
 MESSAGE_MAX_CHARS = 100_000
 _COST = serializers.DecimalField(max_digits=18, decimal_places=10)
+RESPONSE_FORMAT_HELP = (
+    "For this turn, OpenAI's response_format: {type: json_object} (the answer is a JSON "
+    "object) or {type: json_schema, json_schema: {name, schema, description, strict}} (it "
+    "follows the schema), passed to the provider, which holds the answer to it; a model that "
+    "does not offer it gets the provider's 400 and message. {type: text} or null: plain text."
+)
+# OpenAI's pattern for a response format's name, the same as a tool's.
+_SCHEMA_NAME = re.compile(TOOL_NAME_PATTERN)
+
+
+def response_format_validate(value: Any) -> dict[str, Any] | None:
+    """OpenAI's ``response_format`` as the provider is sent it; None for plain text."""
+    kind = value.get("type") if isinstance(value, dict) else None
+    if value is None or (kind == "text" and set(value) == {"type"}):
+        return None
+    if kind == "json_object" and set(value) == {"type"}:
+        return {"type": "json_object"}
+    if kind == "json_schema" and set(value) == {"type", "json_schema"}:
+        spec = value["json_schema"]
+        if (
+            isinstance(spec, dict)
+            and not set(spec) - {"name", "schema", "description", "strict"}
+            and isinstance(spec.get("name"), str)
+            and _SCHEMA_NAME.fullmatch(spec["name"])
+            and isinstance(spec.get("schema", {}), dict)
+            and isinstance(spec.get("description", ""), str)
+            and isinstance(spec.get("strict", False), bool | None)
+        ):
+            problem = unstorable_text(spec)
+            if problem:
+                raise serializers.ValidationError(problem)
+            return {"type": "json_schema", "json_schema": spec}
+    raise serializers.ValidationError(
+        "{type: text}, {type: json_object}, or {type: json_schema, json_schema: {name, "
+        f"schema, description, strict}}}} with the name matching {TOOL_NAME_PATTERN}."
+    )
 
 
 class RegenerateSerializer(GenerationSettingsSerializer):
@@ -43,6 +80,12 @@ class RegenerateSerializer(GenerationSettingsSerializer):
         help_text="Answer 202 at once and generate the answer with no client attached: follow "
         "it with GET .../messages/{id} or .../stream, or a webhook. Not with stream.",
     )
+    response_format = serializers.JSONField(
+        required=False, allow_null=True, help_text=RESPONSE_FORMAT_HELP
+    )
+
+    def validate_response_format(self, value: Any) -> dict[str, Any] | None:
+        return response_format_validate(value)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs.get("background") and attrs.get("stream"):

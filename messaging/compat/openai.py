@@ -4,7 +4,6 @@ translated into ``chat.completion.chunk`` lines ending with ``data: [DONE]``, th
 answer into a ``chat.completion``, and errors into ``{"error": {message, type, param,
 code}}`` with the same status codes."""
 
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -23,7 +22,6 @@ from chatapi.serializers import JsonBodySerializer
 from conversations.blocks import (
     STOP_SEQUENCE_MAX_CHARS,
     STOP_SEQUENCES_MAX,
-    TOOL_NAME_PATTERN,
     TOOLS_MAX,
     Block,
     ToolDefinitionSerializer,
@@ -55,6 +53,7 @@ from messaging.compat.base import (
     unsupported_fields_error,
 )
 from messaging.history import tool_call_from
+from messaging.serializers import RESPONSE_FORMAT_HELP, response_format_validate
 from messaging.views import answer_error, event_stream_response
 
 TAG = "compatibility"
@@ -111,11 +110,7 @@ class ChatCompletionSerializer(JsonBodySerializer):
         help_text="none, auto, required, or {type: function, function: {name}}.",
     )
     response_format = serializers.JSONField(
-        required=False,
-        allow_null=True,
-        help_text="{type: text} (the default), {type: json_object}, or {type: json_schema, "
-        "json_schema: {name, schema, description, strict}}: passed to the provider, which holds "
-        "the answer to it (a model that does not offer it: the provider's 400 and message).",
+        required=False, allow_null=True, help_text=RESPONSE_FORMAT_HELP
     )
     parallel_tool_calls = serializers.BooleanField(
         required=False,
@@ -206,30 +201,7 @@ class ChatCompletionSerializer(JsonBodySerializer):
         return {"type": "tool", "name": function["name"]}
 
     def validate_response_format(self, value: Any) -> dict[str, Any] | None:
-        kind = value.get("type") if isinstance(value, dict) else None
-        if value is None or (kind == "text" and set(value) == {"type"}):
-            return None
-        if kind == "json_object" and set(value) == {"type"}:
-            return {"type": "json_object"}
-        if kind == "json_schema" and set(value) == {"type", "json_schema"}:
-            spec = value["json_schema"]
-            if (
-                isinstance(spec, dict)
-                and not set(spec) - {"name", "schema", "description", "strict"}
-                and isinstance(spec.get("name"), str)
-                and _SCHEMA_NAME.fullmatch(spec["name"])
-                and isinstance(spec.get("schema", {}), dict)
-                and isinstance(spec.get("description", ""), str)
-                and isinstance(spec.get("strict", False), bool | None)
-            ):
-                problem = unstorable_text(spec)
-                if problem:
-                    raise serializers.ValidationError(problem)
-                return {"type": "json_schema", "json_schema": spec}
-        raise serializers.ValidationError(
-            "{type: text}, {type: json_object}, or {type: json_schema, json_schema: {name, "
-            f"schema, description, strict}}}} with the name matching {TOOL_NAME_PATTERN}."
-        )
+        return response_format_validate(value)
 
     def validate_parallel_tool_calls(self, value: bool | None) -> bool | None:
         if value is False:
@@ -309,8 +281,6 @@ _MESSAGE_FIELDS = {
     "tool": {"role", "content", "tool_call_id"},
 }
 _TOOL_CHOICES = {"none": "none", "auto": "auto", "required": "any"}
-# OpenAI's pattern for a response format's name, the same as a tool's.
-_SCHEMA_NAME = re.compile(TOOL_NAME_PATTERN)
 
 
 def _tool_result(message: dict[str, Any], *, field: str) -> Block:

@@ -394,6 +394,21 @@ async def test_a_send_on_another_branch_while_an_answer_is_generated_is_409(
 # --- regenerate ---------------------------------------------------------------------------
 
 
+async def test_a_regeneration_takes_a_response_format_of_its_own(
+    fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    fake_groq.replies.extend([Reply(text=["Lisbon."]), Reply(text=['{"city": "Lisbon"}'])])
+    first = await send(conversation, auth, {"content": "A city?"})
+
+    status, _ = await regenerate(
+        conversation, auth, first["id"], {"response_format": {"type": "json_object"}}
+    )
+
+    assert status == 201
+    assert "response_format" not in fake_groq.received[0].body
+    assert fake_groq.received[1].body["response_format"] == {"type": "json_object"}
+
+
 async def test_regenerate_answers_json_like_a_send_with_the_same_user_message(
     fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
 ) -> None:

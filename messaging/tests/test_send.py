@@ -570,6 +570,64 @@ async def test_message_too_long_for_the_context_is_a_400(
     assert fake_groq.received == []
 
 
+CITY_FORMAT = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "city",
+        "schema": {"type": "object", "properties": {"name": {"type": "string"}}},
+        "strict": True,
+    },
+}
+
+
+async def test_a_response_format_is_this_turns_and_the_providers_to_hold(
+    fake_groq: FakeGroq, conversation: Conversation, auth: dict[str, str]
+) -> None:
+    # given
+    fake_groq.replies.extend([Reply(text=['{"name": "Lisbon"}']), Reply(text=["Porto."])])
+
+    # when: one turn with a JSON schema, the next without
+    formatted = await send(
+        conversation, auth, {"content": "A city?", "response_format": CITY_FORMAT}
+    ).start()
+    body = await formatted.json()
+    plain = await send(conversation, auth, {"content": "Another?"}).start()
+    await plain.read()
+
+    # then
+    assert formatted.status == 201
+    assert body["content"] == [{"type": "text", "text": '{"name": "Lisbon"}'}]
+    assert fake_groq.received[0].body["response_format"] == CITY_FORMAT
+    assert "response_format" not in fake_groq.received[1].body
+
+
+@pytest.mark.parametrize(
+    "response_format",
+    [
+        {"type": "xml"},
+        {"type": "json_object", "strict": True},
+        {"type": "json_schema", "json_schema": {"name": "a city"}},
+        "json",
+    ],
+)
+async def test_a_malformed_response_format_is_a_400_naming_it(
+    fake_groq: FakeGroq,
+    conversation: Conversation,
+    auth: dict[str, str],
+    response_format: Any,
+) -> None:
+    response = await send(
+        conversation, auth, {"content": "A city?", "response_format": response_format}
+    ).start()
+    body = await response.json()
+
+    assert response.status == 400
+    (problem,) = body["error"]["details"]["fields"]["response_format"]
+    assert problem.startswith("{type: text}, {type: json_object}, or {type: json_schema")
+    assert await stored(conversation) == []
+    assert fake_groq.received == []
+
+
 # In estimated tokens: the name 1, the description 4, the schema 14 (55 bytes of compact JSON)
 # and 4 of overhead: 23.
 CLOCK = {
