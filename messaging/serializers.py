@@ -23,14 +23,50 @@ from messaging.models import WebhookDelivery, WebhookEndpoint
 
 MESSAGE_MAX_CHARS = 100_000
 _COST = serializers.DecimalField(max_digits=18, decimal_places=10)
-RESPONSE_FORMAT_HELP = (
-    "For this turn, OpenAI's response_format: {type: json_object} (the answer is a JSON "
-    "object) or {type: json_schema, json_schema: {name, schema, description, strict}} (it "
-    "follows the schema), passed to the provider, which holds the answer to it; a model that "
-    "does not offer it gets the provider's 400 and message. {type: text} or null: plain text."
-)
 # OpenAI's pattern for a response format's name, the same as a tool's.
 _SCHEMA_NAME = re.compile(TOOL_NAME_PATTERN)
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "properties": {
+            "type": {"type": "string", "enum": ["text", "json_object", "json_schema"]},
+            "json_schema": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string", "pattern": TOOL_NAME_PATTERN},
+                    "schema": {"type": "object", "description": "A JSON Schema."},
+                    "description": {"type": "string"},
+                    "strict": {"type": "boolean", "nullable": True},
+                },
+                "required": ["name"],
+                "description": "With type json_schema only.",
+            },
+        },
+        "required": ["type"],
+    }
+)
+class ResponseFormatField(serializers.Field[dict[str, Any] | None, Any, Any, Any]):
+    """OpenAI's ``response_format`` for one turn; validates to what the provider is sent
+    (``response_format_validate``)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "help_text",
+            "For this turn, OpenAI's response_format: {type: json_object} (the answer is a JSON "
+            "object) or {type: json_schema, json_schema: {name, schema, description, strict}} "
+            "(it follows the schema), passed to the provider, which holds the answer to it; a "
+            "model that does not offer it gets the provider's 400 and message. {type: text} or "
+            "null: plain text.",
+        )
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any] | None:
+        return response_format_validate(data)
+
+    def to_representation(self, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return value
 
 
 def response_format_validate(value: Any) -> dict[str, Any] | None:
@@ -80,12 +116,7 @@ class RegenerateSerializer(GenerationSettingsSerializer):
         help_text="Answer 202 at once and generate the answer with no client attached: follow "
         "it with GET .../messages/{id} or .../stream, or a webhook. Not with stream.",
     )
-    response_format = serializers.JSONField(
-        required=False, allow_null=True, help_text=RESPONSE_FORMAT_HELP
-    )
-
-    def validate_response_format(self, value: Any) -> dict[str, Any] | None:
-        return response_format_validate(value)
+    response_format = ResponseFormatField(required=False, allow_null=True)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs.get("background") and attrs.get("stream"):

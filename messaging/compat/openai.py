@@ -53,7 +53,7 @@ from messaging.compat.base import (
     unsupported_fields_error,
 )
 from messaging.history import tool_call_from
-from messaging.serializers import RESPONSE_FORMAT_HELP, response_format_validate
+from messaging.serializers import ResponseFormatField
 from messaging.views import answer_error, event_stream_response
 
 TAG = "compatibility"
@@ -109,9 +109,7 @@ class ChatCompletionSerializer(JsonBodySerializer):
         allow_null=True,
         help_text="none, auto, required, or {type: function, function: {name}}.",
     )
-    response_format = serializers.JSONField(
-        required=False, allow_null=True, help_text=RESPONSE_FORMAT_HELP
-    )
+    response_format = ResponseFormatField(required=False, allow_null=True)
     parallel_tool_calls = serializers.BooleanField(
         required=False,
         allow_null=True,
@@ -199,9 +197,6 @@ class ChatCompletionSerializer(JsonBodySerializer):
                 "none, auto, required, or {type: function, function: {name}}."
             )
         return {"type": "tool", "name": function["name"]}
-
-    def validate_response_format(self, value: Any) -> dict[str, Any] | None:
-        return response_format_validate(value)
 
     def validate_parallel_tool_calls(self, value: bool | None) -> bool | None:
         if value is False:
@@ -581,8 +576,8 @@ class ChatCompletionsView(CompatSendView):
         description="`openai.OpenAI(base_url=.../v1, api_key=<chatapi key>)` works unchanged. "
         "Text messages (system, developer, user, assistant) and function tools: tools, "
         "tool_choice, an answer's tool_calls (streamed as tool_calls deltas) and tool messages "
-        "sent back. n=1; no functions (the older form), response_format, images or audio "
-        "(400). Errors in OpenAI's shape.",
+        "sent back; response_format json_object or json_schema (chat.completions.parse works). "
+        "n=1; no functions (the older form), images or audio (400). Errors in OpenAI's shape.",
         parameters=[
             OpenApiParameter(
                 CONVERSATION_HEADER,
